@@ -1,0 +1,161 @@
+"""The ``caldaemon`` command (DESIGN.md §4). Heavy modules are imported inside commands
+so ``caldaemon --help`` starts fast."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    help="Config file (default: $CALDAEMON_CONFIG, else ~/.config/caldaemon/config.yaml).")
+now_option = click.option(
+    "--now", "now_text", metavar="ISO",
+    help="Pretend it is this moment, e.g. 2026-11-30T08:00 (naive times use the config's zone).")
+clinician_option = click.option("--clinician", "clinician_id", metavar="ID",
+                                help="Only this clinician.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def user_errors(command: F) -> F:
+    """Print caldaemon's errors as their message (no traceback) and exit with their code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import Error
+
+        try:
+            return command(*args, **kwargs)
+        except Error as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(config_path: str | None) -> Settings:
+    from . import config
+
+    return config.load(config_path)
+
+
+def _now(text: str | None, settings: Settings) -> datetime:
+    from .errors import Error
+
+    if not text:
+        return datetime.now(settings.tz)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Error(f"--now: {text!r} is not an ISO 8601 time like 2026-11-30T08:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=settings.tz)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="caldaemon")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """caldaemon keeps a therapist's calendar inside the boundaries they set: it checks
+    the schedule against your rules, places grounding and notes time after sessions, and
+    sends kind notices when a boundary is crossed."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _print_problems(results: list[Any]) -> int:
+    for result in results:
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        for error in result.errors:
+            click.echo(f"error: {error}", err=True)
+    return 2 if any(r.errors for r in results) else 0
+
+
+@main.command()
+@config_option
+@now_option
+@clinician_option
+@json_option
+@user_errors
+def check(config_path: str | None, now_text: str | None, clinician_id: str | None,
+          as_json: bool) -> None:
+    """Read the calendars and show boundary violations and the buffers caldaemon would
+    place. Changes nothing. Exit 0: all fine; 1: violations; 2: bad config or input."""
+    from . import engine, report
+    from .model import Severity
+
+    settings = _load(config_path)
+    now = _now(now_text, settings)
+    results = engine.check(settings, now, clinician_id)
+    problem_code = _print_problems(results)
+    click.echo(report.check_json(now, results) if as_json else report.check_text(results),
+               nl=not as_json)
+    if as_json:
+        click.echo()
+    errors = any(v.severity is Severity.ERROR for r in results for v in r.evaluation.violations)
+    sys.exit(problem_code or (1 if errors else 0))
+
+
+@main.command()
+@config_option
+@now_option
+@clinician_option
+@json_option
+@click.option("--redact", is_flag=True, help="Leave event titles out.")
+@user_errors
+def events(config_path: str | None, now_text: str | None, clinician_id: str | None,
+           as_json: bool, redact: bool) -> None:
+    """Show each event in the window with its kind, level and what decided them."""
+    from . import engine, report
+
+    settings = _load(config_path)
+    now = _now(now_text, settings)
+    results = engine.check(settings, now, clinician_id)
+    code = _print_problems(results)
+    click.echo(report.events_json(now, results, redact) if as_json
+               else report.events_text(results, redact))
+    sys.exit(code)
+
+
+@main.command()
+@config_option
+@user_errors
+def validate(config_path: str | None) -> None:
+    """Check the config file; print every problem with file:line, or a short summary."""
+    settings = _load(config_path)
+    calendars = sum(len(c.calendars) for c in settings.clinicians)
+    rules = sorted({r for c in settings.clinicians for r in c.rules.model_fields_set})
+    click.echo(f"{settings.path}: ok")
+    click.echo(f"  {len(settings.clinicians)} clinician(s): "
+               f"{', '.join(c.id for c in settings.clinicians)}")
+    click.echo(f"  {calendars} calendar(s); rules checked: {', '.join(rules) or 'none'}")
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="One cycle for every clinician, then exit.")
+@click.option("--dry-run", is_flag=True, help="Log what would be done; write and send nothing.")
+@now_option
+@user_errors
+def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None) -> None:
+    """Run the service: poll calendars, place buffers, send notices."""
+    from . import engine, report
+
+    settings = _load(config_path)
+    now = _now(now_text, settings)
+    results = engine.check(settings, now)
+    _print_problems(results)
+    click.echo(report.check_text(results))

@@ -1,0 +1,137 @@
+"""The domain model: events as read from calendars, their classification, and what the
+rules produce (violations and wanted buffers). All frozen: the pipeline is pure."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    SESSION = "session"
+    SUPERVISION = "supervision"
+    PEER_SUPPORT = "peer_support"
+    ADMIN = "admin"
+    PERSONAL = "personal"
+    DAY_OFF = "day_off"
+    OTHER = "other"
+    BUFFER = "buffer"
+    IGNORED = "ignored"
+
+
+# Kinds a tag or colour can name, in the order they win when an event carries several
+# (DESIGN.md §3 "Classification"). ``session`` may be named too: it marks a session
+# without giving it a level.
+TAG_KINDS: tuple[Kind, ...] = (
+    Kind.DAY_OFF,
+    Kind.SUPERVISION,
+    Kind.PEER_SUPPORT,
+    Kind.ADMIN,
+    Kind.PERSONAL,
+)
+TAGGABLE_KINDS: frozenset[str] = frozenset({*TAG_KINDS, Kind.SESSION})
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One occurrence on one calendar, normalized from whatever the provider returned.
+
+    ``title`` and ``description`` live in memory only: state keeps neither (privacy).
+    All-day events have ``start``/``end`` at local midnight and ``all_day`` set.
+    """
+
+    calendar: str
+    id: str
+    start: datetime
+    end: datetime
+    all_day: bool = False
+    title: str = ""
+    description: str = ""
+    categories: tuple[str, ...] = ()
+    color: str | None = None
+    cancelled: bool = False
+    busy: bool = True
+    declined: bool = False
+    owner: str | None = None
+    series: str | None = None
+    etag: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Unique across a clinician's calendars: ``calendar/id``."""
+        return f"{self.calendar}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """An event with its kind, level (sessions only) and the reason that decided them."""
+
+    event: Event
+    kind: Kind
+    level: str | None
+    why: str
+
+    @property
+    def is_session(self) -> bool:
+        return self.kind is Kind.SESSION
+
+    @property
+    def occupies_time(self) -> bool:
+        """Busy time that blocks buffers and can be double-booked (never all-day)."""
+        return not self.event.all_day and self.kind is not Kind.BUFFER
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken boundary. ``message`` holds times, kinds, levels and counts only."""
+
+    clinician: str
+    rule: str
+    severity: Severity
+    date: date
+    start: datetime
+    end: datetime
+    message: str
+    events: tuple[str, ...] = ()
+    level: str | None = None
+    kind: str | None = None
+    subject: str = field(default="", compare=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity across polls: the same boundary broken by the same thing.
+
+        Each rule names its ``subject``: the session for per-session rules, the period
+        (and level) for day and week rules, so a count that grows from 3 to 4 is still
+        the same violation and is not notified again.
+        """
+        raw = "\0".join((self.clinician, self.rule, self.subject))
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Buffer:
+    """A block caldaemon wants on ``calendar`` after a session (``calendar`` is None when
+    the clinician has no ``buffers_to``: the buffer is only reported)."""
+
+    clinician: str
+    calendar: str | None
+    start: datetime
+    end: datetime
+    title: str
+    after: str
+    rule: str
+
+    @property
+    def identity(self) -> str:
+        """Deterministic identity from (clinician, session, buffer rule): a retried or
+        repeated create can never make a duplicate (DESIGN.md §5)."""
+        raw = "\0".join((self.clinician, self.after, self.rule))
+        return hashlib.sha256(raw.encode()).hexdigest()[:40]

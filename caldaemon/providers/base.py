@@ -1,0 +1,178 @@
+"""The one interface every calendar provider implements (vdirsyncer's Storage, in spirit).
+
+A provider lists what changed since a token and writes caldaemon's own buffer events.
+Everything it returns is normalized (:class:`~caldaemon.model.Event`); nothing above it
+knows which service a calendar lives on. The same contract test suite runs against every
+provider (tests/providers/).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from ..errors import Error
+from ..model import Buffer, Event
+
+# The owner marker every buffer carries (DESIGN.md §5). ICS/CalDAV: this property;
+# Google: extendedProperties.private[OWNER_KEY]; Outlook: a category and an extended property.
+OWNER_PROPERTY = "X-CALDAEMON-BUFFER"
+OWNER_KEY = "caldaemonBuffer"
+OWNER_CATEGORY = "caldaemon buffer"
+BUFFER_DESCRIPTION = (
+    "Time kept free by caldaemon after a session. If you edit this block caldaemon leaves "
+    "it alone; if you delete it, it is not put back."
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The span of time a listing covers; events overlapping it are returned."""
+
+    start: datetime
+    end: datetime
+
+    def covers(self, other: Window) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return start < self.end and (end > self.start or (start == end and start >= self.start))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a provider read.
+
+    ``full``: ``events`` is everything in the window (replace what you had). Otherwise it
+    is what changed since the token, plus the ids in ``removed``; an incremental listing
+    that found nothing has both empty. ``token`` is passed back on the next call.
+    """
+
+    events: tuple[Event, ...]
+    removed: tuple[str, ...]
+    token: str | None
+    full: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Remote:
+    """Where a buffer lives on the calendar: its id there and its current etag."""
+
+    id: str
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class Create:
+    buffer: Buffer
+    identity: str
+
+
+@dataclass(frozen=True)
+class Update:
+    buffer: Buffer
+    identity: str
+    remote: Remote
+
+
+@dataclass(frozen=True)
+class Delete:
+    identity: str
+    remote: Remote
+
+
+Write = Create | Update | Delete
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one write: ``remote`` after success (None for deletes), or ``error``
+    (:class:`~caldaemon.errors.WriteConflict` when the user changed the event,
+    :class:`~caldaemon.errors.RemoteGone` when it no longer exists)."""
+
+    write: Write
+    remote: Remote | None = None
+    error: Error | None = None
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider needs from around it; clock and sleep are injected for tests."""
+
+    clinician: str
+    tz: ZoneInfo
+    state_dir: Path
+    self_addresses: frozenset[str] = frozenset()
+    buffers_to: str | None = None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("caldaemon"))
+
+
+class Provider(ABC):
+    """A configured calendar. Subclasses set the capability flags."""
+
+    read_only: ClassVar[bool] = False
+    batch: ClassVar[bool] = False
+    #: How many writes :meth:`apply` sends per request when ``batch`` is set.
+    batch_size: ClassVar[int] = 1
+
+    def __init__(self, config: Any, context: ProviderContext) -> None:
+        self.config = config
+        self.context = context
+
+    @property
+    def id(self) -> str:
+        return str(self.config.id)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this calendar is, for messages: a file, a URL, an account. No secrets."""
+
+    @abstractmethod
+    def list(self, window: Window, token: str | None) -> Listing:
+        """Events overlapping ``window`` (``token`` None), or the changes since ``token``.
+
+        Raises :class:`~caldaemon.errors.CalendarError` (or its subclasses) when the
+        calendar cannot be read; a provider whose token expired answers a full listing.
+        """
+
+    def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
+        """Carry out writes; one result per write, in order. Batch providers override."""
+        results = []
+        for write in writes:
+            try:
+                if isinstance(write, Create):
+                    results.append(WriteResult(write, remote=self.create(write.buffer, write.identity)))
+                elif isinstance(write, Update):
+                    results.append(WriteResult(write, remote=self.update(
+                        write.remote, write.buffer, write.identity)))
+                else:
+                    self.delete(write.remote)
+                    results.append(WriteResult(write))
+            except Error as exc:
+                results.append(WriteResult(write, error=exc))
+        return results
+
+    def create(self, buffer: Buffer, identity: str) -> Remote:
+        """Create a buffer event; idempotent for the same ``identity``."""
+        raise NotImplementedError(f"{type(self).__name__} is read-only")
+
+    def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
+        """Change a buffer we own, only if its etag still matches."""
+        raise NotImplementedError(f"{type(self).__name__} is read-only")
+
+    def delete(self, remote: Remote) -> None:
+        """Delete a buffer we own, only if its etag still matches."""
+        raise NotImplementedError(f"{type(self).__name__} is read-only")
+
+    def close(self) -> None:
+        """Release connections; the provider is not used afterwards."""

@@ -1,0 +1,136 @@
+"""Read YAML keeping where every key came from, and refusing what PyYAML lets slip.
+
+PyYAML keeps the last of two duplicate keys without a word, and resolves YAML 1.1 scalars
+that surprise people: ``off`` and ``no`` become booleans, ``09:30`` becomes 570
+(sexagesimal), ``2026-11-30`` a date. A config where ``off: day_off`` silently turns into
+``False: day_off`` would be a bug in the user's boundaries, so scalars here follow the
+YAML 1.2 core schema (true/false, null, decimal numbers) and everything else is a string.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
+
+Path = tuple[str | int, ...]
+
+
+class _CoreResolver(BaseResolver):
+    """YAML 1.2 core schema resolution for plain scalars."""
+
+
+_CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789")
+)
+_CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
+_CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
+)
+
+
+class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _CoreResolver):
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        _CoreResolver.__init__(self)
+
+
+@dataclass
+class Document:
+    """Plain data from a YAML file, with the line of every key path."""
+
+    data: Any
+    file: str
+    lines: dict[Path, int] = field(default_factory=dict)
+    problems: list[tuple[Path, int | None, str]] = field(default_factory=list)
+
+    def line_of(self, path: Path) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            line = self.lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
+
+
+def format_path(path: Path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load(text: str, file: str) -> Document:
+    """Parse ``text``; syntax errors and duplicate keys are recorded in ``problems``."""
+    doc = Document(data=None, file=file)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        doc.problems.append(((), line, f"not valid YAML: {exc.problem or exc.context}"))
+        return doc
+    except yaml.YAMLError as exc:
+        doc.problems.append(((), None, f"not valid YAML: {exc}"))
+        return doc
+    finally:
+        loader.dispose()
+    if node is not None:
+        doc.data = _convert(node, (), doc, loader)
+    return doc
+
+
+def _convert(node: yaml.Node, path: Path, doc: Document, loader: _Loader) -> Any:
+    doc.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        first_line: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = _convert(key_node, path, doc, loader) if isinstance(
+                key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                doc.problems.append((path, line, "a key must be a plain word or number"))
+                continue
+            key = str(key) if not isinstance(key, str) else key
+            if key in out:
+                doc.problems.append(
+                    (path + (key,), line,
+                     f"duplicate key '{key}' (first given on line {first_line[key]})"))
+                continue
+            first_line[key] = line
+            doc.lines[path + (key,)] = line
+            out[key] = _convert(value_node, path + (key,), doc, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item in enumerate(node.value):
+            doc.lines[path + (index,)] = item.start_mark.line + 1
+            items.append(_convert(item, path + (index,), doc, loader))
+        return items
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        doc.problems.append((path, node.start_mark.line + 1, str(exc).splitlines()[0]))
+        return None
