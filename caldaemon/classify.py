@@ -85,7 +85,8 @@ def _session_reason(event: Event, settings: ClassificationSettings,
         return session_hint or level_hits[0][1]
     if session_hint:
         return session_hint
-    if settings.title_pattern is not None and settings.title_pattern.search(event.title):
+    if event.title_matches if event.title_matches is not None else (
+            settings.title_pattern is not None and settings.title_pattern.search(event.title)):
         return "title matches sessions.title_matches"
     if event.calendar in settings.session_calendars:
         return f"calendar '{event.calendar}' is in sessions.calendars"

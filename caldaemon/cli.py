@@ -152,10 +152,39 @@ def validate(config_path: str | None) -> None:
 @user_errors
 def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None) -> None:
     """Run the service: poll calendars, place buffers, send notices."""
-    from . import engine, report
+    from . import daemon
 
     settings = _load(config_path)
-    now = _now(now_text, settings)
-    results = engine.check(settings, now)
-    _print_problems(results)
-    click.echo(report.check_text(results))
+    clock = daemon.system_clock
+    if now_text:
+        pinned = _now(now_text, settings)
+        clock = (lambda: pinned) if once else daemon.offset_clock(pinned)
+    service = daemon.Daemon(config_path, dry_run=dry_run, clock=clock)
+    if not once:
+        sys.exit(service.serve())
+    try:
+        reports = service.once()
+    finally:
+        service.close()
+    for report in reports:
+        failed = ", ".join(str(e) for e in report.calendar_errors)
+        click.echo(f"{report.clinician}: {report.calendars_ok} calendar(s) read"
+                   f"{f', {len(report.calendar_errors)} failed ({failed})' if failed else ''}; "
+                   f"{report.violations} violation(s), {report.notices} notice(s) queued; "
+                   f"buffers: {report.created} placed, {report.updated} moved, "
+                   f"{report.deleted} removed" + (" (dry run: nothing written or sent)"
+                                                  if service.cycle.dry_run else ""))
+    if not service.cycle.dry_run and service.mailer is not None:
+        click.echo(f"notices: {settings.notices.email and 'sent by email' or 'written to ' + str(settings.daemon.state_dir / 'notices')}")
+
+
+@main.command()
+@config_option
+@json_option
+@user_errors
+def status(config_path: str | None, as_json: bool) -> None:
+    """Show each calendar's last sync and error, open violations, and the outbox."""
+    from . import status as status_module
+
+    settings = _load(config_path)
+    click.echo(status_module.render(settings, as_json))

@@ -62,6 +62,9 @@ class Event:
     owner: str | None = None
     series: str | None = None
     etag: str | None = None
+    # Set on events read back from the state cache, which keeps no titles: whether the
+    # title matched ``sessions.title_matches`` when it was cached.
+    title_matches: bool | None = None
 
     @property
     def key(self) -> str:

@@ -1,0 +1,278 @@
+"""``caldaemon run``: the service loop (DESIGN.md §6).
+
+APScheduler 3 runs one job per clinician every ``poll_interval`` (never two runs of one
+job at once, missed runs coalesced, jittered so a practice's clinicians do not all poll at
+the same second), a digest job per clinician, and the outbox job. The main thread waits
+for signals: SIGHUP (or a change of the config file) reloads — a broken new config is
+reported and the old one keeps running — and SIGTERM lets the running cycles finish, then
+exits 0. Under systemd it reports READY, STATUS and WATCHDOG through $NOTIFY_SOCKET; the
+watchdog is pinged only while cycles keep completing, so a hung daemon gets restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from . import config as config_module
+from . import outbox
+from .config import Settings
+from .cycle import Cycle, CycleReport, Providers
+from .errors import ConfigError, Error
+from .state import State
+
+log = logging.getLogger("caldaemon.daemon")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def offset_clock(pinned: datetime) -> Clock:
+    """A clock that starts at ``pinned`` and runs at real speed (``run --now``)."""
+    delta = pinned - system_clock()
+    return lambda: system_clock() + delta
+
+
+def notify_systemd(message: str) -> bool:
+    """sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+        return True
+    except OSError as exc:
+        log.debug("sd_notify failed: %s", exc)
+        return False
+
+
+def state_path(settings: Settings) -> Path:
+    return settings.daemon.state_dir / "state.sqlite3"
+
+
+def open_state(settings: Settings, *, dry_run: bool = False) -> State:
+    """The state database; a dry run works on an in-memory copy and keeps nothing."""
+    return State(state_path(settings), memory_copy=dry_run or settings.daemon.dry_run)
+
+
+@dataclass
+class Health:
+    started: datetime
+    last_cycle: dict[str, datetime] = field(default_factory=dict)
+    last_report: dict[str, CycleReport] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, report: CycleReport, finished: datetime) -> None:
+        with self.lock:
+            self.last_cycle[report.clinician] = finished
+            self.last_report[report.clinician] = report
+
+
+class Daemon:
+    def __init__(self, config_path: str | None, *, dry_run: bool = False,
+                 clock: Clock = system_clock) -> None:
+        self.config_path = config_path
+        self.clock = clock
+        self.dry_run = dry_run
+        self.settings = config_module.load(config_path)
+        self.state = open_state(self.settings, dry_run=dry_run)
+        self.providers = Providers(self.settings)
+        self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock,
+                           dry_run=dry_run)
+        self.mailer = _mailer(self.settings, dry_run)
+        self.health = Health(clock())
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._mtime = _mtime(self.settings.path)
+        self.scheduler = None
+
+    # -- one cycle ---------------------------------------------------------------------
+
+    def run_clinician(self, clinician_id: str) -> CycleReport | None:
+        try:
+            clinician = self.settings.clinician(clinician_id)
+        except ConfigError:
+            return None  # removed by a reload while this run was queued
+        try:
+            report = self.cycle.run(clinician)
+        except Error as exc:
+            log.error("cycle for %s failed: %s", clinician_id, exc)
+            return None
+        except Exception:
+            log.exception("cycle for %s failed unexpectedly", clinician_id)
+            return None
+        self.health.record(report, self.clock())
+        return report
+
+    def deliver(self) -> tuple[int, int]:
+        if self.mailer is None:
+            return 0, 0
+        try:
+            return outbox.deliver_due(self.state, self.mailer, self.clock())
+        except Exception:
+            log.exception("delivering notices failed")
+            return 0, 0
+
+    def digest(self, clinician_id: str) -> None:
+        try:
+            outbox.queue_digest(self.state, self.settings, self.settings.clinician(clinician_id),
+                                self.clock(), self.cycle.titles.get(clinician_id))
+        except Exception:
+            log.exception("the digest for %s failed", clinician_id)
+        self.deliver()
+
+    def once(self) -> list[CycleReport]:
+        reports = [r for c in self.settings.clinicians if (r := self.run_clinician(c.id))]
+        self.deliver()
+        return reports
+
+    # -- the service -------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        poll = self.settings.daemon.poll_interval.total_seconds()
+        jitter = int(min(poll / 10, 30))
+        first = datetime.now(timezone.utc)
+        for index, clinician in enumerate(self.settings.clinicians):
+            self.scheduler.add_job(
+                self.run_clinician, IntervalTrigger(seconds=poll, jitter=jitter or None),
+                args=[clinician.id], id=f"cycle:{clinician.id}", max_instances=1,
+                coalesce=True, misfire_grace_time=int(poll),
+                next_run_time=first + timedelta(milliseconds=200 * index))
+            if self.settings.notices.mode == "digest":
+                at = self.settings.notices.digest_at
+                self.scheduler.add_job(
+                    self.digest, CronTrigger(hour=at // 60, minute=at % 60, timezone=clinician.tz),
+                    args=[clinician.id], id=f"digest:{clinician.id}", max_instances=1,
+                    coalesce=True)
+        self.scheduler.add_job(self.deliver, IntervalTrigger(seconds=30), id="outbox",
+                               max_instances=1, coalesce=True)
+
+    def reload(self) -> bool:
+        """Load the config again; keep running the old one if the new one is broken."""
+        self._mtime = _mtime(self.settings.path)
+        try:
+            settings = config_module.load(self.config_path)
+        except ConfigError as exc:
+            log.error("the new config is not valid; still running the previous one:\n%s", exc)
+            outbox.raise_problem(self.state, self.settings, f"config:{hash(str(exc)) & 0xffffffff:x}",
+                                 f"the changed config file {self.settings.path} is not valid:\n{exc}",
+                                 "Fix the file; caldaemon keeps running with the previous config "
+                                 "until then.", None, self.clock())
+            self.deliver()
+            return False
+        if state_path(settings) != state_path(self.settings):
+            log.error("state_dir cannot change while running; restart caldaemon for that")
+            return False
+        outbox.clear_problem(self.state, "config:")
+        self.providers.close()
+        self.settings = settings
+        self.providers = Providers(settings)
+        self.cycle = Cycle(settings, self.state, self.providers, clock=self.clock,
+                           dry_run=self.dry_run)
+        self.mailer = _mailer(settings, self.dry_run)
+        with self.state.transaction() as db:
+            db.execute("UPDATE calendars SET paused=NULL")  # a fixed authorization resumes
+        if self.scheduler is not None:
+            self._schedule()
+        log.info("config reloaded: %d clinician(s)", len(settings.clinicians))
+        return True
+
+    def serve(self) -> int:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        workers = max(2, min(32, len(self.settings.clinicians) + 2))
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)},
+                                             timezone=timezone.utc)
+        self._schedule()
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        self.scheduler.start()
+        notify_systemd("READY=1\nSTATUS=" + self.status_line())
+        log.info("caldaemon running: %d clinician(s), polling every %s",
+                 len(self.settings.clinicians), self.settings.daemon.poll_interval)
+        tick = _watchdog_interval() or 5.0
+        while not self._stop.wait(min(tick, 5.0)):
+            if self._reload.is_set() or _mtime(self.settings.path) != self._mtime:
+                self._reload.clear()
+                notify_systemd("RELOADING=1")
+                self.reload()
+                notify_systemd("READY=1")
+            if self.healthy():
+                notify_systemd("WATCHDOG=1\nSTATUS=" + self.status_line())
+        notify_systemd("STOPPING=1\nSTATUS=finishing the current cycle")
+        log.info("stopping: finishing running cycles")
+        self.scheduler.shutdown(wait=True)
+        self.deliver()
+        self.close()
+        return 0
+
+    def healthy(self) -> bool:
+        """Cycles are completing: every clinician's last run is recent enough."""
+        limit = max(self.settings.daemon.poll_interval * 3, timedelta(minutes=5))
+        now = self.clock()
+        with self.health.lock:
+            if now - self.health.started < limit:
+                return True
+            return all(now - self.health.last_cycle.get(c.id, self.health.started) < limit
+                       for c in self.settings.clinicians)
+
+    def status_line(self) -> str:
+        open_violations = self.state.query(
+            "SELECT COUNT(*) FROM violations WHERE resolved_at IS NULL")[0][0]
+        with self.health.lock:
+            last = max(self.health.last_cycle.values(), default=None)
+        when = last.astimezone(self.settings.tz).strftime("%H:%M") if last else "none yet"
+        return (f"{len(self.settings.clinicians)} clinicians, last cycle {when}, "
+                f"{open_violations} open violations")
+
+    def close(self) -> None:
+        self.providers.close()
+        self.state.close()
+
+
+def _mailer(settings: Settings, dry_run: bool):  # type: ignore[no-untyped-def]
+    if dry_run or settings.daemon.dry_run:
+        return None
+    from .mail import mailer_for
+
+    return mailer_for(settings)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _watchdog_interval() -> float | None:
+    """Half of systemd's WatchdogSec (sd_watchdog_enabled(3)), in seconds."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    if not usec or (os.environ.get("WATCHDOG_PID") not in (None, str(os.getpid()))):
+        return None
+    try:
+        return int(usec) / 2_000_000
+    except ValueError:
+        return None
