@@ -441,7 +441,11 @@ def _settings(config: schema.Config, rule_sets: dict[str, schema.RuleSet], base:
             tz=ZoneInfo(clinician.timezone) if clinician.timezone else tz,
             rules=rule_sets[clinician.id], calendars=calendars,
             buffers_to=clinician.buffers_to))
-    daemon = config.daemon.model_copy(update={"state_dir": resolve(config.daemon.state_dir)})
+    state_dir = resolve(config.daemon.state_dir)
+    if "state_dir" not in config.daemon.model_fields_set and os.environ.get("STATE_DIRECTORY"):
+        # systemd's StateDirectory= (systemd.exec(5)); may list several, the first is ours.
+        state_dir = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    daemon = config.daemon.model_copy(update={"state_dir": state_dir})
     notices = config.notices
     if notices.email and notices.email.smtp:
         smtp = notices.email.smtp.model_copy(update={

@@ -21,7 +21,7 @@ from .providers import open_provider
 from .providers.base import Create, Delete, Provider, Update, Window, WriteResult
 from .state import State, event_row, iso, owned_buffer
 from .sync import SyncResult, sync_calendar
-from . import outbox
+from . import failpoints, outbox
 
 log = logging.getLogger("caldaemon.cycle")
 
@@ -140,6 +140,7 @@ class Cycle:
             return
         provider = self.providers.get(clinician, calendar)
         self._record_plan(clinician.id, calendar, actions, now)
+        failpoints.reach("before-write")
         results: list[WriteResult] = []
         for offset in range(0, len(actions.writes), max(provider.batch_size, 1)):
             chunk = actions.writes[offset:offset + max(provider.batch_size, 1)]
@@ -148,7 +149,9 @@ class Cycle:
             except CalendarError as exc:
                 log.warning("%s: writing buffers to %s failed: %s", clinician.id, calendar, exc)
                 break
+        failpoints.reach("after-write")
         self._record_results(clinician.id, calendar, results, now, report)
+        failpoints.reach("after-commit")
 
     def _record_plan(self, clinician: str, calendar: str, actions: Plan, now: datetime) -> None:
         """Adoptions, the user's take-overs, and the intent of every write, committed

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import config as config_module
-from . import outbox
+from . import failpoints, outbox
 from .config import Settings
 from .cycle import Cycle, CycleReport, Providers
 from .errors import ConfigError, Error
@@ -137,6 +137,7 @@ class Daemon:
 
     def once(self) -> list[CycleReport]:
         reports = [r for c in self.settings.clinicians if (r := self.run_clinician(c.id))]
+        failpoints.reach("before-delivery")
         self.deliver()
         return reports
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from . import notify
+from . import failpoints, notify
 from .config import ClinicianSettings, Settings
 from .config_schema import WEEKDAYS
 from .errors import AuthorizationError, DeliveryError
@@ -236,6 +236,7 @@ def deliver_due(state: State, mailer: Mailer, now: datetime,
                 log.warning("notice %s not delivered (%s): %s", row["message_id"],
                             "giving up" if permanent else "will retry", exc)
                 continue
+            failpoints.reach("after-send")
             with state.transaction() as db:
                 db.execute("UPDATE outbox SET status='sent', sent_at=?, attempts=attempts+1 "
                            "WHERE message_id=?", (iso(now), row["message_id"]))

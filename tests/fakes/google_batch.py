@@ -17,12 +17,12 @@ on LF and the body on the first CRLFCRLF, so response parts must use CRLF.
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from http import HTTPStatus
-import re
-import secrets
 
 __all__ = ["BatchPart", "parse_batch", "render_batch"]
 
@@ -60,13 +60,13 @@ def parse_batch(content_type: str, body: bytes) -> list[BatchPart]:
     if not message.is_multipart():
         raise ValueError("batch body is not a multipart document")
     parts: list[BatchPart] = []
-    for index, part in enumerate(message.get_payload(), start=1):
-        assert isinstance(part, Message)
+    subparts: list[Message] = message.get_payload()  # a multipart payload is its list of parts
+    for index, part in enumerate(subparts, start=1):
         if part.get_content_type() != "application/http":
             raise ValueError(f"batch part {index} is not application/http")
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            raise ValueError(f"batch part {index} has no payload")
+        payload: bytes | None = part.get_payload(decode=True)
+        if not payload:
+            raise ValueError(f"batch part {index} is empty")
         parts.append(_parse_inner_request(str(part.get("Content-ID", f"<{index}>")), payload))
     return parts
 
@@ -102,7 +102,8 @@ def render_batch(responses: list[tuple[str, int, dict[str, str], bytes]]) -> tup
     boundary = f"batch_{secrets.token_hex(12)}"
     out = bytearray()
     for content_id, status, headers, body in responses:
-        out += f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {content_id}\r\n\r\n".encode()
+        out += f"--{boundary}\r\nContent-Type: application/http\r\n".encode()
+        out += f"Content-ID: {content_id}\r\n\r\n".encode()
         out += f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
         for name, value in headers.items():
             out += f"{name}: {value}\r\n".encode("latin-1")
