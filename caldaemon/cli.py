@@ -188,3 +188,75 @@ def status(config_path: str | None, as_json: bool) -> None:
 
     settings = _load(config_path)
     click.echo(status_module.render(settings, as_json))
+
+
+@main.group()
+def auth() -> None:
+    """Sign a calendar account in (Google or Microsoft 365) and store its token."""
+
+
+def _calendar_for(settings: Settings, clinician_id: str, calendar_id: str | None,
+                  provider: str) -> tuple[Any, Any]:
+    from .errors import Error
+
+    clinician = settings.clinician(clinician_id)
+    candidates = [c for c in clinician.calendars if c.provider == provider
+                  and (calendar_id is None or c.id == calendar_id)]
+    if len(candidates) != 1:
+        known = ", ".join(c.id for c in clinician.calendars if c.provider == provider) or "none"
+        what = f"calendar '{calendar_id}'" if calendar_id else "exactly one calendar"
+        raise Error(f"{clinician_id} has no {provider} {what} to sign in "
+                    f"({provider} calendars: {known}); use --calendar ID")
+    return clinician, candidates[0]
+
+
+def _resume(settings: Settings, clinician_id: str, calendar_id: str) -> None:
+    """A calendar paused for an expired authorization is read again from the next cycle."""
+    from .daemon import state_path
+    from .state import State
+
+    if state_path(settings).exists():
+        state = State(state_path(settings))
+        try:
+            with state.transaction() as db:
+                db.execute("UPDATE calendars SET paused=NULL, last_error_at=NULL WHERE "
+                           "clinician=? AND calendar=?", (clinician_id, calendar_id))
+                db.execute("DELETE FROM problems WHERE key LIKE ?",
+                           (f"calendar:{clinician_id}/{calendar_id}:%",))
+        finally:
+            state.close()
+
+
+@auth.command("google")
+@config_option
+@click.option("--clinician", "clinician_id", required=True, metavar="ID")
+@click.option("--calendar", "calendar_id", metavar="ID", help="Which Google calendar (if several).")
+@click.option("--port", default=8085, show_default=True,
+              help="Local port for Google's redirect (forward it when signing in over SSH).")
+@user_errors
+def auth_google(config_path: str | None, clinician_id: str, calendar_id: str | None,
+                port: int) -> None:
+    """Sign in to Google Calendar (installed-app flow; prints the URL to open)."""
+    from .providers.google_auth import authorize
+
+    settings = _load(config_path)
+    clinician, calendar = _calendar_for(settings, clinician_id, calendar_id, "google")
+    token = authorize(settings, clinician, calendar, port=port, echo=click.echo)
+    _resume(settings, clinician.id, calendar.id)
+    click.echo(f"Signed in. The token is kept in {token}.")
+
+
+@auth.command("outlook")
+@config_option
+@click.option("--clinician", "clinician_id", required=True, metavar="ID")
+@click.option("--calendar", "calendar_id", metavar="ID", help="Which Outlook calendar (if several).")
+@user_errors
+def auth_outlook(config_path: str | None, clinician_id: str, calendar_id: str | None) -> None:
+    """Sign in to Microsoft 365 / Outlook (device-code flow; prints the code to enter)."""
+    from .providers.outlook_auth import authorize
+
+    settings = _load(config_path)
+    clinician, calendar = _calendar_for(settings, clinician_id, calendar_id, "outlook")
+    token = authorize(settings, clinician, calendar, echo=click.echo)
+    _resume(settings, clinician.id, calendar.id)
+    click.echo(f"Signed in. The token cache is kept in {token}.")

@@ -25,6 +25,8 @@ def _fail(kind: str, message: str) -> PydanticCustomError:
 
 
 def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not match or not any(match.groups()):
         raise _fail("duration", f"{value!r} is not a duration like 15m, 1h30m or 14d")

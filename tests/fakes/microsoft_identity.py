@@ -35,8 +35,8 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote_plus
 
@@ -382,7 +382,7 @@ class Identity:
     def error_reply(self, exc: IdentityError, correlation_id: str) -> Reply:
         """Shape an error like AAD does (``error_description`` embeds ids)."""
         trace_id = str(uuid.uuid4())
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         payload: dict[str, Any] = {
             "error": exc.error,
             "error_description": (
@@ -611,7 +611,10 @@ class Identity:
                 )
         except jwt.ExpiredSignatureError as exc:
             raise IdentityError(
-                401, "invalid_client", 700024, "Client assertion is not within its valid time range."
+                401,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
             ) from exc
         except jwt.InvalidAudienceError as exc:
             raise IdentityError(
