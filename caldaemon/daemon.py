@@ -97,6 +97,7 @@ class Daemon:
         self.health = Health(clock())
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._wake = threading.Event()
         self._mtime = _mtime(self.settings.path)
         self.scheduler = None
 
@@ -206,15 +207,25 @@ class Daemon:
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)},
                                              timezone=timezone.utc)
         self._schedule()
-        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        def on_signal(flag: threading.Event) -> Callable[..., None]:
+            def handler(*_: object) -> None:
+                flag.set()
+                self._wake.set()
+            return handler
+
+        signal.signal(signal.SIGHUP, on_signal(self._reload))
+        signal.signal(signal.SIGTERM, on_signal(self._stop))
+        signal.signal(signal.SIGINT, on_signal(self._stop))
         self.scheduler.start()
         notify_systemd("READY=1\nSTATUS=" + self.status_line())
         log.info("caldaemon running: %d clinician(s), polling every %s",
                  len(self.settings.clinicians), self.settings.daemon.poll_interval)
-        tick = _watchdog_interval() or 5.0
-        while not self._stop.wait(min(tick, 5.0)):
+        tick = min(_watchdog_interval() or 5.0, 5.0)
+        while not self._stop.is_set():
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             if self._reload.is_set() or _mtime(self.settings.path) != self._mtime:
                 self._reload.clear()
                 notify_systemd("RELOADING=1")

@@ -71,8 +71,7 @@ class Workspace:
                   - {{after: high, length: 15m, title: Grounding time}}
             notices:
               quiet_outside_working_hours: false
-            {textwrap.indent(self.notices, '  ').strip()}
-            """))
+            """) + textwrap.indent(self.notices, "  ") + "\n")
 
     def write_practice(self) -> None:
         lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//practice//EN"]
