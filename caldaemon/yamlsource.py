@@ -82,7 +82,11 @@ def format_path(path: Path) -> str:
 def load(text: str, file: str) -> Document:
     """Parse ``text``; syntax errors and duplicate keys are recorded in ``problems``."""
     doc = Document(data=None, file=file)
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters up front
+        doc.problems.append(((), None, f"not valid YAML: {str(exc).splitlines()[0]}"))
+        return doc
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
