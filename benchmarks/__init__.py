@@ -1,0 +1,1 @@
+"""caldaemon's benchmarks: ``python -m benchmarks`` prints a table and writes RESULTS.md."""

@@ -1,0 +1,108 @@
+"""The command line contract of DESIGN.md §4: check, events, validate; exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from caldaemon.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = "2026-11-30T08:00"
+
+
+@pytest.fixture
+def example(tmp_path):
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    config = tmp_path / "config.yaml"
+    config.write_text((ROOT / "config.example.yaml").read_text())
+    return config
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_check_json_has_the_contract_fields(example):
+    result = invoke("check", "--config", str(example), "--now", NOW, "--json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["now"] == "2026-11-30T08:00:00-05:00"
+    violation = data["violations"][0]
+    assert {"clinician", "rule", "severity", "date", "start", "end", "message",
+            "events"} <= set(violation)
+    limits = [v for v in data["violations"] if v["rule"] == "level_limits.max_per_day"]
+    assert limits[0]["level"] == "high" and limits[0]["date"] == "2026-11-30"
+    assert limits[0]["message"] == "3 high-intensity sessions on Mon 30 Nov; your limit is 2"
+    buffer = data["buffers"][0]
+    assert set(buffer) == {"clinician", "calendar", "start", "end", "title", "after"}
+    assert buffer["calendar"] == "buffers"
+
+
+def test_check_text_is_grouped_by_day_and_kind(example):
+    result = invoke("check", "--config", str(example), "--now", NOW)
+    assert result.exit_code == 1
+    assert "Dr. Sam Lee (lee): 18 things to look at" in result.output
+    assert "\n  Tue 1 Dec\n" in result.output
+    assert "Buffers (28, on 'buffers')" in result.output
+
+
+def test_check_exits_0_when_only_warnings_remain(example):
+    text = example.read_text().replace("severity: {max_daily_load: warning, breaks: warning}",
+                                       "severity: {level_limits: warning, working_hours: warning,"
+                                       " no_back_to_back: warning, buffers: warning, days_off: "
+                                       "warning, double_booked: warning, max_work_days_per_week:"
+                                       " warning, breaks: warning}")
+    example.write_text(text)
+    result = invoke("check", "--config", str(example), "--now", NOW)
+    assert result.exit_code == 0, result.output
+
+
+def test_check_for_one_clinician_and_an_unknown_one(example):
+    assert invoke("check", "--config", str(example), "--now", NOW, "--clinician", "lee").exit_code == 1
+    result = invoke("check", "--config", str(example), "--now", NOW, "--clinician", "kim")
+    assert result.exit_code == 2 and "no clinician 'kim' (known: lee)" in result.output
+
+
+def test_unreadable_calendar_file_is_one_line_and_exit_2_and_others_still_count(example):
+    (example.parent / "examples" / "personal.ics").write_text("this is not a calendar\n")
+    result = invoke("check", "--config", str(example), "--now", NOW, "--json")
+    assert result.exit_code == 2
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert "personal.ics" in line
+    assert json.loads(result.stdout)["violations"]  # the practice calendar was still checked
+
+
+def test_missing_calendar_file_is_named(example):
+    (example.parent / "examples" / "practice.ics").unlink()
+    result = invoke("events", "--config", str(example), "--now", NOW)
+    assert result.exit_code == 2
+    assert "practice.ics: file not found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_events_shows_kind_level_and_why(example):
+    result = invoke("events", "--config", str(example), "--now", NOW, "--json")
+    assert result.exit_code == 0
+    events = json.loads(result.stdout)["events"]
+    heavy = [e for e in events if e.get("title", "").startswith("Session R.T.")]
+    assert heavy[0]["kind"] == "session" and heavy[0]["level"] == "high"
+    assert heavy[0]["why"] == "tag #heavy → high"
+    redacted = invoke("events", "--config", str(example), "--now", NOW, "--redact")
+    assert "R.T." not in redacted.output and "session/high" in redacted.output
+
+
+def test_bad_now_is_a_clear_error(example):
+    result = invoke("check", "--config", str(example), "--now", "monday")
+    assert result.exit_code == 2
+    assert "--now: 'monday' is not an ISO 8601 time" in result.output
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    for command in ("run", "check", "events", "validate", "auth", "status"):
+        assert f"  {command} " in result.output
