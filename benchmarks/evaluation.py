@@ -62,8 +62,14 @@ def run(folder: Path, runs: int = 3) -> dict[str, Any]:
     violations = sum(len(r.evaluation.violations) for r in results)
     buffers = sum(len(r.evaluation.buffers) for r in results)
     return {
-        "sessions": sessions, "occurrences": occurrences, "events": events,
-        "violations": violations, "buffers": buffers,
-        "reference_s": reference_s, "check_s": check_s, "ratio": check_s / reference_s,
-        "evaluate_s": evaluate_s, "events_per_s": events / evaluate_s,
+        "sessions": sessions,
+        "occurrences": occurrences,
+        "events": events,
+        "violations": violations,
+        "buffers": buffers,
+        "reference_s": reference_s,
+        "check_s": check_s,
+        "ratio": check_s / reference_s,
+        "evaluate_s": evaluate_s,
+        "events_per_s": events / evaluate_s,
     }

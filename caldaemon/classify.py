@@ -25,7 +25,9 @@ def tags_of(event: Event) -> frozenset[str]:
     return frozenset(found)
 
 
-def classify(event: Event, settings: ClassificationSettings, *, busy_only: bool = False) -> Classified:
+def classify(
+    event: Event, settings: ClassificationSettings, *, busy_only: bool = False
+) -> Classified:
     """Decide one event's kind and level; ``busy_only`` for calendars with ``use: busy``."""
     if event.owner is not None:
         return Classified(event, Kind.BUFFER, None, "caldaemon's own buffer")
@@ -67,32 +69,51 @@ def classify(event: Event, settings: ClassificationSettings, *, busy_only: bool 
     if level_hits:
         level, why = max(level_hits, key=lambda hit: settings.rank(hit[0]))
         return Classified(event, Kind.SESSION, level, f"{why} → {level}")
-    return Classified(event, Kind.SESSION, settings.default_level,
-                      f"{reason}; default level {settings.default_level}")
+    return Classified(
+        event,
+        Kind.SESSION,
+        settings.default_level,
+        f"{reason}; default level {settings.default_level}",
+    )
 
 
-def _note(target: str, why: str, settings: ClassificationSettings,
-          kind_hits: dict[Kind, str], level_hits: list[tuple[str, str]]) -> None:
+def _note(
+    target: str,
+    why: str,
+    settings: ClassificationSettings,
+    kind_hits: dict[Kind, str],
+    level_hits: list[tuple[str, str]],
+) -> None:
     if target in settings.levels:
         level_hits.append((target, why))
     elif target != Kind.SESSION:
         kind_hits.setdefault(Kind(target), why)
 
 
-def _session_reason(event: Event, settings: ClassificationSettings,
-                    level_hits: list[tuple[str, str]], session_hint: str | None) -> str | None:
+def _session_reason(
+    event: Event,
+    settings: ClassificationSettings,
+    level_hits: list[tuple[str, str]],
+    session_hint: str | None,
+) -> str | None:
     if settings.tagged_sessions and (level_hits or session_hint):
         return session_hint or level_hits[0][1]
     if session_hint:
         return session_hint
-    if event.title_matches if event.title_matches is not None else (
-            settings.title_pattern is not None and settings.title_pattern.search(event.title)):
+    if (
+        event.title_matches
+        if event.title_matches is not None
+        else (settings.title_pattern is not None and settings.title_pattern.search(event.title))
+    ):
         return "title matches sessions.title_matches"
     if event.calendar in settings.session_calendars:
         return f"calendar '{event.calendar}' is in sessions.calendars"
     return None
 
 
-def classify_all(events: Iterable[Event], settings: ClassificationSettings,
-                 busy_calendars: frozenset[str] = frozenset()) -> list[Classified]:
+def classify_all(
+    events: Iterable[Event],
+    settings: ClassificationSettings,
+    busy_calendars: frozenset[str] = frozenset(),
+) -> list[Classified]:
     return [classify(e, settings, busy_only=e.calendar in busy_calendars) for e in events]

@@ -20,13 +20,21 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
-    help="Config file (default: $CALDAEMON_CONFIG, else ~/.config/caldaemon/config.yaml).")
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default: $CALDAEMON_CONFIG, else ~/.config/caldaemon/config.yaml).",
+)
 now_option = click.option(
-    "--now", "now_text", metavar="ISO",
-    help="Pretend it is this moment, e.g. 2026-11-30T08:00 (naive times use the config's zone).")
-clinician_option = click.option("--clinician", "clinician_id", metavar="ID",
-                                help="Only this clinician.")
+    "--now",
+    "now_text",
+    metavar="ISO",
+    help="Pretend it is this moment, e.g. 2026-11-30T08:00 (naive times use the config's zone).",
+)
+clinician_option = click.option(
+    "--clinician", "clinician_id", metavar="ID", help="Only this clinician."
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
@@ -90,8 +98,9 @@ def _print_problems(results: list[Any]) -> int:
 @clinician_option
 @json_option
 @user_errors
-def check(config_path: str | None, now_text: str | None, clinician_id: str | None,
-          as_json: bool) -> None:
+def check(
+    config_path: str | None, now_text: str | None, clinician_id: str | None, as_json: bool
+) -> None:
     """Read the calendars and show boundary violations and the buffers caldaemon would
     place. Changes nothing. Exit 0: all fine; 1: violations; 2: bad config or input."""
     from . import engine, report
@@ -101,8 +110,9 @@ def check(config_path: str | None, now_text: str | None, clinician_id: str | Non
     now = _now(now_text, settings)
     results = engine.check(settings, now, clinician_id)
     problem_code = _print_problems(results)
-    click.echo(report.check_json(now, results) if as_json else report.check_text(results),
-               nl=not as_json)
+    click.echo(
+        report.check_json(now, results) if as_json else report.check_text(results), nl=not as_json
+    )
     if as_json:
         click.echo()
     errors = any(v.severity is Severity.ERROR for r in results for v in r.evaluation.violations)
@@ -116,8 +126,13 @@ def check(config_path: str | None, now_text: str | None, clinician_id: str | Non
 @json_option
 @click.option("--redact", is_flag=True, help="Leave event titles out.")
 @user_errors
-def events(config_path: str | None, now_text: str | None, clinician_id: str | None,
-           as_json: bool, redact: bool) -> None:
+def events(
+    config_path: str | None,
+    now_text: str | None,
+    clinician_id: str | None,
+    as_json: bool,
+    redact: bool,
+) -> None:
     """Show each event in the window with its kind, level and what decided them."""
     from . import engine, report
 
@@ -125,8 +140,9 @@ def events(config_path: str | None, now_text: str | None, clinician_id: str | No
     now = _now(now_text, settings)
     results = engine.check(settings, now, clinician_id)
     code = _print_problems(results)
-    click.echo(report.events_json(now, results, redact) if as_json
-               else report.events_text(results, redact))
+    click.echo(
+        report.events_json(now, results, redact) if as_json else report.events_text(results, redact)
+    )
     sys.exit(code)
 
 
@@ -139,8 +155,9 @@ def validate(config_path: str | None) -> None:
     calendars = sum(len(c.calendars) for c in settings.clinicians)
     rules = sorted({r for c in settings.clinicians for r in c.rules.model_fields_set})
     click.echo(f"{settings.path}: ok")
-    click.echo(f"  {len(settings.clinicians)} clinician(s): "
-               f"{', '.join(c.id for c in settings.clinicians)}")
+    click.echo(
+        f"  {len(settings.clinicians)} clinician(s): {', '.join(c.id for c in settings.clinicians)}"
+    )
     click.echo(f"  {calendars} calendar(s); rules checked: {', '.join(rules) or 'none'}")
 
 
@@ -168,14 +185,20 @@ def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None
         service.close()
     for report in reports:
         failed = ", ".join(str(e) for e in report.calendar_errors)
-        click.echo(f"{report.clinician}: {report.calendars_ok} calendar(s) read"
-                   f"{f', {len(report.calendar_errors)} failed ({failed})' if failed else ''}; "
-                   f"{report.violations} violation(s), {report.notices} notice(s) queued; "
-                   f"buffers: {report.created} placed, {report.updated} moved, "
-                   f"{report.deleted} removed" + (" (dry run: nothing written or sent)"
-                                                  if service.cycle.dry_run else ""))
+        click.echo(
+            f"{report.clinician}: {report.calendars_ok} calendar(s) read"
+            f"{f', {len(report.calendar_errors)} failed ({failed})' if failed else ''}; "
+            f"{report.violations} violation(s), {report.notices} notice(s) queued; "
+            f"buffers: {report.created} placed, {report.updated} moved, "
+            f"{report.deleted} removed"
+            + (" (dry run: nothing written or sent)" if service.cycle.dry_run else "")
+        )
     if not service.cycle.dry_run and service.mailer is not None:
-        click.echo(f"notices: {settings.notices.email and 'sent by email' or 'written to ' + str(settings.daemon.state_dir / 'notices')}")
+        click.echo(
+            "notices: sent by email"
+            if settings.notices.email
+            else f"notices: written to {settings.daemon.state_dir / 'notices'}"
+        )
 
 
 @main.command()
@@ -195,18 +218,24 @@ def auth() -> None:
     """Sign a calendar account in (Google or Microsoft 365) and store its token."""
 
 
-def _calendar_for(settings: Settings, clinician_id: str, calendar_id: str | None,
-                  provider: str) -> tuple[Any, Any]:
+def _calendar_for(
+    settings: Settings, clinician_id: str, calendar_id: str | None, provider: str
+) -> tuple[Any, Any]:
     from .errors import Error
 
     clinician = settings.clinician(clinician_id)
-    candidates = [c for c in clinician.calendars if c.provider == provider
-                  and (calendar_id is None or c.id == calendar_id)]
+    candidates = [
+        c
+        for c in clinician.calendars
+        if c.provider == provider and (calendar_id is None or c.id == calendar_id)
+    ]
     if len(candidates) != 1:
         known = ", ".join(c.id for c in clinician.calendars if c.provider == provider) or "none"
         what = f"calendar '{calendar_id}'" if calendar_id else "exactly one calendar"
-        raise Error(f"{clinician_id} has no {provider} {what} to sign in "
-                    f"({provider} calendars: {known}); use --calendar ID")
+        raise Error(
+            f"{clinician_id} has no {provider} {what} to sign in "
+            f"({provider} calendars: {known}); use --calendar ID"
+        )
     return clinician, candidates[0]
 
 
@@ -219,10 +248,15 @@ def _resume(settings: Settings, clinician_id: str, calendar_id: str) -> None:
         state = State(state_path(settings))
         try:
             with state.transaction() as db:
-                db.execute("UPDATE calendars SET paused=NULL, last_error_at=NULL WHERE "
-                           "clinician=? AND calendar=?", (clinician_id, calendar_id))
-                db.execute("DELETE FROM problems WHERE key LIKE ?",
-                           (f"calendar:{clinician_id}/{calendar_id}:%",))
+                db.execute(
+                    "UPDATE calendars SET paused=NULL, last_error_at=NULL WHERE "
+                    "clinician=? AND calendar=?",
+                    (clinician_id, calendar_id),
+                )
+                db.execute(
+                    "DELETE FROM problems WHERE key LIKE ?",
+                    (f"calendar:{clinician_id}/{calendar_id}:%",),
+                )
         finally:
             state.close()
 
@@ -231,11 +265,16 @@ def _resume(settings: Settings, clinician_id: str, calendar_id: str) -> None:
 @config_option
 @click.option("--clinician", "clinician_id", required=True, metavar="ID")
 @click.option("--calendar", "calendar_id", metavar="ID", help="Which Google calendar (if several).")
-@click.option("--port", default=8085, show_default=True,
-              help="Local port for Google's redirect (forward it when signing in over SSH).")
+@click.option(
+    "--port",
+    default=8085,
+    show_default=True,
+    help="Local port for Google's redirect (forward it when signing in over SSH).",
+)
 @user_errors
-def auth_google(config_path: str | None, clinician_id: str, calendar_id: str | None,
-                port: int) -> None:
+def auth_google(
+    config_path: str | None, clinician_id: str, calendar_id: str | None, port: int
+) -> None:
     """Sign in to Google Calendar (installed-app flow; prints the URL to open)."""
     from .providers.google_auth import authorize
 
@@ -249,7 +288,9 @@ def auth_google(config_path: str | None, clinician_id: str, calendar_id: str | N
 @auth.command("outlook")
 @config_option
 @click.option("--clinician", "clinician_id", required=True, metavar="ID")
-@click.option("--calendar", "calendar_id", metavar="ID", help="Which Outlook calendar (if several).")
+@click.option(
+    "--calendar", "calendar_id", metavar="ID", help="Which Outlook calendar (if several)."
+)
 @user_errors
 def auth_outlook(config_path: str | None, clinician_id: str, calendar_id: str | None) -> None:
     """Sign in to Microsoft 365 / Outlook (device-code flow; prints the code to enter)."""

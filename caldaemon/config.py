@@ -25,7 +25,6 @@ from .model import TAGGABLE_KINDS, Kind
 DEFAULT_PATH = "~/.config/caldaemon/config.yaml"
 
 
-
 @dataclass(frozen=True)
 class ClassificationSettings:
     levels: tuple[str, ...]
@@ -71,8 +70,9 @@ class Settings:
             if clinician.id == clinician_id:
                 return clinician
         known = ", ".join(c.id for c in self.clinicians)
-        raise ConfigError([Problem(str(self.path), None, "",
-                                   f"no clinician '{clinician_id}' (known: {known})")])
+        raise ConfigError(
+            [Problem(str(self.path), None, "", f"no clinician '{clinician_id}' (known: {known})")]
+        )
 
 
 def default_path() -> Path:
@@ -86,7 +86,8 @@ def load(path: str | Path | None = None) -> Settings:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([Problem(str(file), None, "", f"cannot read the config: {reason}")])
+        problem = Problem(str(file), None, "", f"cannot read the config: {reason}")
+        raise ConfigError([problem]) from None
     return parse(text, file)
 
 
@@ -113,8 +114,9 @@ def parse(text: str, file: Path) -> Settings:
     return _settings(config, merged, file.resolve().parent, file)
 
 
-def _merge_overrides(config: schema.Config, data: dict[str, Any],
-                     problems: Problems) -> dict[str, schema.RuleSet]:
+def _merge_overrides(
+    config: schema.Config, data: dict[str, Any], problems: Problems
+) -> dict[str, schema.RuleSet]:
     """Each clinician's rule set with its ``overrides`` merged over it, key by key."""
     merged: dict[str, schema.RuleSet] = {}
     levels = list(config.classification.levels)
@@ -140,10 +142,9 @@ def _merge_overrides(config: schema.Config, data: dict[str, Any],
 def system_timezone() -> ZoneInfo:
     """The machine's zone: $TZ, else /etc/localtime's target, else UTC."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]
-    try:
-        candidates.append(os.path.realpath("/etc/localtime").split("/zoneinfo/", 1)[1])
-    except IndexError:
-        pass
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:
+        candidates.append(target.split("/zoneinfo/", 1)[1])
     for name in candidates:
         if name:
             try:
@@ -153,8 +154,9 @@ def system_timezone() -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def _settings(config: schema.Config, rule_sets: dict[str, schema.RuleSet], base: Path,
-              file: Path) -> Settings:
+def _settings(
+    config: schema.Config, rule_sets: dict[str, schema.RuleSet], base: Path, file: Path
+) -> Settings:
     def resolve(path: Path | None) -> Path | None:
         return None if path is None else (base / path.expanduser())
 
@@ -169,12 +171,17 @@ def _settings(config: schema.Config, rule_sets: dict[str, schema.RuleSet], base:
     tz = ZoneInfo(config.timezone) if config.timezone else system_timezone()
     c = config.classification
     levels = tuple(c.levels)
-    default_tags = {lvl: lvl for lvl in levels} | {k: k for k in TAGGABLE_KINDS} | {
-        "heavy": levels[-1], "light": levels[0], "off": Kind.DAY_OFF.value}
+    default_tags = (
+        {lvl: lvl for lvl in levels}
+        | {k: k for k in TAGGABLE_KINDS}
+        | {"heavy": levels[-1], "light": levels[0], "off": Kind.DAY_OFF.value}
+    )
     classification = ClassificationSettings(
         levels=levels,
-        weights={lvl: c.weights.get(lvl, c.weights.get(lvl.title(), i + 1))
-                 for i, lvl in enumerate(levels)},
+        weights={
+            lvl: c.weights.get(lvl, c.weights.get(lvl.title(), i + 1))
+            for i, lvl in enumerate(levels)
+        },
         default_level=(c.default_level or levels[len(levels) // 2]).lower(),
         tags={k.lower().lstrip("#"): v.lower() for k, v in (c.tags or default_tags).items()},
         colors={k.lower(): v.lower() for k, v in c.colors.items()},
@@ -185,17 +192,34 @@ def _settings(config: schema.Config, rule_sets: dict[str, schema.RuleSet], base:
     clinicians = []
     for clinician in config.clinicians:
         calendars = tuple(
-            cal.model_copy(update={
-                key: (resolve_secret if key.endswith("_file") else resolve)(getattr(cal, key))
-                for key in ("path", "credentials", "token", "certificate_file", "ca_file",
-                            "client_secret_file", "password_file")
-                if getattr(cal, key, None) is not None})
-            for cal in clinician.calendars)
-        clinicians.append(ClinicianSettings(
-            id=clinician.id, name=clinician.name, email=clinician.email,
-            tz=ZoneInfo(clinician.timezone) if clinician.timezone else tz,
-            rules=rule_sets[clinician.id], calendars=calendars,
-            buffers_to=clinician.buffers_to))
+            cal.model_copy(
+                update={
+                    key: (resolve_secret if key.endswith("_file") else resolve)(getattr(cal, key))
+                    for key in (
+                        "path",
+                        "credentials",
+                        "token",
+                        "certificate_file",
+                        "ca_file",
+                        "client_secret_file",
+                        "password_file",
+                    )
+                    if getattr(cal, key, None) is not None
+                }
+            )
+            for cal in clinician.calendars
+        )
+        clinicians.append(
+            ClinicianSettings(
+                id=clinician.id,
+                name=clinician.name,
+                email=clinician.email,
+                tz=ZoneInfo(clinician.timezone) if clinician.timezone else tz,
+                rules=rule_sets[clinician.id],
+                calendars=calendars,
+                buffers_to=clinician.buffers_to,
+            )
+        )
     state_dir = resolve(config.daemon.state_dir)
     if "state_dir" not in config.daemon.model_fields_set and os.environ.get("STATE_DIRECTORY"):
         # systemd's StateDirectory= (systemd.exec(5)); may list several, the first is ours.
@@ -203,13 +227,23 @@ def _settings(config: schema.Config, rule_sets: dict[str, schema.RuleSet], base:
     daemon = config.daemon.model_copy(update={"state_dir": state_dir})
     notices = config.notices
     if notices.email and notices.email.smtp:
-        smtp = notices.email.smtp.model_copy(update={
-            "password_file": resolve_secret(notices.email.smtp.password_file),
-            "ca_file": resolve(notices.email.smtp.ca_file)})
-        notices = notices.model_copy(update={
-            "email": notices.email.model_copy(update={"smtp": smtp})})
-    return Settings(path=file, tz=tz, daemon=daemon, classification=classification,
-                    clinicians=tuple(clinicians), notices=notices)
+        smtp = notices.email.smtp.model_copy(
+            update={
+                "password_file": resolve_secret(notices.email.smtp.password_file),
+                "ca_file": resolve(notices.email.smtp.ca_file),
+            }
+        )
+        notices = notices.model_copy(
+            update={"email": notices.email.model_copy(update={"smtp": smtp})}
+        )
+    return Settings(
+        path=file,
+        tz=tz,
+        daemon=daemon,
+        classification=classification,
+        clinicians=tuple(clinicians),
+        notices=notices,
+    )
 
 
 def secret(file: Path | None, env: str | None, *, what: str) -> str | None:
@@ -219,8 +253,9 @@ def secret(file: Path | None, env: str | None, *, what: str) -> str | None:
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError([Problem(str(path), None, "",
-                                       f"cannot read {what}: {exc.strerror}")]) from None
+            raise ConfigError(
+                [Problem(str(path), None, "", f"cannot read {what}: {exc.strerror}")]
+            ) from None
     if env is not None:
         value = os.environ.get(env)
         if value is None:

@@ -15,10 +15,20 @@ from .errors import Problem
 from .model import TAG_KINDS, TAGGABLE_KINDS, Kind
 
 RULE_IDS = (
-    "working_hours", "days_off", "max_work_days_per_week", "max_sessions_per_day",
-    "max_sessions_per_week", "level_limits.max_per_day", "level_limits.max_per_week",
-    "level_limits.latest_start", "breaks", "no_back_to_back", "max_daily_load", "buffers",
-    "cadence", "double_booked",
+    "working_hours",
+    "days_off",
+    "max_work_days_per_week",
+    "max_sessions_per_day",
+    "max_sessions_per_week",
+    "level_limits.max_per_day",
+    "level_limits.max_per_week",
+    "level_limits.latest_start",
+    "breaks",
+    "no_back_to_back",
+    "max_daily_load",
+    "buffers",
+    "cadence",
+    "double_booked",
 )
 _SECRET_KEYS = {"password", "client_secret", "secret", "api_key", "refresh_token"}
 _CADENCE_KINDS = (*TAG_KINDS, Kind.SESSION)
@@ -51,7 +61,9 @@ class Problems:
             if kind == "union_tag_not_found":
                 self.add(loc, f"missing required key 'provider' ({choices})")
             else:
-                self.add(loc + ("provider",), f"{ctx.get('tag')!r} is not a provider: use {choices}")
+                self.add(
+                    loc + ("provider",), f"{ctx.get('tag')!r} is not a provider: use {choices}"
+                )
         else:
             self.add(loc, _describe(kind, value, ctx, error["msg"]))
 
@@ -62,40 +74,70 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> yamlsource.Path:
     node = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
-        if isinstance(node, dict) and part in node:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             out.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            out.append(part)
-            node = node[part]
-        elif last and isinstance(node, dict) and isinstance(part, str) and not part.startswith(
-                ("function-", "nullable")):
+        elif (
+            last
+            and isinstance(node, dict)
+            and isinstance(part, str)
+            and not part.startswith(("function-", "nullable"))
+        ):
             out.append(part)
     return tuple(out)
 
 
-_KNOWN_KEYS = sorted({
-    name for model in (schema.Config, schema.Daemon, schema.Classification, schema.Sessions,
-                       schema.IcsCalendar, schema.GoogleCalendar, schema.OutlookCalendar,
-                       schema.CaldavCalendar, schema.Clinician, schema.RuleSet, schema.LevelLimit,
-                       schema.Breaks, schema.NoBackToBack, schema.BufferRule, schema.Cadence,
-                       schema.Smtp, schema.EmailSettings, schema.Notices)
-    for name in model.model_fields
-} | {"from"})
+_KNOWN_KEYS = sorted(
+    {
+        name
+        for model in (
+            schema.Config,
+            schema.Daemon,
+            schema.Classification,
+            schema.Sessions,
+            schema.IcsCalendar,
+            schema.GoogleCalendar,
+            schema.OutlookCalendar,
+            schema.CaldavCalendar,
+            schema.Clinician,
+            schema.RuleSet,
+            schema.LevelLimit,
+            schema.Breaks,
+            schema.NoBackToBack,
+            schema.BufferRule,
+            schema.Cadence,
+            schema.Smtp,
+            schema.EmailSettings,
+            schema.Notices,
+        )
+        for name in model.model_fields
+    }
+    | {"from"}
+)
 
 
 def _unknown_key(key: str) -> str:
     if key.lower() in _SECRET_KEYS:
-        return (f"unknown key '{key}': secrets never sit in the config; "
-                f"use {key}_file (a file holding it) or {key}_env (an environment variable)")
+        return (
+            f"unknown key '{key}': secrets never sit in the config; "
+            f"use {key}_file (a file holding it) or {key}_env (an environment variable)"
+        )
     close = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.75)
     return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
 
 
 _TYPE_NAMES = {
-    "int": "a whole number", "bool": "true or false", "string": "text", "list": "a list",
-    "dict": "a mapping of keys to values", "model": "a mapping of keys to values",
-    "model_attributes": "a mapping of keys to values", "tuple": "a list", "float": "a number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "string": "text",
+    "list": "a list",
+    "dict": "a mapping of keys to values",
+    "model": "a mapping of keys to values",
+    "model_attributes": "a mapping of keys to values",
+    "tuple": "a list",
+    "float": "a number",
     "path": "a file path",
 }
 
@@ -141,8 +183,10 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
     kinds = {k.value for k in Kind}
     for index, level in enumerate(levels):
         if level in kinds:
-            problems.add(("classification", "levels", index),
-                         f"level '{level}' has the name of a kind; choose another name")
+            problems.add(
+                ("classification", "levels", index),
+                f"level '{level}' has the name of a kind; choose another name",
+            )
     level_set = set(levels)
     default_level = classification.get("default_level")
     if default_level is not None and str(default_level).lower() not in level_set:
@@ -154,9 +198,10 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
     for section in ("tags", "colors"):
         for name, target in _mapping(classification.get(section)).items():
             if isinstance(target, str) and target.lower() not in level_set | TAGGABLE_KINDS:
-                problems.add(("classification", section, name),
-                             f"{target!r} is neither a level nor a kind "
-                             f"(use one of: {', '.join(targets)})")
+                problems.add(
+                    ("classification", section, name),
+                    f"{target!r} is neither a level nor a kind (use one of: {', '.join(targets)})",
+                )
 
     rule_sets = _mapping(data.get("rule_sets"))
     for name, rule_set in rule_sets.items():
@@ -170,14 +215,18 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
         cid = clinician.get("id")
         if isinstance(cid, str):
             if cid in seen_clinicians:
-                problems.add(where + ("id",), f"clinician id '{cid}' is used twice "
-                             f"(also clinicians[{seen_clinicians[cid]}])")
+                problems.add(
+                    where + ("id",),
+                    f"clinician id '{cid}' is used twice (also clinicians[{seen_clinicians[cid]}])",
+                )
             seen_clinicians.setdefault(cid, index)
         _check_timezone(clinician.get("timezone"), where + ("timezone",), problems)
         rules = clinician.get("rules")
         if isinstance(rules, str) and rules not in rule_sets:
-            problems.add(where + ("rules",), f"no rule set named '{rules}' "
-                         f"(rule_sets has: {', '.join(rule_sets) or 'none'})")
+            problems.add(
+                where + ("rules",),
+                f"no rule set named '{rules}' (rule_sets has: {', '.join(rule_sets) or 'none'})",
+            )
         calendar_ids: dict[str, dict[str, Any]] = {}
         for c_index, calendar in _items(clinician.get("calendars")):
             calendar = _mapping(calendar)
@@ -192,16 +241,23 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
         target = clinician.get("buffers_to")
         if isinstance(target, str):
             if target not in calendar_ids:
-                problems.add(where + ("buffers_to",), f"no calendar '{target}' among this "
-                             f"clinician's calendars ({', '.join(calendar_ids) or 'none'})")
+                problems.add(
+                    where + ("buffers_to",),
+                    f"no calendar '{target}' among this "
+                    f"clinician's calendars ({', '.join(calendar_ids) or 'none'})",
+                )
             elif calendar_ids[target].get("provider") == "ics" and calendar_ids[target].get("url"):
-                problems.add(where + ("buffers_to",), f"calendar '{target}' is a read-only "
-                             "feed (url); buffers need a calendar caldaemon can write to")
+                problems.add(
+                    where + ("buffers_to",),
+                    f"calendar '{target}' is a read-only "
+                    "feed (url); buffers need a calendar caldaemon can write to",
+                )
     sessions = _mapping(classification.get("sessions"))
     for index, name in _items(sessions.get("calendars")):
         if name not in all_calendars:
-            problems.add(("classification", "sessions", "calendars", index),
-                         f"no calendar with id {name!r}")
+            problems.add(
+                ("classification", "sessions", "calendars", index), f"no calendar with id {name!r}"
+            )
     _check_notices(_mapping(data.get("notices")), problems)
 
 
@@ -209,8 +265,9 @@ def _not_a_level(name: Any, levels: list[str]) -> str:
     return f"{name!r} is not a level (levels: {', '.join(levels)})"
 
 
-def check_rule_set(rule_set: dict[str, Any], where: yamlsource.Path, levels: list[str],
-                    problems: Problems) -> None:
+def check_rule_set(
+    rule_set: dict[str, Any], where: yamlsource.Path, levels: list[str], problems: Problems
+) -> None:
     for level in _mapping(rule_set.get("level_limits")):
         if level.lower() not in levels:
             problems.add(where + ("level_limits", level), _not_a_level(level, levels))
@@ -224,8 +281,10 @@ def check_rule_set(rule_set: dict[str, Any], where: yamlsource.Path, levels: lis
     for index, cadence in _items(rule_set.get("cadence")):
         kind = _mapping(cadence).get("kind")
         if isinstance(kind, str) and kind not in _CADENCE_KINDS:
-            problems.add(where + ("cadence", index, "kind"), f"{kind!r} is not a kind "
-                         f"(use one of: {', '.join(_CADENCE_KINDS)})")
+            problems.add(
+                where + ("cadence", index, "kind"),
+                f"{kind!r} is not a kind (use one of: {', '.join(_CADENCE_KINDS)})",
+            )
     for rule in _mapping(rule_set.get("severity")):
         if rule not in RULE_IDS and rule != "level_limits":
             close = difflib.get_close_matches(rule, RULE_IDS, n=1)
@@ -237,18 +296,31 @@ def _check_calendar(calendar: dict[str, Any], where: yamlsource.Path, problems: 
     provider = calendar.get("provider")
     if provider == "ics" and bool(calendar.get("path")) == bool(calendar.get("url")):
         problems.add(where, "an ics calendar needs exactly one of 'path' or 'url'")
-    if provider == "ics" and isinstance(calendar.get("url"), str) and not re.match(
-            r"^(https?|webcals?)://", calendar["url"]):
+    if (
+        provider == "ics"
+        and isinstance(calendar.get("url"), str)
+        and not re.match(r"^(https?|webcals?)://", calendar["url"])
+    ):
         problems.add(where + ("url",), f"{calendar['url']!r} is not an http(s) URL")
-    if provider == "outlook" and calendar.get("auth") == "client_credentials" and not any(
-            calendar.get(k) for k in ("client_secret_file", "client_secret_env",
-                                      "certificate_file")):
-        problems.add(where + ("auth",), "client_credentials needs client_secret_file, "
-                     "client_secret_env or certificate_file")
-    if provider == "outlook" and calendar.get("certificate_file") and not calendar.get(
-            "certificate_thumbprint"):
-        problems.add(where + ("certificate_file",), "a certificate needs "
-                     "certificate_thumbprint as well")
+    if (
+        provider == "outlook"
+        and calendar.get("auth") == "client_credentials"
+        and not any(
+            calendar.get(k) for k in ("client_secret_file", "client_secret_env", "certificate_file")
+        )
+    ):
+        problems.add(
+            where + ("auth",),
+            "client_credentials needs client_secret_file, client_secret_env or certificate_file",
+        )
+    if (
+        provider == "outlook"
+        and calendar.get("certificate_file")
+        and not calendar.get("certificate_thumbprint")
+    ):
+        problems.add(
+            where + ("certificate_file",), "a certificate needs certificate_thumbprint as well"
+        )
 
 
 def _check_notices(notices: dict[str, Any], problems: Problems) -> None:
@@ -257,5 +329,7 @@ def _check_notices(notices: dict[str, Any], problems: Problems) -> None:
         problems.add(("notices", "email"), "missing required key 'smtp' (or set via: graph)")
     smtp = _mapping(email.get("smtp"))
     if smtp.get("username") and not (smtp.get("password_file") or smtp.get("password_env")):
-        problems.add(("notices", "email", "smtp", "username"),
-                     "a username needs password_file or password_env")
+        problems.add(
+            ("notices", "email", "smtp", "username"),
+            "a username needs password_file or password_env",
+        )

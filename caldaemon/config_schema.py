@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -119,7 +120,8 @@ class Sessions(Strict):
             try:
                 re.compile(value)
             except re.error as exc:
-                raise _fail("regex", f"{value!r} is not a valid regular expression: {exc}")
+                message = f"{value!r} is not a valid regular expression: {exc}"
+                raise _fail("regex", message) from None
         return value
 
 
@@ -247,24 +249,27 @@ def _working_hours(value: Any) -> dict[int, tuple[tuple[int, int], ...]]:
         parsed = [parse_range(item) for item in items]
         for day in parse_weekdays(str(spec)):
             if day in origin and origin[day] != spec:
-                raise _fail("working_hours", f"{WEEKDAYS[day]} is given in both "
-                            f"'{origin[day]}' and '{spec}'")
+                raise _fail(
+                    "working_hours",
+                    f"{WEEKDAYS[day]} is given in both '{origin[day]}' and '{spec}'",
+                )
             origin[day] = str(spec)
             ranges.setdefault(day, []).extend(parsed)
     for day, day_ranges in ranges.items():
         day_ranges.sort()
-        for (_, end), (start, _) in zip(day_ranges, day_ranges[1:]):
+        for (_, end), (start, _) in pairwise(day_ranges):
             if start < end:
-                raise _fail("working_hours",
-                            f"the ranges of {WEEKDAYS[day]} ('{origin[day]}') overlap")
+                raise _fail(
+                    "working_hours", f"the ranges of {WEEKDAYS[day]} ('{origin[day]}') overlap"
+                )
     return {day: tuple(r) for day, r in sorted(ranges.items())}
 
 
 class RuleSet(Strict):
     week_starts: Weekday = "mon"
     working_hours: Annotated[
-        dict[int, tuple[tuple[int, int], ...]] | None, BeforeValidator(
-            lambda v: None if v is None else _working_hours(v))
+        dict[int, tuple[tuple[int, int], ...]] | None,
+        BeforeValidator(lambda v: None if v is None else _working_hours(v)),
     ] = None
     days_off: list[Weekday] = []
     max_work_days_per_week: Annotated[int, Field(ge=0, le=7, strict=True)] | None = None

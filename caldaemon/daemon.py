@@ -18,7 +18,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from . import config as config_module
@@ -34,7 +34,7 @@ Clock = Callable[[], datetime]
 
 
 def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def offset_clock(pinned: datetime) -> Clock:
@@ -83,16 +83,16 @@ class Health:
 
 
 class Daemon:
-    def __init__(self, config_path: str | None, *, dry_run: bool = False,
-                 clock: Clock = system_clock) -> None:
+    def __init__(
+        self, config_path: str | None, *, dry_run: bool = False, clock: Clock = system_clock
+    ) -> None:
         self.config_path = config_path
         self.clock = clock
         self.dry_run = dry_run
         self.settings = config_module.load(config_path)
         self.state = open_state(self.settings, dry_run=dry_run)
         self.providers = Providers(self.settings)
-        self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock,
-                           dry_run=dry_run)
+        self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
         self.mailer = _mailer(self.settings, dry_run)
         self.health = Health(clock())
         self._stop = threading.Event()
@@ -130,8 +130,13 @@ class Daemon:
 
     def digest(self, clinician_id: str) -> None:
         try:
-            outbox.queue_digest(self.state, self.settings, self.settings.clinician(clinician_id),
-                                self.clock(), self.cycle.titles.get(clinician_id))
+            outbox.queue_digest(
+                self.state,
+                self.settings,
+                self.settings.clinician(clinician_id),
+                self.clock(),
+                self.cycle.titles.get(clinician_id),
+            )
         except Exception:
             log.exception("the digest for %s failed", clinician_id)
         self.deliver()
@@ -153,21 +158,31 @@ class Daemon:
             job.remove()
         poll = self.settings.daemon.poll_interval.total_seconds()
         jitter = int(min(poll / 10, 30))
-        first = datetime.now(timezone.utc)
+        first = datetime.now(UTC)
         for index, clinician in enumerate(self.settings.clinicians):
             self.scheduler.add_job(
-                self.run_clinician, IntervalTrigger(seconds=poll, jitter=jitter or None),
-                args=[clinician.id], id=f"cycle:{clinician.id}", max_instances=1,
-                coalesce=True, misfire_grace_time=int(poll),
-                next_run_time=first + timedelta(milliseconds=200 * index))
+                self.run_clinician,
+                IntervalTrigger(seconds=poll, jitter=jitter or None),
+                args=[clinician.id],
+                id=f"cycle:{clinician.id}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(poll),
+                next_run_time=first + timedelta(milliseconds=200 * index),
+            )
             if self.settings.notices.mode == "digest":
                 at = self.settings.notices.digest_at
                 self.scheduler.add_job(
-                    self.digest, CronTrigger(hour=at // 60, minute=at % 60, timezone=clinician.tz),
-                    args=[clinician.id], id=f"digest:{clinician.id}", max_instances=1,
-                    coalesce=True)
-        self.scheduler.add_job(self.deliver, IntervalTrigger(seconds=30), id="outbox",
-                               max_instances=1, coalesce=True)
+                    self.digest,
+                    CronTrigger(hour=at // 60, minute=at % 60, timezone=clinician.tz),
+                    args=[clinician.id],
+                    id=f"digest:{clinician.id}",
+                    max_instances=1,
+                    coalesce=True,
+                )
+        self.scheduler.add_job(
+            self.deliver, IntervalTrigger(seconds=30), id="outbox", max_instances=1, coalesce=True
+        )
 
     def reload(self) -> bool:
         """Load the config again; keep running the old one if the new one is broken."""
@@ -176,10 +191,15 @@ class Daemon:
             settings = config_module.load(self.config_path)
         except ConfigError as exc:
             log.error("the new config is not valid; still running the previous one:\n%s", exc)
-            outbox.raise_problem(self.state, self.settings, f"config:{hash(str(exc)) & 0xffffffff:x}",
-                                 f"the changed config file {self.settings.path} is not valid:\n{exc}",
-                                 "Fix the file; caldaemon keeps running with the previous config "
-                                 "until then.", None, self.clock())
+            outbox.raise_problem(
+                self.state,
+                self.settings,
+                f"config:{hash(str(exc)) & 0xFFFFFFFF:x}",
+                f"the changed config file {self.settings.path} is not valid:\n{exc}",
+                "Fix the file; caldaemon keeps running with the previous config until then.",
+                None,
+                self.clock(),
+            )
             self.deliver()
             return False
         if state_path(settings) != state_path(self.settings):
@@ -189,8 +209,9 @@ class Daemon:
         self.providers.close()
         self.settings = settings
         self.providers = Providers(settings)
-        self.cycle = Cycle(settings, self.state, self.providers, clock=self.clock,
-                           dry_run=self.dry_run)
+        self.cycle = Cycle(
+            settings, self.state, self.providers, clock=self.clock, dry_run=self.dry_run
+        )
         self.mailer = _mailer(settings, self.dry_run)
         with self.state.transaction() as db:
             db.execute("UPDATE calendars SET paused=NULL")  # a fixed authorization resumes
@@ -204,13 +225,16 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         workers = max(2, min(32, len(self.settings.clinicians) + 2))
-        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(workers)},
-                                             timezone=timezone.utc)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC
+        )
         self._schedule()
+
         def on_signal(flag: threading.Event) -> Callable[..., None]:
             def handler(*_: object) -> None:
                 flag.set()
                 self._wake.set()
+
             return handler
 
         signal.signal(signal.SIGHUP, on_signal(self._reload))
@@ -218,8 +242,11 @@ class Daemon:
         signal.signal(signal.SIGINT, on_signal(self._stop))
         self.scheduler.start()
         notify_systemd("READY=1\nSTATUS=" + self.status_line())
-        log.info("caldaemon running: %d clinician(s), polling every %s",
-                 len(self.settings.clinicians), self.settings.daemon.poll_interval)
+        log.info(
+            "caldaemon running: %d clinician(s), polling every %s",
+            len(self.settings.clinicians),
+            self.settings.daemon.poll_interval,
+        )
         tick = min(_watchdog_interval() or 5.0, 5.0)
         while not self._stop.is_set():
             self._wake.wait(tick)
@@ -247,17 +274,22 @@ class Daemon:
         with self.health.lock:
             if now - self.health.started < limit:
                 return True
-            return all(now - self.health.last_cycle.get(c.id, self.health.started) < limit
-                       for c in self.settings.clinicians)
+            return all(
+                now - self.health.last_cycle.get(c.id, self.health.started) < limit
+                for c in self.settings.clinicians
+            )
 
     def status_line(self) -> str:
         open_violations = self.state.query(
-            "SELECT COUNT(*) FROM violations WHERE resolved_at IS NULL")[0][0]
+            "SELECT COUNT(*) FROM violations WHERE resolved_at IS NULL"
+        )[0][0]
         with self.health.lock:
             last = max(self.health.last_cycle.values(), default=None)
         when = last.astimezone(self.settings.tz).strftime("%H:%M") if last else "none yet"
-        return (f"{len(self.settings.clinicians)} clinicians, last cycle {when}, "
-                f"{open_violations} open violations")
+        return (
+            f"{len(self.settings.clinicians)} clinicians, last cycle {when}, "
+            f"{open_violations} open violations"
+        )
 
     def close(self) -> None:
         self.providers.close()

@@ -35,25 +35,31 @@ def busy_calendars(clinician: ClinicianSettings) -> frozenset[str]:
     return frozenset(c.id for c in clinician.calendars if c.use == "busy")
 
 
-def assess(settings: Settings, clinician: ClinicianSettings, events: Iterable[Event],
-           now: datetime) -> Assessment:
+def assess(
+    settings: Settings, clinician: ClinicianSettings, events: Iterable[Event], now: datetime
+) -> Assessment:
     """Classify and evaluate: pure, no I/O."""
     classified = classify_all(events, settings.classification, busy_calendars(clinician))
     classified.sort(key=lambda c: (c.event.start, c.event.end, c.event.key))
-    evaluation = rules.evaluate(clinician, settings.classification, classified, now,
-                                settings.daemon.horizon)
+    evaluation = rules.evaluate(
+        clinician, settings.classification, classified, now, settings.daemon.horizon
+    )
     return Assessment(clinician, now, classified, evaluation)
 
 
 def provider_context(settings: Settings, clinician: ClinicianSettings) -> ProviderContext:
     return ProviderContext(
-        clinician=clinician.id, tz=clinician.tz, state_dir=settings.daemon.state_dir,
+        clinician=clinician.id,
+        tz=clinician.tz,
+        state_dir=settings.daemon.state_dir,
         self_addresses=frozenset([clinician.email] if clinician.email else []),
-        buffers_to=clinician.buffers_to)
+        buffers_to=clinician.buffers_to,
+    )
 
 
-def read_calendars(settings: Settings, clinician: ClinicianSettings,
-                   window: Window) -> tuple[list[Event], list[str], list[CalendarError]]:
+def read_calendars(
+    settings: Settings, clinician: ClinicianSettings, window: Window
+) -> tuple[list[Event], list[str], list[CalendarError]]:
     """Read every calendar of a clinician in full. One that fails is reported and the
     others still count."""
     events: list[Event] = []

@@ -10,5 +10,5 @@ _ARMED = os.environ.get("CALDAEMON_FAILPOINT", "")
 
 
 def reach(name: str) -> None:
-    if _ARMED and _ARMED == name:
+    if _ARMED and name == _ARMED:
         os._exit(137)

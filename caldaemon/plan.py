@@ -59,13 +59,26 @@ class Plan:
 
 
 def _as_found(buffer: Buffer, remote: Event) -> Buffer:
-    return Buffer(buffer.clinician, buffer.calendar, remote.start, remote.end, buffer.title,
-                  buffer.after, buffer.rule)
+    return Buffer(
+        buffer.clinician,
+        buffer.calendar,
+        remote.start,
+        remote.end,
+        buffer.title,
+        buffer.after,
+        buffer.rule,
+    )
 
 
-def plan(desired: Sequence[Buffer], owned: Mapping[str, OwnedBuffer],
-         listed: Mapping[str, Event], now: datetime, *, listing_trusted: bool,
-         max_deletes: int) -> Plan:
+def plan(
+    desired: Sequence[Buffer],
+    owned: Mapping[str, OwnedBuffer],
+    listed: Mapping[str, Event],
+    now: datetime,
+    *,
+    listing_trusted: bool,
+    max_deletes: int,
+) -> Plan:
     """``listed``: events on the buffers calendar that carry our marker, by identity."""
     result = Plan()
     wanted = {b.identity: b for b in desired if b.start >= now}
@@ -73,8 +86,9 @@ def plan(desired: Sequence[Buffer], owned: Mapping[str, OwnedBuffer],
         record, remote = owned.get(identity), listed.get(identity)
         if record is None or record.status in (CREATING, DELETING):
             if remote is not None:
-                result.adopt.append(Adopt(identity, _as_found(buffer, remote),
-                                          Remote(remote.id, remote.etag)))
+                result.adopt.append(
+                    Adopt(identity, _as_found(buffer, remote), Remote(remote.id, remote.etag))
+                )
             elif record is None or listing_trusted:
                 result.writes.append(Create(buffer, identity))
             continue
@@ -86,13 +100,17 @@ def plan(desired: Sequence[Buffer], owned: Mapping[str, OwnedBuffer],
             continue
         if remote.etag != record.etag:
             if record.pending == (remote.start, remote.end):
-                result.adopt.append(Adopt(identity, _as_found(buffer, remote),
-                                          Remote(remote.id, remote.etag)))
+                result.adopt.append(
+                    Adopt(identity, _as_found(buffer, remote), Remote(remote.id, remote.etag))
+                )
             else:
                 result.marks.append(Mark(identity, USER_EDITED))
             continue
         if record.start >= now and (record.start, record.end, record.title) != (
-                buffer.start, buffer.end, buffer.title):
+            buffer.start,
+            buffer.end,
+            buffer.title,
+        ):
             result.writes.append(Update(buffer, identity, Remote(record.remote_id, record.etag)))
 
     deletes: list[Delete] = []

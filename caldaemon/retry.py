@@ -24,7 +24,7 @@ class RetryPolicy:
     max_retry_after: float = 120.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap, self.base * 2 ** attempt))
+        return rng.uniform(0, min(self.cap, self.base * 2**attempt))
 
 
 class RetryVerdict:
@@ -37,12 +37,15 @@ class RetryVerdict:
         self.delay = delay
 
 
-def with_retries(operation: Callable[[], T], *,
-                 classify: Callable[[BaseException], RetryVerdict | None],
-                 policy: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None,
-                 on_retry: Callable[[BaseException, float], None] | None = None) -> T:
+def with_retries(
+    operation: Callable[[], T],
+    *,
+    classify: Callable[[BaseException], RetryVerdict | None],
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
     """Run ``operation``; on an exception ``classify`` calls retryable, wait and try again,
     at most ``policy.attempts`` times in all. The last exception propagates."""
     rng = rng or random.Random()

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class StateError(Error):
 
 def iso(moment: datetime) -> str:
     """UTC ISO 8601: sorts as text in the same order as time."""
-    return moment.astimezone(timezone.utc).isoformat()
+    return moment.astimezone(UTC).isoformat()
 
 
 def parse_iso(text: str) -> datetime:
@@ -158,8 +158,9 @@ class State:
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         db.execute(statement)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                       (str(SCHEMA_VERSION),))
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -183,53 +184,93 @@ class State:
     # -- calendars and the event cache ---------------------------------------------------
 
     def calendar(self, clinician: str, calendar: str) -> CalendarState | None:
-        rows = self.query("SELECT * FROM calendars WHERE clinician=? AND calendar=?",
-                          (clinician, calendar))
+        rows = self.query(
+            "SELECT * FROM calendars WHERE clinician=? AND calendar=?", (clinician, calendar)
+        )
         return CalendarState(**dict(rows[0])) if rows else None
 
     def calendars(self) -> list[CalendarState]:
-        return [CalendarState(**dict(r)) for r in self.query(
-            "SELECT * FROM calendars ORDER BY clinician, calendar")]
+        return [
+            CalendarState(**dict(r))
+            for r in self.query("SELECT * FROM calendars ORDER BY clinician, calendar")
+        ]
 
     @staticmethod
     def ensure_calendar(db: sqlite3.Connection, clinician: str, calendar: str) -> None:
-        db.execute("INSERT OR IGNORE INTO calendars (clinician, calendar) VALUES (?, ?)",
-                   (clinician, calendar))
+        db.execute(
+            "INSERT OR IGNORE INTO calendars (clinician, calendar) VALUES (?, ?)",
+            (clinician, calendar),
+        )
 
     def events(self, clinician: str, start: datetime, end: datetime) -> list[Event]:
-        rows = self.query("SELECT * FROM events WHERE clinician=? AND start<? AND end>=?",
-                          (clinician, iso(end), iso(start)))
+        rows = self.query(
+            "SELECT * FROM events WHERE clinician=? AND start<? AND end>=?",
+            (clinician, iso(end), iso(start)),
+        )
         return [_event(row) for row in rows]
 
     @staticmethod
-    def store_events(db: sqlite3.Connection, clinician: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    def store_events(
+        db: sqlite3.Connection, clinician: str, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
         db.executemany(
             "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            ((clinician, *row) for row in rows))
+            ((clinician, *row) for row in rows),
+        )
 
 
 def event_row(event: Event, tags: Iterable[str], title_matches: bool | None) -> tuple[Any, ...]:
     """The cached form of an event: no title, description, location or attendee."""
-    return (event.calendar, event.id, iso(event.start), iso(event.end), int(event.all_day),
-            json.dumps(sorted(tags)), event.color, int(event.cancelled), int(event.busy),
-            int(event.declined), event.owner, event.series, event.etag,
-            None if title_matches is None else int(title_matches))
+    return (
+        event.calendar,
+        event.id,
+        iso(event.start),
+        iso(event.end),
+        int(event.all_day),
+        json.dumps(sorted(tags)),
+        event.color,
+        int(event.cancelled),
+        int(event.busy),
+        int(event.declined),
+        event.owner,
+        event.series,
+        event.etag,
+        None if title_matches is None else int(title_matches),
+    )
 
 
 def _event(row: sqlite3.Row) -> Event:
-    return Event(calendar=row["calendar"], id=row["id"], start=parse_iso(row["start"]),
-                 end=parse_iso(row["end"]), all_day=bool(row["all_day"]),
-                 categories=tuple(json.loads(row["tags"])), color=row["color"],
-                 cancelled=bool(row["cancelled"]), busy=bool(row["busy"]),
-                 declined=bool(row["declined"]), owner=row["owner"], series=row["series"],
-                 etag=row["etag"], title_matches=None if row["title_matches"] is None
-                 else bool(row["title_matches"]))
+    return Event(
+        calendar=row["calendar"],
+        id=row["id"],
+        start=parse_iso(row["start"]),
+        end=parse_iso(row["end"]),
+        all_day=bool(row["all_day"]),
+        categories=tuple(json.loads(row["tags"])),
+        color=row["color"],
+        cancelled=bool(row["cancelled"]),
+        busy=bool(row["busy"]),
+        declined=bool(row["declined"]),
+        owner=row["owner"],
+        series=row["series"],
+        etag=row["etag"],
+        title_matches=None if row["title_matches"] is None else bool(row["title_matches"]),
+    )
 
 
 def owned_buffer(row: sqlite3.Row) -> OwnedBuffer:
-    return OwnedBuffer(clinician=row["clinician"], identity=row["identity"],
-                       calendar=row["calendar"], remote_id=row["remote_id"], etag=row["etag"],
-                       start=parse_iso(row["start"]), end=parse_iso(row["end"]),
-                       title=row["title"], after=row["after"], status=row["status"],
-                       pending=(parse_iso(row["pending_start"]), parse_iso(row["pending_end"]))
-                       if row["pending_start"] else None)
+    return OwnedBuffer(
+        clinician=row["clinician"],
+        identity=row["identity"],
+        calendar=row["calendar"],
+        remote_id=row["remote_id"],
+        etag=row["etag"],
+        start=parse_iso(row["start"]),
+        end=parse_iso(row["end"]),
+        title=row["title"],
+        after=row["after"],
+        status=row["status"],
+        pending=(parse_iso(row["pending_start"]), parse_iso(row["pending_end"]))
+        if row["pending_start"]
+        else None,
+    )

@@ -111,8 +111,11 @@ def _convert(node: yaml.Node, path: Path, doc: Document, loader: _Loader) -> Any
         out: dict[Any, Any] = {}
         first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = _convert(key_node, path, doc, loader) if isinstance(
-                key_node, yaml.ScalarNode) else None
+            key = (
+                _convert(key_node, path, doc, loader)
+                if isinstance(key_node, yaml.ScalarNode)
+                else None
+            )
             line = key_node.start_mark.line + 1
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 doc.problems.append((path, line, "a key must be a plain word or number"))
@@ -120,8 +123,12 @@ def _convert(node: yaml.Node, path: Path, doc: Document, loader: _Loader) -> Any
             key = str(key) if not isinstance(key, str) else key
             if key in out:
                 doc.problems.append(
-                    (path + (key,), line,
-                     f"duplicate key '{key}' (first given on line {first_line[key]})"))
+                    (
+                        path + (key,),
+                        line,
+                        f"duplicate key '{key}' (first given on line {first_line[key]})",
+                    )
+                )
                 continue
             first_line[key] = line
             doc.lines[path + (key,)] = line

@@ -18,22 +18,40 @@ MONDAY = date(2026, 11, 30)
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=TZ)
 
 
-def make_settings(rules: dict[str, Any], *, classification: dict[str, Any] | None = None,
-                  clinician: dict[str, Any] | None = None, **top: Any) -> config.Settings:
+def make_settings(
+    rules: dict[str, Any],
+    *,
+    classification: dict[str, Any] | None = None,
+    clinician: dict[str, Any] | None = None,
+    **top: Any,
+) -> config.Settings:
     data: dict[str, Any] = {
         "timezone": "America/Toronto",
-        "classification": classification or {
-            "tags": {"heavy": "high", "moderate": "moderate", "light": "low",
-                     "supervision": "supervision", "team": "peer_support", "off": "day_off",
-                     "admin": "admin"},
+        "classification": classification
+        or {
+            "tags": {
+                "heavy": "high",
+                "moderate": "moderate",
+                "light": "low",
+                "supervision": "supervision",
+                "team": "peer_support",
+                "off": "day_off",
+                "admin": "admin",
+            },
             "colors": {"tomato": "high"},
         },
-        "clinicians": [{
-            "id": "lee", "email": "lee@example.org", "rules": "standard",
-            "calendars": [{"id": "work", "provider": "ics", "path": "work.ics"},
-                          {"id": "home", "provider": "ics", "path": "home.ics", "use": "busy"}],
-            **(clinician or {}),
-        }],
+        "clinicians": [
+            {
+                "id": "lee",
+                "email": "lee@example.org",
+                "rules": "standard",
+                "calendars": [
+                    {"id": "work", "provider": "ics", "path": "work.ics"},
+                    {"id": "home", "provider": "ics", "path": "home.ics", "use": "busy"},
+                ],
+                **(clinician or {}),
+            }
+        ],
         "rule_sets": {"standard": rules},
         **top,
     }
@@ -48,16 +66,36 @@ def at(day: date, hhmm: str, tz: ZoneInfo = TZ) -> datetime:
 _counter = iter(range(10**9))
 
 
-def session(day: date, start: str, end: str, title: str = "Client session", *,
-            calendar: str = "work", tz: ZoneInfo = TZ, **fields: Any) -> Event:
-    return Event(calendar=calendar, id=fields.pop("id", f"ev{next(_counter)}"),
-                 start=at(day, start, tz), end=at(day, end, tz), title=title, **fields)
+def session(
+    day: date,
+    start: str,
+    end: str,
+    title: str = "Client session",
+    *,
+    calendar: str = "work",
+    tz: ZoneInfo = TZ,
+    **fields: Any,
+) -> Event:
+    return Event(
+        calendar=calendar,
+        id=fields.pop("id", f"ev{next(_counter)}"),
+        start=at(day, start, tz),
+        end=at(day, end, tz),
+        title=title,
+        **fields,
+    )
 
 
 def all_day(day: date, title: str, days: int = 1, *, calendar: str = "work") -> Event:
     start = datetime(day.year, day.month, day.day, tzinfo=TZ)
-    return Event(calendar=calendar, id=f"ev{next(_counter)}", start=start,
-                 end=start + timedelta(days=days), all_day=True, title=title)
+    return Event(
+        calendar=calendar,
+        id=f"ev{next(_counter)}",
+        start=start,
+        end=start + timedelta(days=days),
+        all_day=True,
+        title=title,
+    )
 
 
 def evaluate(settings: config.Settings, events: list[Event], now: datetime = NOW):

@@ -151,10 +151,15 @@ class Provider(ABC):
         for write in writes:
             try:
                 if isinstance(write, Create):
-                    results.append(WriteResult(write, remote=self.create(write.buffer, write.identity)))
+                    results.append(
+                        WriteResult(write, remote=self.create(write.buffer, write.identity))
+                    )
                 elif isinstance(write, Update):
-                    results.append(WriteResult(write, remote=self.update(
-                        write.remote, write.buffer, write.identity)))
+                    results.append(
+                        WriteResult(
+                            write, remote=self.update(write.remote, write.buffer, write.identity)
+                        )
+                    )
                 else:
                     self.delete(write.remote)
                     results.append(WriteResult(write))

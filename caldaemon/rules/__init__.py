@@ -39,15 +39,21 @@ class Evaluation:
     buffers: tuple[Buffer, ...]
 
 
-def evaluate(clinician: ClinicianSettings, classification: ClassificationSettings,
-             events: Iterable[Classified], now: datetime, horizon: timedelta) -> Evaluation:
+def evaluate(
+    clinician: ClinicianSettings,
+    classification: ClassificationSettings,
+    events: Iterable[Classified],
+    now: datetime,
+    horizon: timedelta,
+) -> Evaluation:
     """Check one clinician's events (already classified) against their rule set."""
     relevant = tuple(c for c in events if c.kind is not Kind.IGNORED)
     ctx = Context(clinician, classification, relevant, now, now + horizon)
     violations: list[Violation] = []
     # Iterate the rule set's own fields so only the rules it configures run.
     configured = clinician.rules.model_fields_set | {
-        name for name in ("double_booked",) if clinician.rules.double_booked}
+        name for name in ("double_booked",) if clinician.rules.double_booked
+    }
     for key, checks in RULES.items():
         if key in configured:
             for check in checks:
@@ -58,7 +64,9 @@ def evaluate(clinician: ClinicianSettings, classification: ClassificationSetting
     return Evaluation(tuple(violations), tuple(buffers))
 
 
-def window(clinician: ClinicianSettings, now: datetime, horizon: timedelta) -> tuple[datetime, datetime]:
+def window(
+    clinician: ClinicianSettings, now: datetime, horizon: timedelta
+) -> tuple[datetime, datetime]:
     """The span of events the rules need: back to the start of the current week (weekly
     totals count its past sessions) and the longest cadence period (the last previous
     occurrence); forward to the end of the week that contains the horizon's end."""

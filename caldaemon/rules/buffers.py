@@ -29,8 +29,11 @@ class _BusyIndex:
 
 
 def plan_buffers(ctx: Context) -> tuple[list[Buffer], list[Violation]]:
-    rules = sorted(ctx.clinician.rules.buffers,
-                   key=lambda r: ctx.classification.rank(r.after.lower()), reverse=True)
+    rules = sorted(
+        ctx.clinician.rules.buffers,
+        key=lambda r: ctx.classification.rank(r.after.lower()),
+        reverse=True,
+    )
     if not rules:
         return [], []
     busy = _BusyIndex(ctx)
@@ -44,12 +47,24 @@ def plan_buffers(ctx: Context) -> tuple[list[Buffer], list[Violation]]:
             continue
         start, end = session.end, session.end + rule.length
         if busy.overlaps(start, end):
-            violations.append(ctx.session_violation(
-                "buffers", session,
-                f"{span(start, end)}: no room for {minutes(rule.length)} of "
-                f"{rule.title.lower()} after a {describe(session.item.level)}"))
+            violations.append(
+                ctx.session_violation(
+                    "buffers",
+                    session,
+                    f"{span(start, end)}: no room for {minutes(rule.length)} of "
+                    f"{rule.title.lower()} after a {describe(session.item.level)}",
+                )
+            )
             continue
-        buffers.append(Buffer(clinician=ctx.clinician.id, calendar=ctx.clinician.buffers_to,
-                              start=start, end=end, title=rule.title, after=session.key,
-                              rule=rule.after.lower()))
+        buffers.append(
+            Buffer(
+                clinician=ctx.clinician.id,
+                calendar=ctx.clinician.buffers_to,
+                start=start,
+                end=end,
+                title=rule.title,
+                after=session.key,
+                rule=rule.after.lower(),
+            )
+        )
     return buffers, violations

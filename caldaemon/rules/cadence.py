@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..model import Kind, Violation
 from .context import Context, clock, day_name
@@ -47,9 +47,14 @@ def cadence(ctx: Context) -> Iterator[Violation]:
             missed += 1
             local = deadline.astimezone(ctx.tz)
             yield ctx.violation(
-                "cadence", day=local.date(), start=local, end=local, kind=kind.value,
+                "cadence",
+                day=local.date(),
+                start=local,
+                end=local,
+                kind=kind.value,
                 subject=f"{kind.value}/{anchor}/{missed}",
                 message=f"no {_NOUNS.get(kind, kind.value)} by {day_name(local.date())} "
-                        f"{clock(local)}; you planned it "
-                        f"{_every(entry.every.total_seconds() / 86400)}")
+                f"{clock(local)}; you planned it "
+                f"{_every(entry.every.total_seconds() / 86400)}",
+            )
             previous = deadline

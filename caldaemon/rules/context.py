@@ -58,8 +58,11 @@ class Context:
 
     @cached_property
     def sessions(self) -> tuple[Session, ...]:
-        found = [Session(c, c.event.start.astimezone(self.tz), c.event.end.astimezone(self.tz))
-                 for c in self.events if c.is_session and not c.event.all_day]
+        found = [
+            Session(c, c.event.start.astimezone(self.tz), c.event.end.astimezone(self.tz))
+            for c in self.events
+            if c.is_session and not c.event.all_day
+        ]
         return tuple(sorted(found, key=lambda s: (s.start, s.end, s.key)))
 
     @cached_property
@@ -72,9 +75,16 @@ class Context:
     @cached_property
     def busy(self) -> tuple[Classified, ...]:
         """Timed busy events (caldaemon's buffers excepted), by start."""
-        return tuple(sorted((c for c in self.events
-                             if c.kind not in (Kind.BUFFER, Kind.IGNORED) and c.occupies_time),
-                            key=lambda c: (c.event.start, c.event.end)))
+        return tuple(
+            sorted(
+                (
+                    c
+                    for c in self.events
+                    if c.kind not in (Kind.BUFFER, Kind.IGNORED) and c.occupies_time
+                ),
+                key=lambda c: (c.event.start, c.event.end),
+            )
+        )
 
     @cached_property
     def day_off_dates(self) -> frozenset[date]:
@@ -112,7 +122,8 @@ class Context:
 
     def at_least(self, level: str | None, threshold: str) -> bool:
         return level is not None and (
-            self.classification.rank(level) >= self.classification.rank(threshold))
+            self.classification.rank(level) >= self.classification.rank(threshold)
+        )
 
     def severity(self, rule: str) -> Severity:
         given = self.clinician.rules.severity
@@ -122,25 +133,67 @@ class Context:
     def midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(), self.tz)
 
-    def violation(self, rule: str, *, day: date, start: datetime, end: datetime,
-                  message: str, subject: str, events: tuple[str, ...] = (),
-                  level: str | None = None, kind: str | None = None) -> Violation:
-        return Violation(clinician=self.clinician.id, rule=rule, severity=self.severity(rule),
-                         date=day, start=start, end=end, message=message, events=events,
-                         level=level, kind=kind, subject=subject)
+    def violation(
+        self,
+        rule: str,
+        *,
+        day: date,
+        start: datetime,
+        end: datetime,
+        message: str,
+        subject: str,
+        events: tuple[str, ...] = (),
+        level: str | None = None,
+        kind: str | None = None,
+    ) -> Violation:
+        return Violation(
+            clinician=self.clinician.id,
+            rule=rule,
+            severity=self.severity(rule),
+            date=day,
+            start=start,
+            end=end,
+            message=message,
+            events=events,
+            level=level,
+            kind=kind,
+            subject=subject,
+        )
 
-    def day_violation(self, rule: str, day: date, days: int, message: str,
-                      sessions: list[Session], *, level: str | None = None) -> Violation:
+    def day_violation(
+        self,
+        rule: str,
+        day: date,
+        days: int,
+        message: str,
+        sessions: list[Session],
+        *,
+        level: str | None = None,
+    ) -> Violation:
         """A violation about a whole day (days=1) or week (days=7), dated at its start."""
-        return self.violation(rule, day=day, start=self.midnight(day),
-                              end=self.midnight(day + timedelta(days=days)), message=message,
-                              subject=f"{day.isoformat()}/{level or ''}",
-                              events=tuple(s.key for s in sessions), level=level)
+        return self.violation(
+            rule,
+            day=day,
+            start=self.midnight(day),
+            end=self.midnight(day + timedelta(days=days)),
+            message=message,
+            subject=f"{day.isoformat()}/{level or ''}",
+            events=tuple(s.key for s in sessions),
+            level=level,
+        )
 
     def session_violation(self, rule: str, session: Session, message: str) -> Violation:
-        return self.violation(rule, day=session.day, start=session.start, end=session.end,
-                              message=message, subject=session.key, events=(session.key,),
-                              level=session.item.level, kind=Kind.SESSION.value)
+        return self.violation(
+            rule,
+            day=session.day,
+            start=session.start,
+            end=session.end,
+            message=message,
+            subject=session.key,
+            events=(session.key,),
+            level=session.item.level,
+            kind=Kind.SESSION.value,
+        )
 
 
 def week_start(day: date, starts_on: str) -> date:
@@ -184,5 +237,4 @@ def plural(count: int, word: str) -> str:
 
 
 WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-               "Dec")
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

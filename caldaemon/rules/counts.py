@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
-from typing import Iterator
 
 from ..model import Violation
 from .context import Context, Session, day_name, plural
@@ -20,9 +20,12 @@ def max_sessions_per_day(ctx: Context) -> Iterator[Violation]:
     for day, sessions in ctx.days():
         if len(sessions) > limit:
             yield ctx.day_violation(
-                "max_sessions_per_day", day, 1,
+                "max_sessions_per_day",
+                day,
+                1,
                 f"{plural(len(sessions), 'session')} on {day_name(day)}; your limit is {limit}",
-                sessions)
+                sessions,
+            )
 
 
 def max_sessions_per_week(ctx: Context) -> Iterator[Violation]:
@@ -32,9 +35,12 @@ def max_sessions_per_week(ctx: Context) -> Iterator[Violation]:
     for week, sessions in ctx.weeks():
         if len(sessions) > limit:
             yield ctx.day_violation(
-                "max_sessions_per_week", week, 7,
-                f"{plural(len(sessions), 'session')} in {_week_label(week)}; "
-                f"your limit is {limit}", sessions)
+                "max_sessions_per_week",
+                week,
+                7,
+                f"{plural(len(sessions), 'session')} in {_week_label(week)}; your limit is {limit}",
+                sessions,
+            )
 
 
 def max_work_days_per_week(ctx: Context) -> Iterator[Violation]:
@@ -45,9 +51,13 @@ def max_work_days_per_week(ctx: Context) -> Iterator[Violation]:
         days = sorted({s.day for s in sessions})
         if len(days) > limit:
             yield ctx.day_violation(
-                "max_work_days_per_week", week, 7,
+                "max_work_days_per_week",
+                week,
+                7,
                 f"sessions on {len(days)} days in {_week_label(week)}; "
-                f"your limit is {plural(limit, 'day')}", sessions)
+                f"your limit is {plural(limit, 'day')}",
+                sessions,
+            )
 
 
 def _at_level(ctx: Context, sessions: list[Session], level: str) -> list[Session]:
@@ -62,9 +72,14 @@ def level_per_day(ctx: Context) -> Iterator[Violation]:
             heavy = _at_level(ctx, sessions, level)
             if len(heavy) > limit.max_per_day:
                 yield ctx.day_violation(
-                    "level_limits.max_per_day", day, 1,
+                    "level_limits.max_per_day",
+                    day,
+                    1,
                     f"{plural(len(heavy), f'{level}-intensity session')} on {day_name(day)}; "
-                    f"your limit is {limit.max_per_day}", heavy, level=level)
+                    f"your limit is {limit.max_per_day}",
+                    heavy,
+                    level=level,
+                )
 
 
 def level_per_week(ctx: Context) -> Iterator[Violation]:
@@ -75,10 +90,14 @@ def level_per_week(ctx: Context) -> Iterator[Violation]:
             heavy = _at_level(ctx, sessions, level)
             if len(heavy) > limit.max_per_week:
                 yield ctx.day_violation(
-                    "level_limits.max_per_week", week, 7,
+                    "level_limits.max_per_week",
+                    week,
+                    7,
                     f"{plural(len(heavy), f'{level}-intensity session')} in "
                     f"{_week_label(week)}; your limit is {limit.max_per_week}",
-                    heavy, level=level)
+                    heavy,
+                    level=level,
+                )
 
 
 def max_daily_load(ctx: Context) -> Iterator[Violation]:
@@ -91,6 +110,10 @@ def max_daily_load(ctx: Context) -> Iterator[Violation]:
         if load > limit:
             scale = ", ".join(f"{lvl} {w}" for lvl, w in weights.items())
             yield ctx.day_violation(
-                "max_daily_load", day, 1,
+                "max_daily_load",
+                day,
+                1,
                 f"a session load of {load} on {day_name(day)} ({scale} per session); "
-                f"your limit is {limit}", sessions)
+                f"your limit is {limit}",
+                sessions,
+            )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from typing import Iterator
 
 from ..config_schema import WEEKDAYS
 from ..model import Violation
@@ -45,8 +45,10 @@ def days_off(ctx: Context) -> Iterator[Violation]:
         if is_day_off(ctx, day):
             for session in sessions:
                 yield ctx.session_violation(
-                    "days_off", session,
-                    f"{span(session.start, session.end)}: a session on a day you keep free")
+                    "days_off",
+                    session,
+                    f"{span(session.start, session.end)}: a session on a day you keep free",
+                )
 
 
 def working_hours(ctx: Context) -> Iterator[Violation]:
@@ -57,14 +59,19 @@ def working_hours(ctx: Context) -> Iterator[Violation]:
         if is_day_off(ctx, day):
             continue  # reported by days_off, not twice (DESIGN.md §3 rule table)
         ranges = hours.get(day.weekday(), ())
-        limit = f"your hours that day are {_hours_text(ranges)}" if ranges else (
-            "you have no working hours that day")
+        limit = (
+            f"your hours that day are {_hours_text(ranges)}"
+            if ranges
+            else ("you have no working hours that day")
+        )
         for session in sessions:
             if not _fits(session, ranges):
                 yield ctx.session_violation(
-                    "working_hours", session,
+                    "working_hours",
+                    session,
                     f"{span(session.start, session.end)}: a session outside your working "
-                    f"hours; {limit}")
+                    f"hours; {limit}",
+                )
 
 
 def latest_start(ctx: Context) -> Iterator[Violation]:
@@ -74,12 +81,18 @@ def latest_start(ctx: Context) -> Iterator[Violation]:
         for day, sessions in ctx.days():
             for session in sessions:
                 start = _minute_of_day(session.start, day)
-                if ctx.at_least(session.item.level, level) and start is not None and (
-                        start > limit.latest_start):
-                    latest = session.start.replace(hour=limit.latest_start // 60,
-                                                   minute=limit.latest_start % 60)
+                if (
+                    ctx.at_least(session.item.level, level)
+                    and start is not None
+                    and (start > limit.latest_start)
+                ):
+                    latest = session.start.replace(
+                        hour=limit.latest_start // 60, minute=limit.latest_start % 60
+                    )
                     yield ctx.session_violation(
-                        "level_limits.latest_start", session,
+                        "level_limits.latest_start",
+                        session,
                         f"{span(session.start, session.end)}: a "
                         f"{describe(session.item.level)} starts after {clock(latest)}; "
-                        f"you keep {level}-intensity work before then")
+                        f"you keep {level}-intensity work before then",
+                    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from itertools import pairwise
 
 from ..model import Classified, Kind, Violation
 from .context import Context, describe, length, minutes, plural, span
@@ -22,15 +23,18 @@ def breaks(ctx: Context) -> Iterator[Violation]:
         previous_end = None
         for session in sessions:
             consecutive = previous_end is not None and (
-                session.start - previous_end < rule.min_break)
+                session.start - previous_end < rule.min_break
+            )
             run = run + 1 if consecutive else 1
             previous_end = max(previous_end, session.end) if consecutive else session.end
             if run > rule.after_sessions:
                 yield ctx.session_violation(
-                    "breaks", session,
+                    "breaks",
+                    session,
                     f"{span(session.start, session.end)}: the {_ordinal(run)} session in a "
                     f"row without a {length(rule.min_break)} break; you take a break after "
-                    f"{plural(rule.after_sessions, 'session')}")
+                    f"{plural(rule.after_sessions, 'session')}",
+                )
 
 
 def no_back_to_back(ctx: Context) -> Iterator[Violation]:
@@ -38,16 +42,21 @@ def no_back_to_back(ctx: Context) -> Iterator[Violation]:
     if rule is None:
         return
     for _, sessions in ctx.days():
-        for earlier, later in zip(sessions, sessions[1:]):
+        for earlier, later in pairwise(sessions):
             gap = later.start - earlier.end
-            if (ctx.at_least(earlier.item.level, rule.level)
-                    and ctx.at_least(later.item.level, rule.level) and gap < rule.min_gap):
+            if (
+                ctx.at_least(earlier.item.level, rule.level)
+                and ctx.at_least(later.item.level, rule.level)
+                and gap < rule.min_gap
+            ):
                 shown = "no gap" if gap.total_seconds() <= 0 else f"{minutes(gap)} between them"
                 yield ctx.session_violation(
-                    "no_back_to_back", later,
+                    "no_back_to_back",
+                    later,
                     f"{span(later.start, later.end)}: a {describe(later.item.level)} right "
                     f"after another ({shown}); you keep {minutes(rule.min_gap)} between "
-                    f"{rule.level}-intensity sessions")
+                    f"{rule.level}-intensity sessions",
+                )
 
 
 def _label(item: Classified) -> str:
@@ -72,9 +81,14 @@ def double_booked(ctx: Context) -> Iterator[Violation]:
                 continue
             first, second = sorted((other, item), key=lambda c: c.event.key)
             yield ctx.violation(
-                "double_booked", day=overlap_start.date(), start=overlap_start,
-                end=overlap_end, subject=f"{first.event.key}|{second.event.key}",
-                events=(other.event.key, item.event.key), kind=Kind.SESSION.value,
+                "double_booked",
+                day=overlap_start.date(),
+                start=overlap_start,
+                end=overlap_end,
+                subject=f"{first.event.key}|{second.event.key}",
+                events=(other.event.key, item.event.key),
+                kind=Kind.SESSION.value,
                 message=f"{span(overlap_start, overlap_end)}: a {_label(other)} and a "
-                        f"{_label(item)} overlap")
+                f"{_label(item)} overlap",
+            )
         active.append(item)

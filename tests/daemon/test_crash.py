@@ -24,22 +24,43 @@ def run_once(ws: Workspace, now: str, failpoint: str | None = None) -> subproces
     env = {k: v for k, v in os.environ.items() if k != "CALDAEMON_FAILPOINT"}
     if failpoint:
         env["CALDAEMON_FAILPOINT"] = failpoint
-    return subprocess.run([sys.executable, "-m", "caldaemon", "run", "--once", "--config",
-                           str(ws.config), "--now", now], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "caldaemon",
+            "run",
+            "--once",
+            "--config",
+            str(ws.config),
+            "--now",
+            now,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def notices(ws: Workspace) -> list[email.message.Message]:
     folder = ws.state_dir / "notices"
-    files = [p for sub in ("new", "cur") for p in (folder / sub).glob("*")] if folder.exists() else []
+    files = (
+        [p for sub in ("new", "cur") for p in (folder / sub).glob("*")] if folder.exists() else []
+    )
     return [email.message_from_bytes(p.read_bytes()) for p in files]
 
 
 @pytest.mark.parametrize("failpoint", POINTS)
 def test_a_rerun_after_a_crash_converges(tmp_path, failpoint):
-    ws = Workspace(tmp_path, sessions=[Session("s1@practice", MON_10),
-                                       Session("s2@practice", MON_10 + timedelta(hours=2)),
-                                       Session("s3@practice", MON_10 + timedelta(days=1))])
+    ws = Workspace(
+        tmp_path,
+        sessions=[
+            Session("s1@practice", MON_10),
+            Session("s2@practice", MON_10 + timedelta(hours=2)),
+            Session("s3@practice", MON_10 + timedelta(days=1)),
+        ],
+    )
     ws.write_config()
     ws.write_practice()
     crashed = run_once(ws, "2026-11-30T08:00", failpoint)
@@ -51,7 +72,8 @@ def test_a_rerun_after_a_crash_converges(tmp_path, failpoint):
     assert len(uids) == 3 and len(set(uids)) == 3  # no duplicate buffer
     db = sqlite3.connect(ws.state_dir / "state.sqlite3")
     assert db.execute("SELECT status, COUNT(*) FROM buffers GROUP BY status").fetchall() == [
-        ("active", 3)]
+        ("active", 3)
+    ]
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert db.execute("SELECT COUNT(*) FROM outbox WHERE status!='sent'").fetchone() == (0,)
 

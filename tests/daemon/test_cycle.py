@@ -18,10 +18,13 @@ MON_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
 
 @pytest.fixture
 def ws(tmp_path):
-    return Workspace(tmp_path, sessions=[
-        Session("s1@practice", MON_10),
-        Session("s2@practice", MON_10 + timedelta(days=1)),
-    ])
+    return Workspace(
+        tmp_path,
+        sessions=[
+            Session("s1@practice", MON_10),
+            Session("s2@practice", MON_10 + timedelta(days=1)),
+        ],
+    )
 
 
 def rows(ws, sql):
@@ -70,8 +73,9 @@ def test_a_cancelled_session_loses_its_buffer(ws):
 
 def test_a_buffer_the_user_edited_is_never_touched_again(ws):
     ws.cycle(NOW)
-    ws.buffers.write_text(ws.buffers.read_text().replace(
-        "SUMMARY:Grounding time", "SUMMARY:Grounding walk", 1))
+    ws.buffers.write_text(
+        ws.buffers.read_text().replace("SUMMARY:Grounding time", "SUMMARY:Grounding walk", 1)
+    )
     edited = ws.buffer_blocks()[0]
     ws.sessions[0].start = MON_10 + timedelta(hours=3)  # would move it
     ws.cycle(NOW + timedelta(minutes=2))
@@ -116,9 +120,11 @@ def test_deletes_are_capped_per_cycle(ws):
 
 
 def test_other_events_in_the_buffers_calendar_keep_their_exact_bytes(ws):
-    mine = ("BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//me//EN\nBEGIN:VEVENT\nUID:dentist@me\n"
-            "DTSTAMP:20260101T000000Z\nDTSTART:20261204T190000Z\nDTEND:20261204T200000Z\n"
-            "SUMMARY:Dentist\nX-SOMETHING;X-P=1:keep me\nEND:VEVENT\nEND:VCALENDAR\n")
+    mine = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//me//EN\nBEGIN:VEVENT\nUID:dentist@me\n"
+        "DTSTAMP:20260101T000000Z\nDTSTART:20261204T190000Z\nDTEND:20261204T200000Z\n"
+        "SUMMARY:Dentist\nX-SOMETHING;X-P=1:keep me\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
     ws.buffers.write_text(mine)
     ws.cycle(NOW)
     ws.sessions[1].status = "CANCELLED"

@@ -20,15 +20,22 @@ NOW = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)
 
 
 def smtp_notices(server: SmtpServer, port: int | None = None, mode: str = "immediate") -> str:
-    return (f"mode: {mode}\nemail:\n  from: caldaemon@example.org\n  smtp: {{host: 127.0.0.1, "
-            f"port: {port or server.port}, security: starttls, ca_file: '{server.ca_file}', "
-            f"timeout: 5s}}")
+    return (
+        f"mode: {mode}\nemail:\n  from: caldaemon@example.org\n  smtp: {{host: 127.0.0.1, "
+        f"port: {port or server.port}, security: starttls, ca_file: '{server.ca_file}', "
+        f"timeout: 5s}}"
+    )
 
 
 @pytest.fixture
 def ws(tmp_path):
-    return Workspace(tmp_path, sessions=[Session("s1@practice", MON_10),
-                                         Session("s2@practice", MON_10 + timedelta(hours=2))])
+    return Workspace(
+        tmp_path,
+        sessions=[
+            Session("s1@practice", MON_10),
+            Session("s2@practice", MON_10 + timedelta(hours=2)),
+        ],
+    )
 
 
 def test_notice_is_delivered_over_starttls_and_has_no_client_data(ws):
@@ -69,12 +76,16 @@ def test_notices_wait_for_working_hours_when_asked(ws):
     with SmtpServer(security="starttls") as server:
         ws.notices = smtp_notices(server)
         ws.write_config()
-        ws.config.write_text(ws.config.read_text().replace(
-            "quiet_outside_working_hours: false", "quiet_outside_working_hours: true"))
+        ws.config.write_text(
+            ws.config.read_text().replace(
+                "quiet_outside_working_hours: false", "quiet_outside_working_hours: true"
+            )
+        )
         ws.write_practice()
         early = datetime(2026, 11, 30, 7, 0, tzinfo=TZ)
         service = __import__("caldaemon.daemon", fromlist=["Daemon"]).Daemon(
-            str(ws.config), clock=lambda: early)
+            str(ws.config), clock=lambda: early
+        )
         service.once()
         assert server.received == []
         service.clock = service.cycle.clock = lambda: early + timedelta(hours=2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from caldaemon.model import Buffer, Event
-from caldaemon.plan import (ACTIVE, CREATING, DELETING, USER_DELETED, USER_EDITED, Mark, plan)
+from caldaemon.plan import ACTIVE, CREATING, DELETING, USER_DELETED, USER_EDITED, Mark, plan
 from caldaemon.providers.base import Create, Delete, Update
 from caldaemon.state import OwnedBuffer
 from tests.support import NOW, TZ
@@ -15,24 +15,43 @@ T = datetime(2026, 11, 30, 10, 50, tzinfo=TZ)
 
 
 def buffer(after: str = "work/s1", start: datetime = T, minutes: int = 15) -> Buffer:
-    return Buffer("lee", "work", start, start + timedelta(minutes=minutes), "Grounding time",
-                  after, "high")
+    return Buffer(
+        "lee", "work", start, start + timedelta(minutes=minutes), "Grounding time", after, "high"
+    )
 
 
 def record(b: Buffer, *, status: str = ACTIVE, etag: str = "e1", pending=None) -> OwnedBuffer:
-    return OwnedBuffer("lee", b.identity, "work", f"r-{b.identity[:6]}", etag, b.start, b.end,
-                       b.title, b.after, status, pending)
+    return OwnedBuffer(
+        "lee",
+        b.identity,
+        "work",
+        f"r-{b.identity[:6]}",
+        etag,
+        b.start,
+        b.end,
+        b.title,
+        b.after,
+        status,
+        pending,
+    )
 
 
 def remote(b: Buffer, *, etag: str = "e1", start: datetime | None = None) -> Event:
     start = start or b.start
-    return Event("work", f"r-{b.identity[:6]}", start, start + (b.end - b.start),
-                 owner=b.identity, etag=etag)
+    return Event(
+        "work", f"r-{b.identity[:6]}", start, start + (b.end - b.start), owner=b.identity, etag=etag
+    )
 
 
 def run(desired, owned=(), listed=(), *, trusted=True, max_deletes=20, now=NOW):
-    return plan(desired, {o.identity: o for o in owned}, {e.owner: e for e in listed}, now,
-                listing_trusted=trusted, max_deletes=max_deletes)
+    return plan(
+        desired,
+        {o.identity: o for o in owned},
+        {e.owner: e for e in listed},
+        now,
+        listing_trusted=trusted,
+        max_deletes=max_deletes,
+    )
 
 
 def test_a_wanted_buffer_we_do_not_have_is_created():

@@ -14,29 +14,61 @@ MON_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
 
 
 def test_canary_client_name_never_leaves_the_calendar(tmp_path):
-    ws = Workspace(tmp_path, sessions=[
-        Session("s1@practice", MON_10), Session("s2@practice", MON_10 + timedelta(hours=1)),
-        Session("s3@practice", MON_10 + timedelta(days=1), title=f"{CANARY} [heavy] intake")])
+    ws = Workspace(
+        tmp_path,
+        sessions=[
+            Session("s1@practice", MON_10),
+            Session("s2@practice", MON_10 + timedelta(hours=1)),
+            Session("s3@practice", MON_10 + timedelta(days=1), title=f"{CANARY} [heavy] intake"),
+        ],
+    )
     ws.write_config()
     ws.write_practice()
     logs = ""
     for minute in range(3):
         run = subprocess.run(
-            [sys.executable, "-m", "caldaemon", "-vv", "run", "--once", "--config",
-             str(ws.config), "--now", f"2026-11-30T09:0{minute}"],
-            capture_output=True, text=True, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "caldaemon",
+                "-vv",
+                "run",
+                "--once",
+                "--config",
+                str(ws.config),
+                "--now",
+                f"2026-11-30T09:0{minute}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert run.returncode == 0, run.stderr
         logs += run.stdout + run.stderr
     ws.sessions[0].start += timedelta(hours=3)  # a move: buffers and violations change
     ws.write_practice()
-    run = subprocess.run([sys.executable, "-m", "caldaemon", "-vv", "run", "--once", "--config",
-                          str(ws.config), "--now", "2026-11-30T09:10"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "caldaemon",
+            "-vv",
+            "run",
+            "--once",
+            "--config",
+            str(ws.config),
+            "--now",
+            "2026-11-30T09:10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     logs += run.stdout + run.stderr
 
     assert "buffer" in logs.lower()  # the logs were really captured
     assert CANARY not in logs
-    needles = [CANARY.encode(), CANARY.split()[0].encode(), "Quixote".encode()]
+    needles = [CANARY.encode(), CANARY.split()[0].encode(), b"Quixote"]
     written = [p for p in ws.state_dir.rglob("*") if p.is_file()] + [ws.buffers]
     assert any(p.suffix == ".sqlite3" for p in written)
     assert any("notices" in p.parts for p in written)

@@ -13,8 +13,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 import pytest
 
@@ -57,9 +56,22 @@ def ws(tmp_path):
 def start(ws: Workspace, notify: NotifySocket) -> subprocess.Popen[str]:
     env = {**os.environ, "NOTIFY_SOCKET": notify.path}
     return subprocess.Popen(
-        [sys.executable, "-m", "caldaemon", "-v", "run", "--config", str(ws.config),
-         "--now", "2026-11-30T08:00"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "caldaemon",
+            "-v",
+            "run",
+            "--config",
+            str(ws.config),
+            "--now",
+            "2026-11-30T08:00",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_ready_reload_good_and_broken_config_then_sigterm_exits_0(ws):
@@ -93,8 +105,11 @@ def test_ready_reload_good_and_broken_config_then_sigterm_exits_0(ws):
     assert "config reloaded: 1 clinician(s)" in log
     assert "Traceback" not in log
     # The broken config was also reported to the admin, once.
-    outbox = sqlite3.connect(ws.state_dir / "state.sqlite3").execute(
-        "SELECT subject FROM outbox").fetchall()
+    outbox = (
+        sqlite3.connect(ws.state_dir / "state.sqlite3")
+        .execute("SELECT subject FROM outbox")
+        .fetchall()
+    )
     assert sum("config" in s.lower() for (s,) in outbox) == 1
 
 
@@ -105,7 +120,7 @@ class _SlowFeed(http.server.BaseHTTPRequestHandler):
     release = threading.Event()
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         type(self).arrived.set()
         type(self).release.wait(30)
         self.send_response(200)
@@ -122,9 +137,12 @@ def test_sigterm_mid_cycle_finishes_the_cycle_then_exits_0(ws):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowFeed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/lee.ics"
-    ws.config.write_text(ws.config.read_text().replace(
-        "{id: practice, provider: ics, path: practice.ics}",
-        f"{{id: practice, provider: ics, url: '{url}'}}"))
+    ws.config.write_text(
+        ws.config.read_text().replace(
+            "{id: practice, provider: ics, path: practice.ics}",
+            f"{{id: practice, provider: ics, url: '{url}'}}",
+        )
+    )
     notify = NotifySocket()
     proc = start(ws, notify)
     try:
@@ -142,6 +160,7 @@ def test_sigterm_mid_cycle_finishes_the_cycle_then_exits_0(ws):
         notify.close()
     db = sqlite3.connect(ws.state_dir / "state.sqlite3")
     [(last_success,)] = db.execute(
-        "SELECT last_success FROM calendars WHERE calendar='practice'").fetchall()
+        "SELECT last_success FROM calendars WHERE calendar='practice'"
+    ).fetchall()
     assert last_success is not None  # the cycle under way was completed, not cut off
     assert db.execute("SELECT COUNT(*) FROM buffers WHERE status='active'").fetchone()[0] == 1

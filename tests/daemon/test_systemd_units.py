@@ -35,15 +35,20 @@ def test_user_unit_verifies(tmp_path):
     unit = _copy("caldaemon-user.service", tmp_path, "%h/.local/bin/caldaemon")
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
-    result = subprocess.run([analyze, "--user", "verify", str(unit)], capture_output=True,
-                            text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    result = subprocess.run(
+        [analyze, "--user", "verify", str(unit)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_system_unit_exposure_stays_low(tmp_path):
     unit = _copy("caldaemon.service", tmp_path, "/usr/local/bin/caldaemon")
-    result = subprocess.run([analyze, "security", "--offline=yes", str(unit)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [analyze, "security", "--offline=yes", str(unit)], capture_output=True, text=True
+    )
     match = re.search(r"Overall exposure level for caldaemon.service: ([0-9.]+)", result.stdout)
     if match is None:
         pytest.skip(f"this systemd-analyze cannot score units offline: {result.stderr.strip()}")
@@ -52,9 +57,21 @@ def test_system_unit_exposure_stays_low(tmp_path):
 
 def test_system_unit_keeps_its_hardening():
     text = (UNITS / "caldaemon.service").read_text()
-    for directive in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "DynamicUser=yes",
-                      "StateDirectory=caldaemon", "ConfigurationDirectory=caldaemon",
-                      "LoadCredential=", "ProtectSystem=strict", "ProtectHome=yes",
-                      "PrivateTmp=yes", "NoNewPrivileges=yes", "RestrictAddressFamilies=",
-                      "SystemCallFilter=@system-service", "UMask=0077", "ExecReload="):
+    for directive in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "DynamicUser=yes",
+        "StateDirectory=caldaemon",
+        "ConfigurationDirectory=caldaemon",
+        "LoadCredential=",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "NoNewPrivileges=yes",
+        "RestrictAddressFamilies=",
+        "SystemCallFilter=@system-service",
+        "UMask=0077",
+        "ExecReload=",
+    ):
         assert directive in text, directive

@@ -51,7 +51,8 @@ class Workspace:
         return self.root / "state"
 
     def write_config(self) -> None:
-        self.config.write_text(textwrap.dedent(f"""\
+        self.config.write_text(
+            textwrap.dedent(f"""\
             timezone: America/Toronto
             daemon: {{state_dir: state, horizon: 14d, max_deletes_per_cycle: {self.max_deletes}}}
             clinicians:
@@ -71,16 +72,24 @@ class Workspace:
                   - {{after: high, length: 15m, title: Grounding time}}
             notices:
               quiet_outside_working_hours: false
-            """) + textwrap.indent(self.notices, "  ") + "\n")
+            """)
+            + textwrap.indent(self.notices, "  ")
+            + "\n"
+        )
 
     def write_practice(self) -> None:
         lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//practice//EN"]
         for s in self.sessions:
-            lines += ["BEGIN:VEVENT", f"UID:{s.uid}", "DTSTAMP:20260101T000000Z",
-                      f"DTSTART;TZID=America/Toronto:{stamp(s.start)}",
-                      f"DTEND;TZID=America/Toronto:{stamp(s.start + timedelta(minutes=s.minutes))}",
-                      f"SUMMARY:{s.title}", f"DESCRIPTION:Client {CANARY}, call 555-0199",
-                      f"LOCATION:{CANARY}'s office"]
+            lines += [
+                "BEGIN:VEVENT",
+                f"UID:{s.uid}",
+                "DTSTAMP:20260101T000000Z",
+                f"DTSTART;TZID=America/Toronto:{stamp(s.start)}",
+                f"DTEND;TZID=America/Toronto:{stamp(s.start + timedelta(minutes=s.minutes))}",
+                f"SUMMARY:{s.title}",
+                f"DESCRIPTION:Client {CANARY}, call 555-0199",
+                f"LOCATION:{CANARY}'s office",
+            ]
             if s.status:
                 lines.append(f"STATUS:{s.status}")
             lines.append("END:VEVENT")

@@ -42,16 +42,17 @@ class Backend(Protocol):
     read_only: bool
 
     def provider(self) -> Provider: ...
-    def add(self, event: UserEvent) -> str: ...          # returns the id the provider will show
+    def add(self, event: UserEvent) -> str: ...  # returns the id the provider will show
     def change(self, event_id: str, event: UserEvent) -> None: ...
     def remove(self, event_id: str) -> None: ...
-    def edit_title(self, event_id: str, title: str) -> None: ...   # as the user would
+    def edit_title(self, event_id: str, title: str) -> None: ...  # as the user would
     def count_with_title(self, title: str) -> int: ...  # events on the calendar with it
 
 
 def buffer(start: datetime = MONDAY_10 + timedelta(minutes=50), after: str = "work/s1") -> Buffer:
-    return Buffer("lee", "work", start, start + timedelta(minutes=15), "Grounding time", after,
-                  "high")
+    return Buffer(
+        "lee", "work", start, start + timedelta(minutes=15), "Grounding time", after, "high"
+    )
 
 
 def by_id(listing: Any) -> dict[str, Any]:
@@ -64,8 +65,11 @@ class ProviderContract:
     # -- reading -----------------------------------------------------------------------
 
     def test_lists_a_session_with_aware_times_and_its_title(self, backend: Backend) -> None:
-        event_id = backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + timedelta(minutes=50),
-                                         "Session with A.B. #heavy"))
+        event_id = backend.add(
+            UserEvent(
+                "s1", MONDAY_10, MONDAY_10 + timedelta(minutes=50), "Session with A.B. #heavy"
+            )
+        )
         listing = backend.provider().list(WINDOW, None)
         assert listing.full
         event = by_id(listing)[event_id]
@@ -84,12 +88,15 @@ class ProviderContract:
     def test_all_day_free_declined_and_cancelled_are_mapped(self, backend: Backend) -> None:
         day = datetime(2026, 12, 2, tzinfo=TZ)
         ids = {
-            "all_day": backend.add(UserEvent("ad", day, day + timedelta(days=1), "Off #off",
-                                             all_day=True)),
-            "free": backend.add(UserEvent("fr", MONDAY_10, MONDAY_10 + timedelta(hours=1),
-                                          transparent=True)),
-            "declined": backend.add(UserEvent("de", MONDAY_10, MONDAY_10 + timedelta(hours=1),
-                                              declined=True)),
+            "all_day": backend.add(
+                UserEvent("ad", day, day + timedelta(days=1), "Off #off", all_day=True)
+            ),
+            "free": backend.add(
+                UserEvent("fr", MONDAY_10, MONDAY_10 + timedelta(hours=1), transparent=True)
+            ),
+            "declined": backend.add(
+                UserEvent("de", MONDAY_10, MONDAY_10 + timedelta(hours=1), declined=True)
+            ),
         }
         events = by_id(backend.provider().list(WINDOW, None))
         all_day = events[ids["all_day"]]
@@ -107,8 +114,9 @@ class ProviderContract:
 
     def test_changes_since_the_token_are_listed(self, backend: Backend) -> None:
         kept = backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + timedelta(hours=1)))
-        gone = backend.add(UserEvent("s2", MONDAY_10 + timedelta(days=1),
-                                     MONDAY_10 + timedelta(days=1, hours=1)))
+        gone = backend.add(
+            UserEvent("s2", MONDAY_10 + timedelta(days=1), MONDAY_10 + timedelta(days=1, hours=1))
+        )
         provider = backend.provider()
         first = provider.list(WINDOW, None)
         moved = MONDAY_10 + timedelta(hours=3)
@@ -120,8 +128,9 @@ class ProviderContract:
             assert gone not in ids and ids[kept].start == moved
         else:
             assert by_id(second)[kept].start == moved
-            assert gone in second.removed or by_id(second).get(gone, None) is not None and (
-                by_id(second)[gone].cancelled)
+            assert gone in second.removed or (
+                by_id(second).get(gone, None) is not None and (by_id(second)[gone].cancelled)
+            )
 
     # -- writing -----------------------------------------------------------------------
 
@@ -170,7 +179,9 @@ class ProviderContract:
         assert isinstance(delete.error, WriteConflict)
         assert backend.count_with_title("Grounding walk") == 1
 
-    def test_delete_removes_the_buffer_and_a_second_delete_finds_it_gone(self, backend: Backend) -> None:
+    def test_delete_removes_the_buffer_and_a_second_delete_finds_it_gone(
+        self, backend: Backend
+    ) -> None:
         provider = self._writable(backend)
         b = buffer()
         [created] = provider.apply([Create(b, b.identity)])
@@ -182,8 +193,9 @@ class ProviderContract:
 
     def test_several_writes_in_one_apply_each_get_a_result(self, backend: Backend) -> None:
         provider = self._writable(backend)
-        buffers = [buffer(start=MONDAY_10 + timedelta(days=d), after=f"work/s{d}")
-                   for d in range(3)]
+        buffers = [
+            buffer(start=MONDAY_10 + timedelta(days=d), after=f"work/s{d}") for d in range(3)
+        ]
         results = provider.apply([Create(b, b.identity) for b in buffers])
         assert [r.error for r in results] == [None, None, None]
         assert len({r.remote.id for r in results}) == 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import http.server
 import re
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def vevent(e: UserEvent) -> str:
@@ -48,8 +48,10 @@ class FileBackend:
 
     def provider(self) -> IcsProvider:
         config = IcsCalendar(provider="ics", id="work", path=self.path)
-        return IcsProvider(config, ProviderContext("lee", TZ, self.path.parent,
-                                                   frozenset({SELF}), buffers_to="work"))
+        return IcsProvider(
+            config,
+            ProviderContext("lee", TZ, self.path.parent, frozenset({SELF}), buffers_to="work"),
+        )
 
     def _text(self) -> str:
         return self.path.read_text() if self.path.exists() else ""
@@ -59,9 +61,11 @@ class FileBackend:
         text = self._text()
         ours = [b for b in text.split("BEGIN:VEVENT")[1:] if "X-CALDAEMON-BUFFER" in b]
         body = "".join(vevent(e) for e in self.events.values()) + "".join(
-            "BEGIN:VEVENT" + b.split("END:VCALENDAR")[0] for b in ours)
-        self.path.write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n" + body
-                             + "END:VCALENDAR\r\n")
+            "BEGIN:VEVENT" + b.split("END:VCALENDAR")[0] for b in ours
+        )
+        self.path.write_text(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n" + body + "END:VCALENDAR\r\n"
+        )
 
     def add(self, event: UserEvent) -> str:
         self.events[event.uid] = event
@@ -91,8 +95,8 @@ class TestIcsFile(ProviderContract):
 class _Feed(http.server.BaseHTTPRequestHandler):
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        etag = f'"{hash(self.server.body) & 0xffffffff:x}"'  # type: ignore[attr-defined]
+    def do_GET(self) -> None:
+        etag = f'"{hash(self.server.body) & 0xFFFFFFFF:x}"'  # type: ignore[attr-defined]
         if self.headers.get("If-None-Match") == etag:
             self.send_response(304)
             self.end_headers()

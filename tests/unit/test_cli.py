@@ -33,8 +33,9 @@ def test_check_json_has_the_contract_fields(example):
     data = json.loads(result.stdout)
     assert data["now"] == "2026-11-30T08:00:00-05:00"
     violation = data["violations"][0]
-    assert {"clinician", "rule", "severity", "date", "start", "end", "message",
-            "events"} <= set(violation)
+    assert {"clinician", "rule", "severity", "date", "start", "end", "message", "events"} <= set(
+        violation
+    )
     limits = [v for v in data["violations"] if v["rule"] == "level_limits.max_per_day"]
     assert limits[0]["level"] == "high" and limits[0]["date"] == "2026-11-30"
     assert limits[0]["message"] == "3 high-intensity sessions on Mon 30 Nov; your limit is 2"
@@ -52,18 +53,22 @@ def test_check_text_is_grouped_by_day_and_kind(example):
 
 
 def test_check_exits_0_when_only_warnings_remain(example):
-    text = example.read_text().replace("severity: {max_daily_load: warning, breaks: warning}",
-                                       "severity: {level_limits: warning, working_hours: warning,"
-                                       " no_back_to_back: warning, buffers: warning, days_off: "
-                                       "warning, double_booked: warning, max_work_days_per_week:"
-                                       " warning, breaks: warning}")
+    text = example.read_text().replace(
+        "severity: {max_daily_load: warning, breaks: warning}",
+        "severity: {level_limits: warning, working_hours: warning,"
+        " no_back_to_back: warning, buffers: warning, days_off: "
+        "warning, double_booked: warning, max_work_days_per_week:"
+        " warning, breaks: warning}",
+    )
     example.write_text(text)
     result = invoke("check", "--config", str(example), "--now", NOW)
     assert result.exit_code == 0, result.output
 
 
 def test_check_for_one_clinician_and_an_unknown_one(example):
-    assert invoke("check", "--config", str(example), "--now", NOW, "--clinician", "lee").exit_code == 1
+    assert (
+        invoke("check", "--config", str(example), "--now", NOW, "--clinician", "lee").exit_code == 1
+    )
     result = invoke("check", "--config", str(example), "--now", NOW, "--clinician", "kim")
     assert result.exit_code == 2 and "no clinician 'kim' (known: lee)" in result.output
 

@@ -6,14 +6,14 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from caldaemon.model import Event, Severity
-from tests.support import (MONDAY, NOW, TZ, all_day, at, evaluate, make_settings, rules_hit,
-                           session)
+from tests.support import MONDAY, NOW, TZ, all_day, at, evaluate, make_settings, rules_hit, session
 
 TUE, WED, THU, FRI, SAT = (MONDAY + timedelta(days=n) for n in range(1, 6))
 HOURS = {"working_hours": {"mon-thu": "09:00-17:00", "fri": ["09:00-12:00", "13:00-15:00"]}}
 
 
 # -- working_hours -----------------------------------------------------------------------
+
 
 def test_session_ending_exactly_at_the_end_of_hours_fits():
     result = evaluate(make_settings(HOURS), [session(MONDAY, "16:10", "17:00")])
@@ -24,8 +24,10 @@ def test_session_ending_a_minute_after_hours_is_reported_once():
     ev = session(MONDAY, "16:11", "17:01")
     [v] = rules_hit(evaluate(make_settings(HOURS), [ev]), "working_hours")
     assert v.events == (ev.key,)
-    assert v.message == ("Mon 30 Nov, 16:11–17:01: a session outside your working hours; "
-                         "your hours that day are 09:00–17:00")
+    assert v.message == (
+        "Mon 30 Nov, 16:11–17:01: a session outside your working hours; "
+        "your hours that day are 09:00–17:00"
+    )
     assert v.date == MONDAY and v.severity is Severity.ERROR
 
 
@@ -37,8 +39,10 @@ def test_session_must_fit_inside_one_range_not_across_a_gap():
 
 
 def test_weekday_without_ranges_has_no_hours():
-    [v] = rules_hit(evaluate(make_settings(HOURS | {"days_off": []}),
-                             [session(SAT, "10:00", "10:50")]), "working_hours")
+    [v] = rules_hit(
+        evaluate(make_settings(HOURS | {"days_off": []}), [session(SAT, "10:00", "10:50")]),
+        "working_hours",
+    )
     assert "you have no working hours that day" in v.message
 
 
@@ -54,14 +58,16 @@ def test_session_crossing_midnight_does_not_fit_but_one_ending_at_24_00_does():
 def test_working_hours_are_wall_clock_on_both_dst_change_days():
     rules = {"working_hours": {"mon-sun": "09:00-17:00"}}
     spring, autumn = date(2027, 3, 14), date(2026, 11, 1)  # Sundays of the changes in Toronto
-    events = [session(spring, "09:00", "17:00"), session(autumn, "09:00", "17:00"),
-              session(spring, "16:30", "17:30")]
+    events = [
+        session(spring, "09:00", "17:00"),
+        session(autumn, "09:00", "17:00"),
+        session(spring, "16:30", "17:30"),
+    ]
     now_spring = datetime(2027, 3, 13, 8, tzinfo=TZ)
     hits = rules_hit(evaluate(make_settings(rules), events[::2], now_spring), "working_hours")
     assert [v.start.hour for v in hits] == [16]
     now_autumn = datetime(2026, 10, 31, 8, tzinfo=TZ)
-    assert rules_hit(evaluate(make_settings(rules), [events[1]], now_autumn),
-                     "working_hours") == []
+    assert rules_hit(evaluate(make_settings(rules), [events[1]], now_autumn), "working_hours") == []
 
 
 def test_event_in_another_time_zone_is_read_in_the_clinicians_zone():
@@ -76,9 +82,11 @@ def test_event_in_another_time_zone_is_read_in_the_clinicians_zone():
 
 # -- days_off ----------------------------------------------------------------------------
 
+
 def test_session_on_a_day_off_weekday_is_days_off_not_working_hours():
-    result = evaluate(make_settings(HOURS | {"days_off": ["sat", "sun"]}),
-                      [session(SAT, "10:00", "10:50")])
+    result = evaluate(
+        make_settings(HOURS | {"days_off": ["sat", "sun"]}), [session(SAT, "10:00", "10:50")]
+    )
     assert len(rules_hit(result, "days_off")) == 1
     assert rules_hit(result, "working_hours") == []
 
@@ -92,8 +100,11 @@ def test_session_on_an_all_day_day_off_event_is_a_days_off_violation():
 
 
 def test_multi_day_day_off_covers_every_date_but_not_the_end_date():
-    events = [all_day(WED, "Retreat #off", days=2), session(THU, "10:00", "10:50"),
-              session(FRI, "10:00", "10:50")]
+    events = [
+        all_day(WED, "Retreat #off", days=2),
+        session(THU, "10:00", "10:50"),
+        session(FRI, "10:00", "10:50"),
+    ]
     result = evaluate(make_settings({"days_off": []}), events)
     assert [v.date for v in rules_hit(result, "days_off")] == [THU]
 
@@ -106,10 +117,12 @@ def test_all_day_events_never_count_as_sessions_or_busy_time():
 
 # -- counts ------------------------------------------------------------------------------
 
+
 def test_more_sessions_than_the_daily_limit_is_one_violation_for_the_day():
     events = [session(MONDAY, f"{h}:00", f"{h}:50") for h in (9, 10, 11, 13)]
-    [v] = rules_hit(evaluate(make_settings({"max_sessions_per_day": 3}), events),
-                    "max_sessions_per_day")
+    [v] = rules_hit(
+        evaluate(make_settings({"max_sessions_per_day": 3}), events), "max_sessions_per_day"
+    )
     assert v.message == "4 sessions on Mon 30 Nov; your limit is 3"
     assert v.start == datetime(2026, 11, 30, tzinfo=TZ)
     assert v.end == datetime(2026, 12, 1, tzinfo=TZ)
@@ -120,8 +133,9 @@ def test_past_sessions_of_the_current_week_count_but_past_days_are_not_reported(
     now = datetime(2026, 12, 2, 8, tzinfo=TZ)  # Wednesday
     events = [session(MONDAY, f"{h}:00", f"{h}:50") for h in (9, 10, 11)]
     events += [session(THU, "09:00", "09:50")]
-    result = evaluate(make_settings({"max_sessions_per_day": 2, "max_sessions_per_week": 3}),
-                      events, now)
+    result = evaluate(
+        make_settings({"max_sessions_per_day": 2, "max_sessions_per_week": 3}), events, now
+    )
     assert rules_hit(result, "max_sessions_per_day") == []  # Monday is past
     [week] = rules_hit(result, "max_sessions_per_week")
     assert week.date == MONDAY and "4 sessions in the week of Mon 30 Nov" in week.message
@@ -130,8 +144,9 @@ def test_past_sessions_of_the_current_week_count_but_past_days_are_not_reported(
 def test_weeks_start_on_the_configured_weekday():
     events = [session(SAT, "10:00", "10:50"), session(MONDAY + timedelta(days=7), "10:00", "10:50")]
     monday_weeks = evaluate(make_settings({"max_sessions_per_week": 1}), events)
-    saturday_weeks = evaluate(make_settings({"max_sessions_per_week": 1, "week_starts": "sat"}),
-                              events)
+    saturday_weeks = evaluate(
+        make_settings({"max_sessions_per_week": 1, "week_starts": "sat"}), events
+    )
     assert rules_hit(monday_weeks, "max_sessions_per_week") == []
     [v] = rules_hit(saturday_weeks, "max_sessions_per_week")
     assert v.date == SAT
@@ -139,24 +154,28 @@ def test_weeks_start_on_the_configured_weekday():
 
 def test_more_work_days_than_allowed():
     events = [session(d, "10:00", "10:50") for d in (MONDAY, TUE, WED, THU, FRI)]
-    [v] = rules_hit(evaluate(make_settings({"max_work_days_per_week": 4}), events),
-                    "max_work_days_per_week")
+    [v] = rules_hit(
+        evaluate(make_settings({"max_work_days_per_week": 4}), events), "max_work_days_per_week"
+    )
     assert v.message == "sessions on 5 days in the week of Mon 30 Nov; your limit is 4 days"
 
 
 def test_level_limit_per_day_counts_that_level_and_above():
     settings = make_settings({"level_limits": {"moderate": {"max_per_day": 1}}})
-    events = [session(MONDAY, "09:00", "09:50", "#heavy"),
-              session(MONDAY, "11:00", "11:50", "Client session #moderate"),
-              session(MONDAY, "13:00", "13:50", "#light")]
+    events = [
+        session(MONDAY, "09:00", "09:50", "#heavy"),
+        session(MONDAY, "11:00", "11:50", "Client session #moderate"),
+        session(MONDAY, "13:00", "13:50", "#light"),
+    ]
     [v] = rules_hit(evaluate(settings, events), "level_limits.max_per_day")
     assert v.level == "moderate" and len(v.events) == 2
     assert v.message == "2 moderate-intensity sessions on Mon 30 Nov; your limit is 1"
 
 
 def test_level_limit_per_week_and_its_family_severity():
-    settings = make_settings({"level_limits": {"high": {"max_per_week": 1}},
-                              "severity": {"level_limits": "warning"}})
+    settings = make_settings(
+        {"level_limits": {"high": {"max_per_week": 1}}, "severity": {"level_limits": "warning"}}
+    )
     events = [session(MONDAY, "09:00", "09:50", "#heavy"), session(TUE, "09:00", "09:50", "#heavy")]
     [v] = rules_hit(evaluate(settings, events), "level_limits.max_per_week")
     assert v.severity is Severity.WARNING and v.level == "high"
@@ -169,31 +188,44 @@ def test_latest_start_is_strictly_after_the_time():
     moderate = session(WED, "16:00", "16:50")
     [v] = rules_hit(evaluate(settings, [at_limit, after, moderate]), "level_limits.latest_start")
     assert v.events == (after.key,)
-    assert v.message.startswith("Tue 1 Dec, 15:01–15:51: a high-intensity session starts after 15:00")
+    assert v.message.startswith(
+        "Tue 1 Dec, 15:01–15:51: a high-intensity session starts after 15:00"
+    )
 
 
 def test_daily_load_sums_level_weights():
     settings = make_settings({"max_daily_load": 6})
-    events = [session(MONDAY, "09:00", "09:50", "#heavy"), session(MONDAY, "10:00", "10:50", "#heavy"),
-              session(MONDAY, "11:00", "11:50", "#light")]
+    events = [
+        session(MONDAY, "09:00", "09:50", "#heavy"),
+        session(MONDAY, "10:00", "10:50", "#heavy"),
+        session(MONDAY, "11:00", "11:50", "#light"),
+    ]
     [v] = rules_hit(evaluate(settings, events), "max_daily_load")
     assert "a session load of 7 on Mon 30 Nov" in v.message and v.message.endswith("limit is 6")
 
 
 # -- sequences ---------------------------------------------------------------------------
 
+
 def test_gap_exactly_min_break_is_a_break():
     settings = make_settings({"breaks": {"after_sessions": 2, "min_break": "30m"}})
-    events = [session(MONDAY, "09:00", "09:50"), session(MONDAY, "10:00", "10:50"),
-              session(MONDAY, "11:20", "12:10")]  # 30 minutes after the second
+    events = [
+        session(MONDAY, "09:00", "09:50"),
+        session(MONDAY, "10:00", "10:50"),
+        session(MONDAY, "11:20", "12:10"),
+    ]  # 30 minutes after the second
     assert rules_hit(evaluate(settings, events), "breaks") == []
 
 
 def test_run_longer_than_after_sessions_reports_each_session_past_the_limit():
     settings = make_settings({"breaks": {"after_sessions": 2, "min_break": "30m"}})
-    events = [session(MONDAY, "09:00", "09:50"), session(MONDAY, "10:00", "10:50"),
-              session(MONDAY, "11:19", "12:00"), session(MONDAY, "12:10", "13:00"),
-              session(MONDAY, "14:00", "14:50")]
+    events = [
+        session(MONDAY, "09:00", "09:50"),
+        session(MONDAY, "10:00", "10:50"),
+        session(MONDAY, "11:19", "12:00"),
+        session(MONDAY, "12:10", "13:00"),
+        session(MONDAY, "14:00", "14:50"),
+    ]
     hits = rules_hit(evaluate(settings, events), "breaks")
     assert [v.events for v in hits] == [(events[2].key,), (events[3].key,)]
     assert "the 3rd session in a row without a 30-minute break" in hits[0].message
@@ -201,16 +233,22 @@ def test_run_longer_than_after_sessions_reports_each_session_past_the_limit():
 
 def test_back_to_back_heavy_sessions_flag_the_later_one():
     settings = make_settings({"no_back_to_back": {"level": "high", "min_gap": "60m"}})
-    events = [session(MONDAY, "09:00", "09:50", "#heavy"), session(MONDAY, "10:00", "10:50", "#heavy"),
-              session(MONDAY, "11:50", "12:40", "#heavy")]  # exactly 60 minutes: fine
+    events = [
+        session(MONDAY, "09:00", "09:50", "#heavy"),
+        session(MONDAY, "10:00", "10:50", "#heavy"),
+        session(MONDAY, "11:50", "12:40", "#heavy"),
+    ]  # exactly 60 minutes: fine
     [v] = rules_hit(evaluate(settings, events), "no_back_to_back")
     assert v.events == (events[1].key,) and "(10 minutes between them)" in v.message
 
 
 def test_back_to_back_only_looks_at_adjacent_sessions():
     settings = make_settings({"no_back_to_back": {"level": "high", "min_gap": "60m"}})
-    events = [session(MONDAY, "09:00", "09:50", "#heavy"), session(MONDAY, "10:00", "10:50", "#light"),
-              session(MONDAY, "11:00", "11:50", "#heavy")]
+    events = [
+        session(MONDAY, "09:00", "09:50", "#heavy"),
+        session(MONDAY, "10:00", "10:50", "#light"),
+        session(MONDAY, "11:00", "11:50", "#heavy"),
+    ]
     assert rules_hit(evaluate(settings, events), "no_back_to_back") == []
 
 
@@ -222,7 +260,9 @@ def test_double_booking_needs_a_session_on_one_side():
     lunch = session(TUE, "10:30", "11:30", "Lunch")
     [v] = rules_hit(evaluate(settings, [s, dentist, meeting, lunch]), "double_booked")
     assert set(v.events) == {s.key, dentist.key}
-    assert v.message == "Mon 30 Nov, 10:30–10:50: a moderate-intensity session and a busy time overlap"
+    assert (
+        v.message == "Mon 30 Nov, 10:30–10:50: a moderate-intensity session and a busy time overlap"
+    )
 
 
 def test_touching_events_are_not_double_booked():
@@ -238,21 +278,24 @@ def test_absent_rules_are_not_checked():
 
 # -- ignored events ----------------------------------------------------------------------
 
+
 def test_declined_cancelled_and_free_events_are_ignored_by_every_rule():
     settings = make_settings({"max_sessions_per_day": 0, "double_booked": True})
-    events = [session(MONDAY, "10:00", "10:50", declined=True),
-              session(MONDAY, "10:00", "10:50", cancelled=True),
-              session(MONDAY, "10:00", "10:50", busy=False)]
+    events = [
+        session(MONDAY, "10:00", "10:50", declined=True),
+        session(MONDAY, "10:00", "10:50", cancelled=True),
+        session(MONDAY, "10:00", "10:50", busy=False),
+    ]
     assert evaluate(settings, events).violations == ()
 
 
 # -- cadence -----------------------------------------------------------------------------
 
+
 def test_cadence_met_by_an_upcoming_event_is_quiet():
     settings = make_settings({"cadence": [{"kind": "supervision", "every": "14d"}]})
     past = session(MONDAY - timedelta(days=10), "09:00", "10:00", "#supervision")
-    upcoming = [session(WED + timedelta(days=d), "09:00", "10:00", "#supervision")
-                for d in (0, 14)]
+    upcoming = [session(WED + timedelta(days=d), "09:00", "10:00", "#supervision") for d in (0, 14)]
     assert rules_hit(evaluate(settings, [past, *upcoming]), "cadence") == []
 
 
@@ -261,11 +304,16 @@ def test_cadence_deadline_inside_the_horizon_is_reported_at_the_deadline():
     last = session(MONDAY - timedelta(days=3), "13:00", "14:00", "Team debrief #team")
     hits = rules_hit(evaluate(settings, [last]), "cadence")
     # Deadlines Fri 4 Dec 13:00, then a week after each missed one, up to the 28-day horizon.
-    assert [v.date for v in hits] == [date(2026, 12, 4), date(2026, 12, 11), date(2026, 12, 18),
-                                      date(2026, 12, 25)]
+    assert [v.date for v in hits] == [
+        date(2026, 12, 4),
+        date(2026, 12, 11),
+        date(2026, 12, 18),
+        date(2026, 12, 25),
+    ]
     assert hits[0].kind == "peer_support"
-    assert hits[0].message == ("no team debrief or peer support by Fri 4 Dec 13:00; "
-                               "you planned it every week")
+    assert hits[0].message == (
+        "no team debrief or peer support by Fri 4 Dec 13:00; you planned it every week"
+    )
 
 
 def test_cadence_without_a_previous_event_counts_from_now_and_keeps_its_identity():
@@ -285,8 +333,12 @@ def test_cadence_event_after_a_missed_deadline_restarts_the_chain():
 
 # -- buffers -----------------------------------------------------------------------------
 
-BUFFERS = {"buffers": [{"after": "high", "length": "15m", "title": "Grounding time"},
-                       {"after": "moderate", "length": "10m", "title": "Notes"}]}
+BUFFERS = {
+    "buffers": [
+        {"after": "high", "length": "15m", "title": "Grounding time"},
+        {"after": "moderate", "length": "10m", "title": "Notes"},
+    ]
+}
 
 
 def test_buffer_follows_the_highest_rule_the_session_reaches():
@@ -297,7 +349,8 @@ def test_buffer_follows_the_highest_rule_the_session_reaches():
     result = evaluate(settings, [heavy, moderate, light])
     assert [(b.after, b.title, b.end - b.start, b.calendar) for b in result.buffers] == [
         (heavy.key, "Grounding time", timedelta(minutes=15), "work"),
-        (moderate.key, "Notes", timedelta(minutes=10), "work")]
+        (moderate.key, "Notes", timedelta(minutes=10), "work"),
+    ]
     assert result.buffers[0].start == heavy.end
 
 
@@ -309,8 +362,10 @@ def test_buffer_without_room_is_a_violation_and_not_placed():
     assert result.buffers == ()
     [v] = rules_hit(result, "buffers")
     assert v.events == (heavy.key,)
-    assert v.message == ("Mon 30 Nov, 09:50–10:05: no room for 15 minutes of grounding time "
-                         "after a high-intensity session")
+    assert v.message == (
+        "Mon 30 Nov, 09:50–10:05: no room for 15 minutes of grounding time "
+        "after a high-intensity session"
+    )
 
 
 def test_own_buffers_and_free_events_leave_room():
