@@ -120,7 +120,8 @@ class ProviderContext:
 class Provider(ABC):
     """A configured calendar. Subclasses set the capability flags."""
 
-    read_only: ClassVar[bool] = False
+    # An instance may set read_only (an ics feed is, an ics file is not).
+    read_only: bool = False
     batch: ClassVar[bool] = False
     #: How many writes :meth:`apply` sends per request when ``batch`` is set.
     batch_size: ClassVar[int] = 1

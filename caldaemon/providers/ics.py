@@ -11,6 +11,7 @@ costs one request and no parsing.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import urllib.request
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .. import ical
 from ..errors import CalendarError, RemoteGone, TransientError, WriteConflict
@@ -30,6 +32,7 @@ from .base import (
     Delete,
     Listing,
     Provider,
+    ProviderContext,
     Remote,
     Update,
     Window,
@@ -37,15 +40,23 @@ from .base import (
     WriteResult,
 )
 
+if TYPE_CHECKING:
+    from ..config_schema import IcsCalendar
+
 _USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
+# A feed bigger than this is not a clinician's calendar (a wrong URL, a hostile server).
+MAX_FEED_BYTES = 64 * 1024 * 1024
 
 
 class IcsProvider(Provider):
     batch = True
     batch_size = 1000
+    config: IcsCalendar
 
-    def __init__(self, config, context) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: IcsCalendar, context: ProviderContext) -> None:
         super().__init__(config, context)
+        # The one provider whose capability depends on its config: a feed URL is
+        # read-only, a file is not.
         self.read_only = config.url is not None
 
     def describe(self) -> str:
@@ -56,68 +67,84 @@ class IcsProvider(Provider):
     # -- reading -----------------------------------------------------------------------
 
     def list(self, window: Window, token: str | None) -> Listing:
-        data, version = self._fetch(json.loads(token)["version"] if token else None)
-        new_token = json.dumps({"version": version})
-        if data is None:
-            return Listing(events=(), removed=(), token=new_token, full=False)
+        """A token records what was read (file stat or HTTP validators) and the window
+        expanded. Unchanged content and a window inside the old one: nothing changed.
+        A moved window needs the file expanded again (recurring events reach into it)."""
+        known = _read_token(token)
+        covered = known is not None and known[1].covers(window)
+        data, version = self._fetch(known[0] if known is not None and covered else None)
+        if data is None and known is not None:
+            return Listing(events=(), removed=(), token=_token(version, known[1]), full=False)
         reader = ical.Reader(self.id, self.describe(), self.context.tz,
                              self.context.self_addresses)
-        events = reader.events(ical.parse(data, self.id, self.describe()), window)
-        return Listing(events=tuple(events), removed=(), token=new_token, full=True,
-                       warnings=tuple(reader.warnings))
+        events = reader.events(ical.parse(data or b"", self.id, self.describe()), window)
+        return Listing(events=tuple(events), removed=(), token=_token(version, window),
+                       full=True, warnings=tuple(reader.warnings))
 
     def _fetch(self, version: str | None) -> tuple[bytes | None, str]:
         """The calendar's bytes, or None when ``version`` says it has not changed."""
         if self.config.url:
             return self._fetch_url(version)
-        path: Path = self.config.path
+        path = self._path()
         try:
             stat = path.stat()
         except FileNotFoundError:
             if self.context.buffers_to == self.id:
-                return b"", "absent"
-            raise CalendarError(self.id, str(path), "file not found")
+                return b"", "absent"  # caldaemon creates it with the first buffer
+            raise CalendarError(self.id, str(path), "file not found") from None
         except OSError as exc:
-            raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}")
-        current = f"{stat.st_mtime_ns}:{stat.st_size}:{stat.st_ino}"
+            raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}") from None
+        # ctime changes on every write and cannot be set back (unlike mtime); with size
+        # and inode it tells a changed file without reading it.
+        current = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_size}:{stat.st_ino}"
         if current == version:
             return None, current
         try:
             return path.read_bytes(), current
         except OSError as exc:
-            raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}")
+            raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}") from None
 
     def _fetch_url(self, version: str | None) -> tuple[bytes | None, str]:
         url = re.sub(r"^webcal(s?)://", lambda m: "https://" if m.group(1) else "http://",
-                     self.config.url)
+                     str(self.config.url))
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        validators = json.loads(version) if version else {}
+        validators = _loads(version)
         if validators.get("etag"):
             request.add_header("If-None-Match", validators["etag"])
         if validators.get("modified"):
             request.add_header("If-Modified-Since", validators["modified"])
         where = self.describe()
         try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout.total_seconds()) as reply:
-                body = reply.read()
+            timeout = self.config.timeout.total_seconds()
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
+                body = reply.read(MAX_FEED_BYTES + 1)
                 headers = reply.headers
         except urllib.error.HTTPError as exc:
-            if exc.code == 304:
-                return None, version or ""
+            if exc.code == 304 and version:
+                return None, version
             message = f"the server answered {exc.code} {exc.reason}"
             if exc.code in (408, 425, 429) or exc.code >= 500:
                 raise TransientError(self.id, where, message) from None
             raise CalendarError(self.id, where, message) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
             raise TransientError(self.id, where, f"cannot fetch: {reason}") from None
+        if len(body) > MAX_FEED_BYTES:
+            raise CalendarError(self.id, where, f"the feed is larger than "
+                                f"{MAX_FEED_BYTES // 2**20} MB; is the URL right?")
         etag, modified = headers.get("ETag"), headers.get("Last-Modified")
         if not (etag or modified):
+            # No validators: the server cannot answer 304, so compare the content.
             digest = hashlib.sha256(body).hexdigest()
-            if validators.get("sha256") == digest:
-                return None, version or ""
+            if version and validators.get("sha256") == digest:
+                return None, version
             return body, json.dumps({"sha256": digest})
         return body, json.dumps({"etag": etag, "modified": modified})
+
+    def _path(self) -> Path:
+        if self.config.path is None:
+            raise CalendarError(self.id, self.describe(), "no path configured")
+        return Path(self.config.path)
 
     # -- writing (local files only) ----------------------------------------------------
 
@@ -125,42 +152,48 @@ class IcsProvider(Provider):
         """All writes of a cycle in one read-modify-replace of the file."""
         if self.read_only:
             raise CalendarError(self.id, self.describe(), "a feed URL cannot be written to")
-        path: Path = self.config.path
-        original = path.read_bytes() if path.exists() else b""
+        path = self._path()
+        try:
+            original = path.read_bytes() if path.exists() else b""
+        except OSError as exc:
+            raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}") from None
         document = _Document(original)
-        stamp = datetime.now(timezone.utc)
-        results: list[WriteResult] = []
-        for write in writes:
-            if isinstance(write, Create):
-                uid = ical.buffer_uid(write.identity)
-                existing = document.find(uid)
-                if existing is not None:
-                    # A retried create: the event is there already (idempotent).
-                    results.append(WriteResult(write, remote=Remote(uid, document.etag(existing))))
-                    continue
-                block = ical.buffer_component(write.buffer, write.identity, stamp)
-                etag = document.add(block)
-                results.append(WriteResult(write, remote=Remote(uid, etag)))
-                continue
-            index = document.find(write.remote.id)
-            if index is None:
-                results.append(WriteResult(write, error=RemoteGone(self.id, write.remote.id)))
-            elif not document.owned(index) or document.etag(index) != write.remote.etag:
-                results.append(WriteResult(write, error=WriteConflict(self.id, write.remote.id)))
-            elif isinstance(write, Update):
-                block = ical.buffer_component(write.buffer, write.identity, stamp)
-                etag = document.replace(index, block)
-                results.append(WriteResult(write, remote=Remote(write.remote.id, etag)))
-            else:
-                document.remove(index)
-                results.append(WriteResult(write))
+        stamp = datetime.fromtimestamp(self.context.clock(), timezone.utc)
+        results = [self._one(document, write, stamp) for write in writes]
         if document.changed:
             self._replace(path, original, document.render())
         return results
 
+    def _one(self, document: _Document, write: Write, stamp: datetime) -> WriteResult:
+        if isinstance(write, Create):
+            uid = ical.buffer_uid(write.identity)
+            index = document.find(uid)
+            if index is None:
+                if not document.can_add:
+                    return WriteResult(write, error=CalendarError(
+                        self.id, self.describe(), "the file has no END:VCALENDAR; "
+                        "caldaemon adds nothing to it"))
+                block = ical.buffer_component(write.buffer, write.identity, stamp)
+                return WriteResult(write, remote=Remote(uid, document.add(block)))
+            if not document.owned(index):
+                return WriteResult(write, error=WriteConflict(self.id, uid))
+            # A retried create: the event is there already (idempotent, DESIGN.md §5).
+            return WriteResult(write, remote=Remote(uid, document.etag(index)))
+        index = document.find(write.remote.id)
+        if index is None:
+            return WriteResult(write, error=RemoteGone(self.id, write.remote.id))
+        # Only our own events, and only as we last saw them (the etag is If-Match).
+        if not document.owned(index) or document.etag(index) != write.remote.etag:
+            return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
+        if isinstance(write, Update):
+            block = ical.buffer_component(write.buffer, write.identity, stamp)
+            etag = document.replace(index, block)
+            return WriteResult(write, remote=Remote(write.remote.id, etag))
+        document.remove(index)
+        return WriteResult(write)
+
     def create(self, buffer: Buffer, identity: str) -> Remote:
-        result = self.apply([Create(buffer, identity)])[0]
-        return _unwrap(result)
+        return _unwrap(self.apply([Create(buffer, identity)])[0])
 
     def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
         return _unwrap(self.apply([Update(buffer, identity, remote)])[0])
@@ -174,13 +207,16 @@ class IcsProvider(Provider):
         """Write beside the file and rename over it: a reader never sees half a file.
         If the file changed since we read it (the user's app saved it), give up this
         cycle rather than overwrite their change."""
-        current = path.read_bytes() if path.exists() else b""
-        if current != original:
-            raise TransientError(self.id, str(path), "the file changed while caldaemon was "
-                                 "writing; trying again next cycle")
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            current = path.read_bytes() if path.exists() else b""
+            if current != original:
+                raise TransientError(self.id, str(path), "the file changed while caldaemon "
+                                     "was writing; trying again next cycle")
+            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o600
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        except OSError as exc:
+            raise CalendarError(self.id, str(path), f"cannot write: {exc.strerror}") from None
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
@@ -188,10 +224,36 @@ class IcsProvider(Provider):
                 os.fsync(out.fileno())
             os.chmod(temporary, mode)
             os.replace(temporary, path)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(temporary):
                 os.unlink(temporary)
+            if isinstance(exc, OSError):
+                raise CalendarError(self.id, str(path), f"cannot write: {exc.strerror}") from None
             raise
+
+
+def _token(version: str, window: Window) -> str:
+    return json.dumps({"version": version, "window": [window.start.isoformat(),
+                                                      window.end.isoformat()]})
+
+
+def _read_token(token: str | None) -> tuple[str, Window] | None:
+    """(version, window); None for no token or one we cannot read (from an older
+    caldaemon): that only costs a full listing."""
+    data = _loads(token)
+    try:
+        start, end = (datetime.fromisoformat(t) for t in data["window"])
+        return str(data["version"]), Window(start, end)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _unwrap(result: WriteResult) -> Remote:
@@ -222,7 +284,9 @@ class _Document:
         self.changed = False
         depth, block, raw = 0, [], []
         for line in text.splitlines(keepends=True):
-            word = line.strip().upper()
+            # A continuation line (RFC 5545 §3.1: starts with a space or tab) is part of
+            # a value, even when it reads "BEGIN:…".
+            word = "" if line[:1] in (" ", "\t") else line.strip().upper()
             if word.startswith("BEGIN:"):
                 depth += 1
             if block or (word == "BEGIN:VEVENT" and depth == 2):
@@ -237,8 +301,11 @@ class _Document:
                     block = []
                 depth -= 1
         self.pieces.append("".join(raw + block))
-        tail = self.pieces[-1] or ""
-        self.end_at = tail.upper().rfind("END:VCALENDAR")
+        self.end_at = (self.pieces[-1] or "").upper().rfind("END:VCALENDAR")
+
+    @property
+    def can_add(self) -> bool:
+        return self.end_at >= 0
 
     def _append_block(self, text: str) -> None:
         uid = _properties(text).get("UID")
@@ -253,8 +320,12 @@ class _Document:
     def owned(self, index: int) -> bool:
         return OWNER_PROPERTY in _properties(self.pieces[index] or "")
 
-    def etag(self, index: int) -> str:
-        return ical.buffer_etag(ical.icalendar.Event.from_ical(self.pieces[index] or ""))
+    def etag(self, index: int) -> str | None:
+        """None when the block no longer parses (the user broke it): never ours to change."""
+        try:
+            return ical.buffer_etag(ical.icalendar.Event.from_ical(self.pieces[index] or ""))
+        except Exception:
+            return None
 
     def _serialize(self, component: ical.icalendar.Event) -> tuple[str, str]:
         text = component.to_ical().decode("utf-8")
@@ -262,17 +333,16 @@ class _Document:
         return lines, ical.buffer_etag(ical.icalendar.Event.from_ical(text))
 
     def add(self, component: ical.icalendar.Event) -> str:
-        """Insert before the last END:VCALENDAR (or at the end if the file lacks one)."""
+        """Insert before the last END:VCALENDAR."""
         text, etag = self._serialize(component)
         tail = self.pieces.pop() or ""
-        cut = self.end_at if self.end_at >= 0 else len(tail)
-        before = tail[:cut]
+        before = tail[:self.end_at]
         if before and not before.endswith(("\n", "\r")):
             before += self.newline
         self.pieces.append(before)
         self._append_block(text)
-        self.pieces.append(tail[cut:])
-        self.end_at = 0 if self.end_at >= 0 else -1
+        self.pieces.append(tail[self.end_at:])
+        self.end_at = 0
         self.changed = True
         return etag
 
