@@ -45,6 +45,8 @@ def buffer_json(b: Buffer) -> dict[str, Any]:
 
 
 def check_json(now: datetime, results: list[Assessment]) -> str:
+    # Compact: json's C encoder only runs without indent, and a year of a practice is
+    # tens of thousands of records (pipe through `jq` to read it).
     return json.dumps(
         {
             "now": now.isoformat(),
@@ -52,8 +54,7 @@ def check_json(now: datetime, results: list[Assessment]) -> str:
             "buffers": [buffer_json(b) for r in results for b in r.evaluation.buffers],
             "warnings": [w for r in results for w in r.warnings],
             "errors": [str(e) for r in results for e in r.errors],
-        },
-        indent=2,
+        }
     )
 
 
