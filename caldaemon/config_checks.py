@@ -258,7 +258,13 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
             problems.add(
                 ("classification", "sessions", "calendars", index), f"no calendar with id {name!r}"
             )
-    _check_notices(_mapping(data.get("notices")), problems)
+    outlook = [
+        _mapping(c).get("id")
+        for _, clinician in _items(data.get("clinicians"))
+        for _, c in _items(_mapping(clinician).get("calendars"))
+        if _mapping(c).get("provider") == "outlook"
+    ]
+    _check_notices(_mapping(data.get("notices")), outlook, problems)
 
 
 def _not_a_level(name: Any, levels: list[str]) -> str:
@@ -323,10 +329,17 @@ def _check_calendar(calendar: dict[str, Any], where: yamlsource.Path, problems: 
         )
 
 
-def _check_notices(notices: dict[str, Any], problems: Problems) -> None:
+def _check_notices(notices: dict[str, Any], outlook: list[Any], problems: Problems) -> None:
     email = _mapping(notices.get("email"))
     if email and email.get("via", "smtp") == "smtp" and "smtp" not in email:
         problems.add(("notices", "email"), "missing required key 'smtp' (or set via: graph)")
+    if email.get("via") == "graph" and not outlook:
+        problems.add(("notices", "email", "via"), "via: graph sends through a Microsoft 365 "
+                     "account, but no calendar has provider: outlook")
+    named = email.get("graph_calendar")
+    if named is not None and named not in outlook:
+        problems.add(("notices", "email", "graph_calendar"), f"no outlook calendar with id "
+                     f"{named!r} (outlook calendars: {', '.join(map(str, outlook)) or 'none'})")
     smtp = _mapping(email.get("smtp"))
     if smtp.get("username") and not (smtp.get("password_file") or smtp.get("password_env")):
         problems.add(

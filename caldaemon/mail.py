@@ -212,13 +212,14 @@ class MaildirMailer:
 
 def mailer_for(settings: Settings) -> Mailer:
     """The mailer the config asks for: Maildir in the state directory when no email is
-    configured, else SMTP."""
+    configured, Microsoft Graph's sendMail for ``via: graph``, else SMTP."""
     email = settings.notices.email
     if email is None:
         return MaildirMailer(settings.daemon.state_dir.expanduser() / "notices")
     if email.via == "graph":
-        raise NotImplementedError("notices.email.via: graph (sending through Outlook) is not "
-                                  "available yet; use via: smtp or omit notices.email")
+        from .mail_graph import graph_mailer
+
+        return graph_mailer(settings)
     return SmtpMailer(email)
 
 

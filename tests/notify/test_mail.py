@@ -203,7 +203,7 @@ def test_mailer_for_each_config(tmp_path: Path) -> None:
     mailer = mailer_for(make_settings({}, daemon=daemon, notices={"email": tls}))
     assert isinstance(mailer, SmtpMailer) and mailer.port == 465
     graph = {"from": "caldaemon@example.org", "via": "graph"}
-    with pytest.raises(NotImplementedError, match="graph"):
+    with pytest.raises(ConfigError, match="graph"):
         mailer_for(make_settings({}, daemon=daemon, notices={"email": graph}))
 
 
