@@ -194,7 +194,9 @@ def _settings(
         calendars = tuple(
             cal.model_copy(
                 update={
-                    key: (resolve_secret if key.endswith("_file") else resolve)(getattr(cal, key))
+                    key: (
+                        resolve_secret if key.endswith("_file") or key == "credentials" else resolve
+                    )(getattr(cal, key))
                     for key in (
                         "path",
                         "credentials",

@@ -311,7 +311,13 @@ def calendar_problems(
             )
             continue
         row = state.calendar(clinician.id, calendar_id)
-        if row and row.failing_since and parse_iso(row.failing_since) <= now - UNREACHABLE_AFTER:
+        # A paused calendar was reported as an authorization problem already.
+        if (
+            row
+            and not row.paused
+            and row.failing_since
+            and parse_iso(row.failing_since) <= now - UNREACHABLE_AFTER
+        ):
             raise_problem(
                 state,
                 settings,

@@ -191,7 +191,7 @@ def _record_failure(
     state: State, clinician: str, calendar: str, error: CalendarError, now: datetime
 ) -> None:
     log.warning("calendar %s of %s: %s", calendar, clinician, error)
-    paused = str(error) if isinstance(error, AuthorizationError) else None
+    paused = error.reason if isinstance(error, AuthorizationError) else None
     with state.transaction() as db:
         State.ensure_calendar(db, clinician, calendar)
         db.execute(
