@@ -148,12 +148,49 @@ def events(
 
 @main.command()
 @config_option
+@json_option
 @user_errors
-def validate(config_path: str | None) -> None:
-    """Check the config file; print every problem with file:line, or a short summary."""
-    settings = _load(config_path)
+def validate(config_path: str | None, as_json: bool) -> None:
+    """Check the config file; print every problem with file:line, or a short summary.
+    Exit 0: valid; 2: problems."""
+    import json
+
+    from .config_checks import RULE_IDS
+    from .errors import ConfigError
+
+    try:
+        settings = _load(config_path)
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        problems = [
+            {"file": p.file, "line": p.line, "path": p.path, "message": p.message}
+            for p in exc.problems
+        ]
+        click.echo(json.dumps({"ok": False, "problems": problems}))
+        sys.exit(2)
     calendars = sum(len(c.calendars) for c in settings.clinicians)
-    rules = sorted({r for c in settings.clinicians for r in c.rules.model_fields_set})
+    keys = {r for c in settings.clinicians for r in c.rules.model_fields_set}
+    rules = sorted(
+        r
+        for r in RULE_IDS
+        if r.split(".")[0] in keys
+        and (r != "double_booked" or any(c.rules.double_booked for c in settings.clinicians))
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": True,
+                    "config": str(settings.path),
+                    "problems": [],
+                    "clinicians": [c.id for c in settings.clinicians],
+                    "calendars": calendars,
+                    "rules": rules,
+                }
+            )
+        )
+        return
     click.echo(f"{settings.path}: ok")
     click.echo(
         f"  {len(settings.clinicians)} clinician(s): {', '.join(c.id for c in settings.clinicians)}"

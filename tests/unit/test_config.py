@@ -271,3 +271,29 @@ def test_secret_files_are_read_from_the_credentials_directory(tmp_path, monkeypa
     assert (
         config.secret(smtp.password_file, smtp.password_env, what="the SMTP password") == "s3cret"
     )
+
+
+def test_validate_json_lists_problems_with_their_place(tmp_path):
+    import json
+
+    path = tmp_path / "config.yaml"
+    path.write_text(GOOD + "    bogus: 1\n")
+    result = CliRunner().invoke(main, ["validate", "--config", str(path), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.output) == {
+        "ok": False,
+        "problems": [
+            {
+                "file": str(path),
+                "line": 10,
+                "path": "rule_sets.standard.bogus",
+                "message": "unknown key 'bogus'",
+            }
+        ],
+    }
+    good = CliRunner().invoke(
+        main, ["validate", "--config", str(ROOT / "config.example.yaml"), "--json"]
+    )
+    summary = json.loads(good.output)
+    assert good.exit_code == 0 and summary["ok"] and summary["clinicians"] == ["lee"]
+    assert "level_limits.latest_start" in summary["rules"] and "severity" not in summary["rules"]
