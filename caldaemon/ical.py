@@ -1,5 +1,6 @@
 """iCalendar (RFC 5545) in and out: parse a file, expand recurrences into occurrences,
-normalize them to :class:`Event`; build caldaemon's own buffer VEVENTs.
+normalize them to :class:`Event`. caldaemon's own buffer VEVENTs are built in
+:mod:`caldaemon.ical_buffers` (re-exported here).
 
 Recurrence (RRULE, RDATE with dates or PERIODs, EXDATE, moved and cancelled instances,
 RANGE=THISANDFUTURE) is expanded by recurring-ical-events, series by series, so one
@@ -19,7 +20,7 @@ import hashlib
 import re
 import warnings
 from collections.abc import Iterable
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,10 +30,12 @@ import x_wr_timezone
 from icalendar.timezone import tzp
 
 from .errors import CalendarError
-from .model import Buffer, Event
-from .providers.base import BUFFER_DESCRIPTION, OWNER_PROPERTY, Window
+from .ical_buffers import PRODID, buffer_component, buffer_etag, buffer_uid
+from .model import Event
+from .providers.base import OWNER_PROPERTY, Window
 
-PRODID = "-//caldaemon//caldaemon//EN"
+__all__ = ["MAX_RULE_STEPS", "PRODID", "Reader", "buffer_component", "buffer_etag",
+           "buffer_uid", "parse"]
 
 # icalendar reads TZIDs like /freeassociation.sourceforge.net/Europe/Berlin (RFC 5545
 # §3.2.19 "globally unique") as their IANA suffix and warns that it guessed. The guess is
@@ -149,8 +152,8 @@ def _diagnose(adapters: list[_Adapter], exc: BaseException) -> str:
 class _Text:
     """What an event says, read once per VEVENT (all its occurrences share it)."""
 
-    __slots__ = ("title", "description", "categories", "color", "cancelled", "busy",
-                 "declined", "owner", "etag")
+    __slots__ = ("busy", "cancelled", "categories", "color", "declined", "description",
+                 "etag", "owner", "title")
 
     def __init__(self, vevent: icalendar.Component, cancelled: bool, declined: bool) -> None:
         self.title = str(vevent.get("SUMMARY", ""))
@@ -296,7 +299,7 @@ class Reader:
 
     def _stamp(self, value: date | datetime) -> str:
         if isinstance(value, datetime):
-            return self._moment(value).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            return self._moment(value).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         return value.strftime("%Y%m%d")
 
     def _too_many(self, series: _Series, window: Window) -> str | None:
@@ -365,38 +368,3 @@ def _categories(vevent: icalendar.Component) -> tuple[str, ...]:
         cats = getattr(value, "cats", None)
         found.extend(str(c) for c in (cats if cats is not None else str(value).split(",")))
     return tuple(c.strip() for c in found if str(c).strip())
-
-
-def buffer_etag(component: Any) -> str:
-    """What identifies a buffer's content: changes when the user edits time or text.
-    Times count as instants, so reading a file with X-WR-TIMEZONE (which turns UTC
-    times into local ones) gives the same etag as the raw block."""
-    parts = []
-    for name in ("DTSTART", "DTEND", "SUMMARY", "DESCRIPTION", "TRANSP", "STATUS",
-                 "LOCATION", "CATEGORIES"):
-        prop = component.get(name)
-        value = None if isinstance(prop, icalendar.vBroken) else getattr(prop, "dt", None)
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            parts.append(value.astimezone(timezone.utc).isoformat())
-        else:
-            parts.append(prop.to_ical().decode() if hasattr(prop, "to_ical") else str(prop or ""))
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
-
-
-def buffer_uid(identity: str) -> str:
-    return f"caldaemon-{identity}@caldaemon"
-
-
-def buffer_component(buffer: Buffer, identity: str, stamp: datetime) -> icalendar.Event:
-    """A buffer VEVENT: busy, no alarm, no attendee, nothing from the session."""
-    vevent = icalendar.Event()
-    vevent.add("UID", buffer_uid(identity))
-    vevent.add("DTSTAMP", stamp.astimezone(timezone.utc))
-    vevent.add("DTSTART", buffer.start.astimezone(timezone.utc))
-    vevent.add("DTEND", buffer.end.astimezone(timezone.utc))
-    vevent.add("SUMMARY", buffer.title)
-    vevent.add("DESCRIPTION", BUFFER_DESCRIPTION)
-    vevent.add("TRANSP", "OPAQUE")
-    vevent.add("STATUS", "CONFIRMED")
-    vevent.add(OWNER_PROPERTY, identity)
-    return vevent

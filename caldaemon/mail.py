@@ -72,7 +72,7 @@ class SmtpMailer:
                 client.send_message(mime, from_addr=self.sender, to_addrs=[message.to])
         except DeliveryError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a DeliveryError
+        except Exception as exc:  # every failure becomes a DeliveryError
             raise _classify(exc, self.smtp.host, self.port, password) from None
 
     def _password(self) -> str | None:

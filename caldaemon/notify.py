@@ -11,7 +11,7 @@ import hashlib
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -234,7 +234,7 @@ def to_mime(message: Message, sender: str, *, now: datetime | None = None) -> Em
     the last part is the preferred one)."""
     mime = EmailMessage()
     mime["Message-ID"] = message.message_id
-    mime["Date"] = format_datetime(now or datetime.now(timezone.utc))
+    mime["Date"] = format_datetime(now or datetime.now(UTC))
     mime["From"] = Address(display_name=PRODUCT, addr_spec=sender)
     mime["To"] = message.to
     mime["Subject"] = message.subject

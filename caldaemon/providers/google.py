@@ -8,83 +8,64 @@ forbids with it. Writing sends caldaemon's buffers in batches ("Sending batch re
 https://developers.google.com/calendar/api/guides/batch) with deterministic ids and
 ``If-Match``. Errors follow "Handle API errors"
 (https://developers.google.com/calendar/api/guides/errors): rate limits, 5xx and broken
-connections are retried by caldaemon's own retry layer; other 4xx are not.
+connections are retried by caldaemon's own retry layer; other 4xx are not. Connections,
+batches, retries and errors are in :mod:`caldaemon.providers.google_http`.
 """
 
 from __future__ import annotations
 
-import http.client
-import random
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import google_auth_httplib2
 import httplib2
-from google.auth.exceptions import RefreshError, TransportError
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest, HttpRequest
+from googleapiclient.http import HttpRequest
 
-from ..errors import (AuthorizationError, CalendarError, Error, RemoteGone, TransientError,
-                      WriteConflict)
+from ..errors import CalendarError, Error, RemoteGone, TransientError, WriteConflict
 from ..model import Buffer, Event
-from ..retry import RetryPolicy, RetryVerdict, parse_retry_after, with_retries
 from . import google_auth
-from .base import (Create, Delete, Listing, Provider, ProviderContext, Remote, Update, Window,
-                   Write, WriteResult)
-from .google_mapping import (buffer_body, error_reasons, event_from_resource, event_id, owner_of,
-                             read_token, rfc3339, same_buffer, write_token)
+from .base import (
+    Create,
+    Delete,
+    Listing,
+    Provider,
+    ProviderContext,
+    Remote,
+    Update,
+    Window,
+    Write,
+    WriteResult,
+)
+from .google_http import (
+    GOOGLE_BATCH_URI,
+    RATE_LIMITED,
+    TRANSPORT_ERRORS,
+    Answer,
+    CalendarClient,
+    SyncTokenExpired,
+    describe_error,
+)
+from .google_mapping import (
+    buffer_body,
+    event_from_resource,
+    event_id,
+    owner_of,
+    read_token,
+    rfc3339,
+    same_buffer,
+    write_token,
+)
 
 if TYPE_CHECKING:
     from ..config_schema import GoogleCalendar
+    from ..retry import RetryPolicy
 
-T = TypeVar("T")
-GOOGLE_BATCH_URI = "https://www.googleapis.com/batch/calendar/v3"
+# Re-exported so that imports of these from this module keep working.
+__all__ = ["GOOGLE_BATCH_URI", "PAGE_SIZE", "RATE_LIMITED", "TRANSPORT_ERRORS", "GoogleProvider"]
 # events.list: "maxResults ... The page size can never be larger than 2500 events".
 PAGE_SIZE = 2500
-# "Handle API errors": 403 with these reasons, like 429, means "slow down".
-RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
-# Timeouts, resets, truncated bodies (http.client.IncompleteRead), a failed token request.
-TRANSPORT_ERRORS = (TimeoutError, ConnectionError, http.client.HTTPException,
-                    httplib2.HttpLib2Error, TransportError)
-
-
-class _SyncTokenExpired(CalendarError):
-    """410 on a listing with a sync token: "wipe the store and perform a full sync"."""
-
-
-class _PartsToRetry(Exception):
-    """Some parts of a batch failed in a way worth retrying; only those are sent again."""
-
-    def __init__(self, delay: float | None) -> None:
-        super().__init__("batch parts to retry")
-        self.delay = delay
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """One batch part's outcome: the decoded resource, or the part's HTTP error."""
-
-    resource: dict[str, Any] | None
-    error: HttpError | None
-
-
-class _Batch(BatchHttpRequest):  # type: ignore[misc]
-    """A batch whose token refresh after a part's 401 goes through an Http with our
-    timeout (the library's own uses a new ``httplib2.Http()`` without one)."""
-
-    def __init__(self, refresh: google_auth_httplib2.Request, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._refresh_request = refresh
-
-    def _refresh_and_apply_credentials(self, request: HttpRequest, http: Any) -> None:
-        credentials = http.credentials
-        if id(credentials) not in self._refreshed_credentials:
-            credentials.refresh(self._refresh_request)
-            self._refreshed_credentials[id(credentials)] = 1
 
 
 class GoogleProvider(Provider):
@@ -96,16 +77,13 @@ class GoogleProvider(Provider):
         super().__init__(config, context)
         # Write access (and the calendar.events scope) only where buffers go.
         self.read_only = context.buffers_to != config.id  # type: ignore[misc]
-        self.policy = RetryPolicy()
         self.log = context.log.getChild("google")
         self.auth = google_auth.Authorization(
             config, clinician_id=context.clinician, state_dir=context.state_dir,
             buffers_to=context.buffers_to, source=self.describe(), log=self.log)
-        self._rng = random.Random()
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        # Every thread's Http, to close them; a finished thread's goes with it.
-        self._connections: weakref.WeakSet[httplib2.Http] = weakref.WeakSet()
+        self.client = CalendarClient(config, calendar_id=self.id, describe=self.describe,
+                                     auth=self.auth, log=self.log,
+                                     context=lambda: self.context)
 
     def describe(self) -> str:
         if self.config.subject:
@@ -116,82 +94,27 @@ class GoogleProvider(Provider):
             who = f"token …/{path.name}"
         return f"Google Calendar '{self.config.calendar}' ({who})"
 
-    def _local_service(self) -> threading.local:
-        """This thread's Http, AuthorizedHttp and Calendar service. httplib2 is not
-        thread-safe: one Http per thread (google-api-python-client, "Thread safety").
-        Built on first use, so opening a provider costs no I/O."""
-        credentials, generation = self.auth.credentials()
-        local = self._local
-        if getattr(local, "generation", None) != generation:
-            local.http = httplib2.Http(timeout=self.config.timeout.total_seconds())
-            local.authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=local.http)
-            endpoint = self.config.api_endpoint
-            options = {"api_endpoint": endpoint.rstrip("/") + "/"} if endpoint else None
-            # static_discovery: the discovery document shipped with the library, no fetch.
-            local.service = build("calendar", "v3", http=local.authorized, static_discovery=True,
-                                  cache_discovery=False, client_options=options)
-            local.generation = generation
-            with self._lock:
-                self._connections.add(local.http)
-        return local
+    # The client holds these; they stay reachable from the provider, where tests look at
+    # the per-thread connections and callers may set the retry policy.
 
-    def _events_api(self) -> Any:
-        return self._local_service().service.events()
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy of every request."""
+        return self.client.policy
 
-    def _batch_uri(self) -> str:
-        # service.new_batch_http_request() ignores api_endpoint, so the URI is set here.
-        endpoint = self.config.api_endpoint
-        return endpoint.rstrip("/") + "/batch/calendar/v3" if endpoint else GOOGLE_BATCH_URI
+    @policy.setter
+    def policy(self, policy: RetryPolicy) -> None:
+        self.client.policy = policy
 
-    # -- errors and retries --------------------------------------------------------------
+    @property
+    def _local(self) -> threading.local:
+        """This thread's Http and Calendar service."""
+        return self.client.local
 
-    def _verdict(self, exc: BaseException) -> RetryVerdict | None:
-        if isinstance(exc, _PartsToRetry):
-            return RetryVerdict(exc.delay)
-        if isinstance(exc, HttpError):
-            status = exc.resp.status
-            if status == 429 or status >= 500 or (
-                    status == 403 and error_reasons(exc.content) & RATE_LIMITED):
-                return RetryVerdict(parse_retry_after(exc.resp.get("retry-after"),
-                                                      self.context.clock))
-            return None
-        return RetryVerdict() if isinstance(exc, TRANSPORT_ERRORS) else None
-
-    def _on_retry(self, exc: BaseException, delay: float) -> None:
-        self.log.info("%s: %s; trying again in %.1f s", self.describe(), _what(exc), delay)
-        http = getattr(self._local, "http", None)
-        if http is not None and isinstance(exc, TRANSPORT_ERRORS):
-            http.close()  # httplib2 would reuse the broken keep-alive connection
-
-    def _retrying(self, operation: Callable[[], T]) -> T:
-        """``operation`` with our retries; what still fails becomes a CalendarError."""
-        try:
-            return with_retries(operation, classify=self._verdict, policy=self.policy,
-                                sleep=self.context.sleep, rng=self._rng, on_retry=self._on_retry)
-        except (RefreshError, HttpError, *TRANSPORT_ERRORS) as exc:
-            raise self._failure(exc) from None
-        finally:
-            self.auth.save_refreshed()
-
-    def _failure(self, exc: BaseException) -> CalendarError:
-        where = self.describe()
-        if isinstance(exc, RefreshError):
-            return self.auth.refused(exc)
-        if not isinstance(exc, HttpError):
-            return TransientError(self.id, where, f"cannot reach Google Calendar ({_what(exc)})")
-        status = exc.resp.status
-        if status == 401:
-            self.auth.forget()
-            return AuthorizationError(self.id, where, "Google no longer accepts the stored "
-                                      "authorization", self.auth.command)
-        if status == 410:
-            return _SyncTokenExpired(self.id, where, "the sync token expired")
-        if self._verdict(exc) is not None:
-            return TransientError(self.id, where, f"Google Calendar answered {_what(exc)}")
-        if status == 404:
-            return CalendarError(self.id, where, f"calendar '{self.config.calendar}' was not "
-                                 "found, or is not shared with this account")
-        return CalendarError(self.id, where, f"Google Calendar answered {_what(exc)}")
+    @property
+    def _connections(self) -> weakref.WeakSet[httplib2.Http]:
+        """Every thread's open Http."""
+        return self.client.connections
 
     # -- reading -------------------------------------------------------------------------
 
@@ -200,7 +123,7 @@ class GoogleProvider(Provider):
         if sync_token is not None:
             try:
                 return self._incremental(sync_token)
-            except _SyncTokenExpired:
+            except SyncTokenExpired:
                 # "Sometimes sync tokens are invalidated by the server ... the client
                 # should clear its storage and perform a full sync" (full=True does).
                 self.log.info("%s: the sync token expired; reading the window again",
@@ -221,7 +144,7 @@ class GoogleProvider(Provider):
         page_token: str | None = None
         while True:
             params = self._params() | extra | ({"pageToken": page_token} if page_token else {})
-            page = self._retrying(lambda: self._events_api().list(**params).execute())
+            page = self.client.retrying(lambda p=params: self.client.events().list(**p).execute())
             items.extend(page.get("items") or ())
             page_token = page.get("nextPageToken")
             if not page_token:
@@ -269,7 +192,7 @@ class GoogleProvider(Provider):
             else:
                 makers[key] = self._request_for(write)
         lookups: dict[int, Callable[[], HttpRequest]] = {}
-        for key, answer in self._send(makers).items():
+        for key, answer in self.client.send(makers, self.batch_size).items():
             write, error = writes[key], answer.error
             status = error.resp.status if error is not None else None
             if error is None:
@@ -282,7 +205,7 @@ class GoogleProvider(Provider):
                 results[key] = WriteResult(write, error=RemoteGone(self.id, _remote_id(write)))
             else:
                 results[key] = WriteResult(write, error=self._part_error(error))
-        for key, answer in self._send(lookups).items():
+        for key, answer in self.client.send(lookups, self.batch_size).items():
             results[key] = self._reconcile(writes[key], answer)
         return [results[key] for key in range(len(writes))]
 
@@ -292,7 +215,7 @@ class GoogleProvider(Provider):
         calendar = self.config.calendar
 
         def request() -> HttpRequest:
-            events = self._events_api()
+            events = self.client.events()
             if isinstance(write, Create):
                 return events.insert(calendarId=calendar, sendUpdates="none",
                                      body=buffer_body(write.buffer, write.identity))
@@ -308,9 +231,9 @@ class GoogleProvider(Provider):
         return request
 
     def _lookup(self, remote_id: str) -> Callable[[], HttpRequest]:
-        return lambda: self._events_api().get(calendarId=self.config.calendar, eventId=remote_id)
+        return lambda: self.client.events().get(calendarId=self.config.calendar, eventId=remote_id)
 
-    def _reconcile(self, write: Write, answer: _Answer) -> WriteResult:
+    def _reconcile(self, write: Write, answer: Answer) -> WriteResult:
         remote_id = _remote_id(write)
         if answer.error is not None:
             if answer.error.resp.status in (404, 410):
@@ -328,57 +251,11 @@ class GoogleProvider(Provider):
         return WriteResult(write, error=WriteConflict(self.id, remote_id))
 
     def _part_error(self, error: HttpError) -> Error:
-        failure = self._failure(error)
-        return failure if isinstance(failure, TransientError) else CalendarError(
-            self.id, self.describe(), f"Google Calendar refused the write: {_what(error)}")
-
-    def _send(self, makers: Mapping[int, Callable[[], HttpRequest]]) -> dict[int, _Answer]:
-        """Send requests as batches of ≤ 50. Parts that fail with a retryable error, and
-        whole batches that do, are sent again with backoff until the retries run out;
-        such parts then keep their last error."""
-        answers: dict[int, _Answer] = {}
-        pending = list(makers)
-
-        def attempt() -> None:
-            nonlocal pending
-            retry: list[int] = []
-            while pending:
-                chunk, got = pending[:self.batch_size], {}
-                try:
-                    self._execute_batch({key: makers[key] for key in chunk}, got)
-                except BaseException:
-                    pending = retry + pending  # the whole batch goes again
-                    raise
-                answers.update(got)
-                retry += [key for key in chunk if got[key].error is not None
-                          and self._verdict(got[key].error) is not None]
-                pending = pending[self.batch_size:]
-            pending = retry
-            if retry:
-                verdicts = [self._verdict(answers[key].error) for key in retry]
-                delays = [v.delay for v in verdicts if v is not None and v.delay is not None]
-                raise _PartsToRetry(max(delays) if delays else None)
-
-        if pending:
-            try:
-                self._retrying(attempt)
-            except _PartsToRetry:
-                pass
-        return answers
-
-    def _execute_batch(self, makers: Mapping[int, Callable[[], HttpRequest]],
-                       got: dict[int, _Answer]) -> None:
-        def collect(request_id: str, resource: Any, error: HttpError | None) -> None:
-            got[int(request_id)] = _Answer(resource, error)
-
-        local = self._local_service()
-        refresh = google_auth_httplib2.Request(local.http)
-        if not local.authorized.credentials.valid:
-            local.authorized.credentials.refresh(refresh)  # with our timeout, not the batch's
-        batch = _Batch(refresh, callback=collect, batch_uri=self._batch_uri())
-        for key, make in makers.items():
-            batch.add(make(), request_id=str(key))
-        batch.execute(http=local.authorized)
+        failure = self.client.failure(error)
+        if isinstance(failure, TransientError):
+            return failure
+        return CalendarError(self.id, self.describe(),
+                             f"Google Calendar refused the write: {describe_error(error)}")
 
     def create(self, buffer: Buffer, identity: str) -> Remote:
         return _unwrap(self.apply([Create(buffer, identity)])[0])
@@ -390,25 +267,12 @@ class GoogleProvider(Provider):
         _unwrap(self.apply([Delete("", remote)])[0])
 
     def close(self) -> None:
-        with self._lock:
-            for connection in list(self._connections):
-                connection.close()
-            self._connections.clear()
+        self.client.close()
         self.auth.forget()
 
 
 def _remote_id(write: Write) -> str:
     return event_id(write.identity) if isinstance(write, Create) else write.remote.id
-
-
-def _what(exc: BaseException) -> str:
-    """An error for messages and logs: status, Google's message and reasons; never a URL
-    (it may carry a sync token) nor a credential."""
-    if isinstance(exc, HttpError):
-        reasons = ", ".join(sorted(error_reasons(exc.content)))
-        text = f"{exc.resp.status} {exc.reason or ''}".strip()
-        return f"{text} ({reasons})" if reasons else text
-    return type(exc).__name__
 
 
 def _unwrap(result: WriteResult) -> Remote:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -47,7 +47,7 @@ def rfc3339(moment: datetime) -> str:
     """An aware datetime as RFC 3339 in UTC, as events.list's timeMin/timeMax want it."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime")
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def buffer_body(buffer: Buffer, identity: str) -> dict[str, Any]:
@@ -82,8 +82,8 @@ def same_buffer(resource: Mapping[str, Any], buffer: Buffer, identity: str) -> b
     if resource.get("status") == "cancelled" or owner_of(resource) != identity:
         return False
     try:
-        start, _ = _moment(resource["start"], timezone.utc)
-        end, _ = _moment(resource["end"], timezone.utc)
+        start, _ = _moment(resource["start"], UTC)
+        end, _ = _moment(resource["end"], UTC)
     except (KeyError, TypeError, ValueError):
         return False
     return (start, end) == (buffer.start, buffer.end) and (

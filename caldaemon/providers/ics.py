@@ -19,7 +19,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +158,7 @@ class IcsProvider(Provider):
         except OSError as exc:
             raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}") from None
         document = _Document(original)
-        stamp = datetime.fromtimestamp(self.context.clock(), timezone.utc)
+        stamp = datetime.fromtimestamp(self.context.clock(), UTC)
         results = [self._one(document, write, stamp) for write in writes]
         if document.changed:
             self._replace(path, original, document.render())

@@ -37,7 +37,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from http import HTTPStatus
@@ -976,7 +976,7 @@ class GoogleCalendarServer:
             return handler(request)
         except ApiError as err:
             return err.reply()
-        except Exception:  # noqa: BLE001 - a bug in the fake must still answer, as Google's 500
+        except Exception:  # a bug in the fake must still answer, as Google's 500
             _LOG.exception("fake Google Calendar failed on %s %s", request.method, request.path)
             return ApiError(500, "backendError", "Backend Error").reply()
 
@@ -1174,10 +1174,8 @@ class _HTTPServer(ThreadingHTTPServer):
         with self._open_lock:
             connections = list(self._open)
         for connection in connections:
-            try:
+            with suppress(OSError):  # the client may have closed it already
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients dropping connections are expected; other errors (a raising Fault.match) not."""

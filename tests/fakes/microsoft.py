@@ -459,7 +459,7 @@ class MicrosoftServer:
             if fault is not None and fault.kind == "status":
                 return fault, self._fault_reply(fault, request)
             return fault, self._dispatch(request)
-        except Exception:  # noqa: BLE001 - a bug in the fake or a fault predicate: answer 500
+        except Exception:  # a bug in the fake or a fault predicate: answer 500
             _log.exception("fake Microsoft server failed on %s %s", request.method, request.path)
             return fault, Reply.json(
                 500, {"error": {"code": "FakeServerBug", "message": traceback.format_exc()}}

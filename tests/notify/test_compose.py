@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,9 +11,15 @@ from caldaemon.config import ClinicianSettings
 from caldaemon.config_schema import RuleSet
 from caldaemon.errors import AuthorizationError, ConfigError, Problem
 from caldaemon.model import Severity, Violation
-from caldaemon.notify import (Message, authorization_problem, config_problem,
-                              operational_message, to_mime, unreachable_problem,
-                              violations_message)
+from caldaemon.notify import (
+    Message,
+    authorization_problem,
+    config_problem,
+    operational_message,
+    to_mime,
+    unreachable_problem,
+    violations_message,
+)
 
 TZ = ZoneInfo("America/Toronto")
 MON = date(2026, 11, 30)
@@ -203,7 +209,7 @@ def test_message_id_is_deterministic_for_a_key() -> None:
 
 def test_mime_is_multipart_alternative_with_both_parts() -> None:
     message = notice(new=[HEAVY], privacy="full")
-    now = datetime(2026, 11, 30, 13, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
     mime = to_mime(message, "caldaemon@example.org", now=now)
     assert mime.get_content_type() == "multipart/alternative"
     text, html = list(mime.iter_parts())

@@ -13,7 +13,7 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -632,7 +632,7 @@ def mapped(resource: dict[str, Any], addresses: frozenset[str] = frozenset()) ->
 def test_mapping_times_title_and_etag() -> None:
     event = mapped(timed(description="notes"))
     assert event.start == datetime(2026, 11, 30, 10, tzinfo=TZ)
-    assert event.end == datetime(2026, 11, 30, 15, 50, tzinfo=timezone.utc)
+    assert event.end == datetime(2026, 11, 30, 15, 50, tzinfo=UTC)
     assert (event.title, event.description, event.etag) == ("Session #heavy", "notes", '"1"')
     assert (event.all_day, event.busy, event.declined, event.cancelled) == (
         False, True, False, False)

@@ -7,10 +7,10 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +26,6 @@ from caldaemon.providers.ics import IcsProvider
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ics"
 TORONTO = ZoneInfo("America/Toronto")
 BERLIN = ZoneInfo("Europe/Berlin")
-UTC = timezone.utc
 WINDOW = Window(datetime(2026, 1, 1, tzinfo=TORONTO), datetime(2026, 4, 1, tzinfo=TORONTO))
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC).timestamp()
 
@@ -202,9 +201,9 @@ def test_an_unchanged_file_is_not_parsed_again(tmp_path: Path,
 
 class _Feed(BaseHTTPRequestHandler):
     body = (FIXTURES / "recurring_session_one_moved_one_cancelled.ics").read_bytes()
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []  # every request's headers, across handlers
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # http.server's name for it
         self.seen.append(dict(self.headers))
         if self.path == "/missing.ics":
             self.send_error(404)

@@ -1,0 +1,251 @@
+"""HTTP to Google Calendar API v3 for the google provider: one httplib2 connection and
+Calendar service per thread, batches ("Sending batch requests",
+https://developers.google.com/calendar/api/guides/batch) and caldaemon's own retries.
+
+Errors follow "Handle API errors" (https://developers.google.com/calendar/api/guides/errors):
+rate limits, 5xx and broken connections are retried; other 4xx are not, and what still
+fails becomes a :class:`~caldaemon.errors.CalendarError` naming the calendar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import random
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest, HttpRequest
+
+from ..errors import AuthorizationError, CalendarError, TransientError
+from ..retry import RetryPolicy, RetryVerdict, parse_retry_after, with_retries
+from .google_mapping import error_reasons
+
+if TYPE_CHECKING:
+    from ..config_schema import GoogleCalendar
+    from . import google_auth
+    from .base import ProviderContext
+
+T = TypeVar("T")
+GOOGLE_BATCH_URI = "https://www.googleapis.com/batch/calendar/v3"
+# "Handle API errors": 403 with these reasons, like 429, means "slow down".
+RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+# Timeouts, resets, truncated bodies (http.client.IncompleteRead), a failed token request.
+TRANSPORT_ERRORS = (TimeoutError, ConnectionError, http.client.HTTPException,
+                    httplib2.HttpLib2Error, TransportError)
+
+
+class SyncTokenExpired(CalendarError):
+    """410 on a listing with a sync token: "wipe the store and perform a full sync"."""
+
+
+class _PartsToRetry(Exception):
+    """Some parts of a batch failed in a way worth retrying; only those are sent again."""
+
+    def __init__(self, delay: float | None) -> None:
+        super().__init__("batch parts to retry")
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One batch part's outcome: the decoded resource, or the part's HTTP error."""
+
+    resource: dict[str, Any] | None
+    error: HttpError | None
+
+
+class _Batch(BatchHttpRequest):  # type: ignore[misc]
+    """A batch whose token refresh after a part's 401 goes through an Http with our
+    timeout (the library's own uses a new ``httplib2.Http()`` without one)."""
+
+    def __init__(self, refresh: google_auth_httplib2.Request, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._refresh_request = refresh
+
+    def _refresh_and_apply_credentials(self, request: HttpRequest, http: Any) -> None:
+        credentials = http.credentials
+        if id(credentials) not in self._refreshed_credentials:
+            credentials.refresh(self._refresh_request)
+            self._refreshed_credentials[id(credentials)] = 1
+
+
+class CalendarClient:
+    """One provider's requests to Calendar API v3.
+
+    Errors name the provider's calendar (``calendar_id``, ``describe()``). ``context()``
+    is asked for the provider's context at each use rather than once, so a context
+    swapped in later (another clock or sleep) is the one that counts."""
+
+    def __init__(self, config: GoogleCalendar, *, calendar_id: str,
+                 describe: Callable[[], str], auth: google_auth.Authorization,
+                 log: logging.Logger, context: Callable[[], ProviderContext]) -> None:
+        self.config = config
+        self.calendar_id = calendar_id
+        self.describe = describe
+        self.auth = auth
+        self.log = log
+        self.context = context
+        self.policy = RetryPolicy()
+        self.rng = random.Random()
+        self.local = threading.local()
+        self._lock = threading.Lock()
+        # Every thread's Http, to close them; a finished thread's goes with it.
+        self.connections: weakref.WeakSet[httplib2.Http] = weakref.WeakSet()
+
+    def local_service(self) -> threading.local:
+        """This thread's Http, AuthorizedHttp and Calendar service. httplib2 is not
+        thread-safe: one Http per thread (google-api-python-client, "Thread safety").
+        Built on first use, so opening a provider costs no I/O."""
+        credentials, generation = self.auth.credentials()
+        local = self.local
+        if getattr(local, "generation", None) != generation:
+            local.http = httplib2.Http(timeout=self.config.timeout.total_seconds())
+            local.authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=local.http)
+            endpoint = self.config.api_endpoint
+            options = {"api_endpoint": endpoint.rstrip("/") + "/"} if endpoint else None
+            # static_discovery: the discovery document shipped with the library, no fetch.
+            local.service = build("calendar", "v3", http=local.authorized, static_discovery=True,
+                                  cache_discovery=False, client_options=options)
+            local.generation = generation
+            with self._lock:
+                self.connections.add(local.http)
+        return local
+
+    def events(self) -> Any:
+        return self.local_service().service.events()
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in list(self.connections):
+                connection.close()
+            self.connections.clear()
+
+    def _batch_uri(self) -> str:
+        # service.new_batch_http_request() ignores api_endpoint, so the URI is set here.
+        endpoint = self.config.api_endpoint
+        return endpoint.rstrip("/") + "/batch/calendar/v3" if endpoint else GOOGLE_BATCH_URI
+
+    # -- errors and retries --------------------------------------------------------------
+
+    def verdict(self, exc: BaseException) -> RetryVerdict | None:
+        if isinstance(exc, _PartsToRetry):
+            return RetryVerdict(exc.delay)
+        if isinstance(exc, HttpError):
+            status = exc.resp.status
+            if status == 429 or status >= 500 or (
+                    status == 403 and error_reasons(exc.content) & RATE_LIMITED):
+                return RetryVerdict(parse_retry_after(exc.resp.get("retry-after"),
+                                                      self.context().clock))
+            return None
+        return RetryVerdict() if isinstance(exc, TRANSPORT_ERRORS) else None
+
+    def _on_retry(self, exc: BaseException, delay: float) -> None:
+        self.log.info("%s: %s; trying again in %.1f s", self.describe(), describe_error(exc),
+                      delay)
+        http = getattr(self.local, "http", None)
+        if http is not None and isinstance(exc, TRANSPORT_ERRORS):
+            http.close()  # httplib2 would reuse the broken keep-alive connection
+
+    def retrying(self, operation: Callable[[], T]) -> T:
+        """``operation`` with our retries; what still fails becomes a CalendarError."""
+        try:
+            return with_retries(operation, classify=self.verdict, policy=self.policy,
+                                sleep=self.context().sleep, rng=self.rng,
+                                on_retry=self._on_retry)
+        except (RefreshError, HttpError, *TRANSPORT_ERRORS) as exc:
+            raise self.failure(exc) from None
+        finally:
+            self.auth.save_refreshed()
+
+    def failure(self, exc: BaseException) -> CalendarError:
+        where = self.describe()
+        if isinstance(exc, RefreshError):
+            return self.auth.refused(exc)
+        if not isinstance(exc, HttpError):
+            return TransientError(self.calendar_id, where,
+                                  f"cannot reach Google Calendar ({describe_error(exc)})")
+        status = exc.resp.status
+        if status == 401:
+            self.auth.forget()
+            return AuthorizationError(self.calendar_id, where, "Google no longer accepts the "
+                                      "stored authorization", self.auth.command)
+        if status == 410:
+            return SyncTokenExpired(self.calendar_id, where, "the sync token expired")
+        if self.verdict(exc) is not None:
+            return TransientError(self.calendar_id, where,
+                                  f"Google Calendar answered {describe_error(exc)}")
+        if status == 404:
+            return CalendarError(self.calendar_id, where, f"calendar '{self.config.calendar}' "
+                                 "was not found, or is not shared with this account")
+        return CalendarError(self.calendar_id, where,
+                             f"Google Calendar answered {describe_error(exc)}")
+
+    # -- batches -------------------------------------------------------------------------
+
+    def send(self, makers: Mapping[int, Callable[[], HttpRequest]],
+             batch_size: int) -> dict[int, Answer]:
+        """Send requests as batches of ≤ ``batch_size``. Parts that fail with a retryable
+        error, and whole batches that do, are sent again with backoff until the retries
+        run out; such parts then keep their last error."""
+        answers: dict[int, Answer] = {}
+        pending = list(makers)
+
+        def attempt() -> None:
+            nonlocal pending
+            retry: list[int] = []
+            while pending:
+                chunk, got = pending[:batch_size], {}
+                try:
+                    self._execute_batch({key: makers[key] for key in chunk}, got)
+                except BaseException:
+                    pending = retry + pending  # the whole batch goes again
+                    raise
+                answers.update(got)
+                retry += [key for key in chunk if got[key].error is not None
+                          and self.verdict(got[key].error) is not None]
+                pending = pending[batch_size:]
+            pending = retry
+            if retry:
+                verdicts = [self.verdict(answers[key].error) for key in retry]
+                delays = [v.delay for v in verdicts if v is not None and v.delay is not None]
+                raise _PartsToRetry(max(delays) if delays else None)
+
+        if pending:
+            # Parts still failing once the retries run out keep their last error.
+            with contextlib.suppress(_PartsToRetry):
+                self.retrying(attempt)
+        return answers
+
+    def _execute_batch(self, makers: Mapping[int, Callable[[], HttpRequest]],
+                       got: dict[int, Answer]) -> None:
+        def collect(request_id: str, resource: Any, error: HttpError | None) -> None:
+            got[int(request_id)] = Answer(resource, error)
+
+        local = self.local_service()
+        refresh = google_auth_httplib2.Request(local.http)
+        if not local.authorized.credentials.valid:
+            local.authorized.credentials.refresh(refresh)  # with our timeout, not the batch's
+        batch = _Batch(refresh, callback=collect, batch_uri=self._batch_uri())
+        for key, make in makers.items():
+            batch.add(make(), request_id=str(key))
+        batch.execute(http=local.authorized)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error for messages and logs: status, Google's message and reasons; never a URL
+    (it may carry a sync token) nor a credential."""
+    if isinstance(exc, HttpError):
+        reasons = ", ".join(sorted(error_reasons(exc.content)))
+        text = f"{exc.resp.status} {exc.reason or ''}".strip()
+        return f"{text} ({reasons})" if reasons else text
+    return type(exc).__name__
