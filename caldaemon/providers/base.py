@@ -8,6 +8,7 @@ provider (tests/providers/).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -182,3 +183,42 @@ class Provider(ABC):
 
     def close(self) -> None:
         """Release connections; the provider is not used afterwards."""
+
+
+class BatchProvider(Provider):
+    """A provider whose writes all go through :meth:`apply`, which sends them in batches
+    of ``batch_size``; single writes are batches of one."""
+
+    batch = True
+
+    @abstractmethod
+    def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
+        """Carry out writes in batches; one result per write, in order."""
+
+    def create(self, buffer: Buffer, identity: str) -> Remote:
+        return _remote_of(self.apply([Create(buffer, identity)])[0])
+
+    def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
+        return _remote_of(self.apply([Update(buffer, identity, remote)])[0])
+
+    def delete(self, remote: Remote) -> None:
+        result = self.apply([Delete("", remote)])[0]
+        if result.error:
+            raise result.error
+
+
+def _remote_of(result: WriteResult) -> Remote:
+    if result.error:
+        raise result.error
+    assert result.remote is not None
+    return result.remote
+
+
+def token_fields(token: str | None) -> dict[str, Any]:
+    """A provider's own token (JSON it wrote earlier) as a dict; {} when absent or not
+    ours, which makes the next listing a full one."""
+    try:
+        data = json.loads(token) if token else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -24,13 +24,13 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
 from ..errors import CalendarError, Error, RemoteGone, TransientError, WriteConflict
-from ..model import Buffer, Event
+from ..model import Event
 from . import google_auth
 from .base import (
+    BatchProvider,
     Create,
     Delete,
     Listing,
-    Provider,
     ProviderContext,
     Remote,
     Update,
@@ -68,7 +68,7 @@ __all__ = ["GOOGLE_BATCH_URI", "PAGE_SIZE", "RATE_LIMITED", "TRANSPORT_ERRORS", 
 PAGE_SIZE = 2500
 
 
-class GoogleProvider(Provider):
+class GoogleProvider(BatchProvider):
     batch = True
     batch_size = 50  # "You're limited to 50 calls in a single batch request."
     config: GoogleCalendar
@@ -257,15 +257,6 @@ class GoogleProvider(Provider):
         return CalendarError(self.id, self.describe(),
                              f"Google Calendar refused the write: {describe_error(error)}")
 
-    def create(self, buffer: Buffer, identity: str) -> Remote:
-        return _unwrap(self.apply([Create(buffer, identity)])[0])
-
-    def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
-        return _unwrap(self.apply([Update(buffer, identity, remote)])[0])
-
-    def delete(self, remote: Remote) -> None:
-        _unwrap(self.apply([Delete("", remote)])[0])
-
     def close(self) -> None:
         self.client.close()
         self.auth.forget()
@@ -274,8 +265,3 @@ class GoogleProvider(Provider):
 def _remote_id(write: Write) -> str:
     return event_id(write.identity) if isinstance(write, Create) else write.remote.id
 
-
-def _unwrap(result: WriteResult) -> Remote:
-    if result.error is not None:
-        raise result.error
-    return result.remote or Remote("", None)

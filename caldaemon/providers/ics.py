@@ -21,23 +21,22 @@ import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import ical
 from ..errors import CalendarError, RemoteGone, TransientError, WriteConflict
-from ..model import Buffer
 from .base import (
     OWNER_PROPERTY,
+    BatchProvider,
     Create,
-    Delete,
     Listing,
-    Provider,
     ProviderContext,
     Remote,
     Update,
     Window,
     Write,
     WriteResult,
+    token_fields,
 )
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ _USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
 MAX_FEED_BYTES = 64 * 1024 * 1024
 
 
-class IcsProvider(Provider):
+class IcsProvider(BatchProvider):
     batch = True
     batch_size = 1000
     config: IcsCalendar
@@ -108,7 +107,7 @@ class IcsProvider(Provider):
         url = re.sub(r"^webcal(s?)://", lambda m: "https://" if m.group(1) else "http://",
                      str(self.config.url))
         request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        validators = _loads(version)
+        validators = token_fields(version)
         if validators.get("etag"):
             request.add_header("If-None-Match", validators["etag"])
         if validators.get("modified"):
@@ -192,16 +191,6 @@ class IcsProvider(Provider):
         document.remove(index)
         return WriteResult(write)
 
-    def create(self, buffer: Buffer, identity: str) -> Remote:
-        return _unwrap(self.apply([Create(buffer, identity)])[0])
-
-    def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
-        return _unwrap(self.apply([Update(buffer, identity, remote)])[0])
-
-    def delete(self, remote: Remote) -> None:
-        result = self.apply([Delete("", remote)])[0]
-        if result.error:
-            raise result.error
 
     def _replace(self, path: Path, original: bytes, data: bytes) -> None:
         """Write beside the file and rename over it: a reader never sees half a file.
@@ -240,27 +229,13 @@ def _token(version: str, window: Window) -> str:
 def _read_token(token: str | None) -> tuple[str, Window] | None:
     """(version, window); None for no token or one we cannot read (from an older
     caldaemon): that only costs a full listing."""
-    data = _loads(token)
+    data = token_fields(token)
     try:
         start, end = (datetime.fromisoformat(t) for t in data["window"])
         return str(data["version"]), Window(start, end)
     except (KeyError, TypeError, ValueError):
         return None
 
-
-def _loads(text: str | None) -> dict[str, Any]:
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _unwrap(result: WriteResult) -> Remote:
-    if result.error:
-        raise result.error
-    assert result.remote is not None
-    return result.remote
 
 
 def _redact_url(url: str) -> str:

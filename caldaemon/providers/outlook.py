@@ -17,19 +17,20 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import CalendarError, Error, RemoteGone, TransientError, WriteConflict
-from ..model import Buffer, Event
+from ..model import Event
 from . import outlook_mapping as mapping
 from .base import (
+    BatchProvider,
     Create,
     Delete,
     Listing,
-    Provider,
     ProviderContext,
     Remote,
     Update,
     Window,
     Write,
     WriteResult,
+    token_fields,
 )
 from .outlook_auth import TokenSource, describe, graph_endpoint_of
 from .outlook_http import (
@@ -56,7 +57,7 @@ class _Resync(Exception):
     """The delta link expired (410 Gone, or syncStateNotFound / resyncRequired)."""
 
 
-class OutlookProvider(Provider):
+class OutlookProvider(BatchProvider):
     batch = True
     batch_size = MAX_BATCH
     #: Events per delta page (``Prefer: odata.maxpagesize``).
@@ -129,7 +130,7 @@ class OutlookProvider(Provider):
     # -- reading ---------------------------------------------------------------------------
 
     def list(self, window: Window, token: str | None) -> Listing:
-        state = _load(token)
+        state = token_fields(token)
         if state.get("source") == self._source() and isinstance(state.get("delta"), str):
             if self._calendar_path is None and isinstance(state.get("calendar"), str):
                 self._calendar_path = state["calendar"]
@@ -263,16 +264,6 @@ class OutlookProvider(Provider):
             return WriteResult(write, remote=Remote(write.remote.id, mapping.etag_of(body)))
         return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
 
-    def create(self, buffer: Buffer, identity: str) -> Remote:
-        return _unwrap(self.apply([Create(buffer, identity)])[0])
-
-    def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
-        return _unwrap(self.apply([Update(buffer, identity, remote)])[0])
-
-    def delete(self, remote: Remote) -> None:
-        result = self.apply([Delete("", remote)])[0]
-        if result.error:
-            raise result.error
 
 
 def _prefer(page_size: int | None = None) -> dict[str, str]:
@@ -288,17 +279,3 @@ def _prefer(page_size: int | None = None) -> dict[str, str]:
 def _utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-
-def _load(token: str | None) -> dict[str, Any]:
-    try:
-        data = json.loads(token) if token else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _unwrap(result: WriteResult) -> Remote:
-    if result.error:
-        raise result.error
-    assert result.remote is not None
-    return result.remote
