@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from .config import ClinicianSettings, Settings
 from .engine import assess, provider_context
 from .errors import CalendarError, RemoteGone, WriteConflict
 from .model import Buffer, Event
-from .plan import ACTIVE, CREATING, DELETING, USER_DELETED, USER_EDITED, Plan, plan
+from .plan import ACTIVE, CREATING, DELETED, DELETING, USER_DELETED, USER_EDITED, Plan, plan
 from .providers import open_provider
 from .providers.base import Create, Delete, Provider, Update, Window, WriteResult
 from .state import State, event_row, iso, owned_buffer
@@ -46,8 +47,9 @@ class CycleReport:
 class Providers:
     """Provider instances kept across cycles (connections, token caches), per calendar."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
+        self.sleep = sleep
         self._open: dict[tuple[str, str], Provider] = {}
         self._lock = threading.Lock()
 
@@ -56,7 +58,8 @@ class Providers:
         with self._lock:
             if key not in self._open:
                 self._open[key] = open_provider(
-                    clinician.calendar(calendar_id), provider_context(self.settings, clinician)
+                    clinician.calendar(calendar_id),
+                    provider_context(self.settings, clinician, self.sleep),
                 )
             return self._open[key]
 
@@ -278,9 +281,11 @@ class Cycle:
                 if isinstance(write, Delete) and (
                     result.error is None or isinstance(result.error, RemoteGone)
                 ):
+                    # Kept as ``deleted``: if the session comes back, so does the buffer.
                     db.execute(
-                        "DELETE FROM buffers WHERE clinician=? AND identity=?",
-                        (clinician, write.identity),
+                        "UPDATE buffers SET status=?, pending_start=NULL, pending_end=NULL, "
+                        "updated_at=? WHERE clinician=? AND identity=?",
+                        (DELETED, iso(now), clinician, write.identity),
                     )
                     db.execute(
                         "DELETE FROM events WHERE clinician=? AND calendar=? AND id=?",

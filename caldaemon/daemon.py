@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,14 +85,20 @@ class Health:
 
 class Daemon:
     def __init__(
-        self, config_path: str | None, *, dry_run: bool = False, clock: Clock = system_clock
+        self,
+        config_path: str | None,
+        *,
+        dry_run: bool = False,
+        clock: Clock = system_clock,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config_path = config_path
         self.clock = clock
         self.dry_run = dry_run
         self.settings = config_module.load(config_path)
         self.state = open_state(self.settings, dry_run=dry_run)
-        self.providers = Providers(self.settings)
+        self.sleep = sleep
+        self.providers = Providers(self.settings, sleep)
         self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
         self.mailer = _mailer(self.settings, dry_run)
         self.health = Health(clock())
@@ -208,7 +215,7 @@ class Daemon:
         outbox.clear_problem(self.state, "config:")
         self.providers.close()
         self.settings = settings
-        self.providers = Providers(settings)
+        self.providers = Providers(settings, self.sleep)
         self.cycle = Cycle(
             settings, self.state, self.providers, clock=self.clock, dry_run=self.dry_run
         )

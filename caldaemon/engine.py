@@ -4,7 +4,8 @@ buffers; plus the read-only pass over live calendars that ``check`` and ``events
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,13 +48,18 @@ def assess(
     return Assessment(clinician, now, classified, evaluation)
 
 
-def provider_context(settings: Settings, clinician: ClinicianSettings) -> ProviderContext:
+def provider_context(
+    settings: Settings,
+    clinician: ClinicianSettings,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ProviderContext:
     return ProviderContext(
         clinician=clinician.id,
         tz=clinician.tz,
         state_dir=settings.daemon.state_dir,
         self_addresses=frozenset([clinician.email] if clinician.email else []),
         buffers_to=clinician.buffers_to,
+        sleep=sleep,
     )
 
 

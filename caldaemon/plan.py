@@ -24,7 +24,8 @@ from .providers.base import Create, Delete, Remote, Update, Write
 from .state import OwnedBuffer
 
 ACTIVE, CREATING, DELETING = "active", "creating", "deleting"
-USER_EDITED, USER_DELETED = "user_edited", "user_deleted"
+# ``deleted``: caldaemon removed it itself (its session went away); it may come back.
+DELETED, USER_EDITED, USER_DELETED = "deleted", "user_edited", "user_deleted"
 
 
 @dataclass(frozen=True)
@@ -84,13 +85,14 @@ def plan(
     wanted = {b.identity: b for b in desired if b.start >= now}
     for identity, buffer in wanted.items():
         record, remote = owned.get(identity), listed.get(identity)
-        if record is None or record.status in (CREATING, DELETING):
+        if record is None or record.status in (CREATING, DELETING, DELETED):
             if remote is not None:
                 result.adopt.append(
                     Adopt(identity, _as_found(buffer, remote), Remote(remote.id, remote.etag))
                 )
-            elif record is None or listing_trusted:
-                result.writes.append(Create(buffer, identity))
+            elif record is None or record.status == DELETED or listing_trusted:
+                revive = record is not None and record.status in (DELETING, DELETED)
+                result.writes.append(Create(buffer, identity, revive=revive))
             continue
         if record.status != ACTIVE:
             continue
@@ -119,8 +121,10 @@ def plan(
             continue
         remote = listed.get(identity)
         if remote is None:
-            if record.status != ACTIVE:
-                result.forget.append(identity)
+            if record.status == DELETING:
+                result.marks.append(Mark(identity, DELETED))  # our delete landed
+            elif record.status == CREATING:
+                result.forget.append(identity)  # our create never landed
             elif listing_trusted and record.start >= now:
                 result.marks.append(Mark(identity, USER_DELETED))
             continue

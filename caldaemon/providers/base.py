@@ -75,6 +75,9 @@ class Remote:
 class Create:
     buffer: Buffer
     identity: str
+    # caldaemon itself deleted this buffer before (its session was cancelled, then came
+    # back): a service that keeps deleted events under their id (Google) restores it.
+    revive: bool = False
 
 
 @dataclass(frozen=True)

@@ -205,9 +205,40 @@ class GoogleProvider(BatchProvider):
                 results[key] = WriteResult(write, error=RemoteGone(self.id, _remote_id(write)))
             else:
                 results[key] = WriteResult(write, error=self._part_error(error))
+        revivals: dict[int, Callable[[], HttpRequest]] = {}
         for key, answer in self.client.send(lookups, self.batch_size).items():
-            results[key] = self._reconcile(writes[key], answer)
+            write = writes[key]
+            resource = answer.resource or {}
+            if (isinstance(write, Create) and write.revive and answer.error is None
+                    and resource.get("status") == "cancelled"):
+                revivals[key] = self._revival(write, resource)
+            else:
+                results[key] = self._reconcile(write, answer)
+        for key, answer in self.client.send(revivals, self.batch_size).items():
+            write, error = writes[key], answer.error
+            if error is None:
+                resource = answer.resource or {}
+                results[key] = WriteResult(write, remote=Remote(resource["id"],
+                                                                resource.get("etag")))
+            elif error.resp.status == 412:
+                results[key] = WriteResult(write, error=WriteConflict(self.id, _remote_id(write)))
+            else:
+                results[key] = WriteResult(write, error=self._part_error(error))
         return [results[key] for key in range(len(writes))]
+
+    def _revival(self, write: Create, cancelled: dict[str, Any]) -> Callable[[], HttpRequest]:
+        """Our own deleted buffer still holds its id (Google keeps deleted events as
+        cancelled, and insert answers 409): bring it back with an update that sets
+        status confirmed, only if it is still the version we saw."""
+        body = {**buffer_body(write.buffer, write.identity), "status": "confirmed"}
+
+        def request() -> HttpRequest:
+            built = self.client.events().update(
+                calendarId=self.config.calendar, eventId=cancelled["id"], sendUpdates="none",
+                body=body)
+            built.headers["If-Match"] = cancelled.get("etag")
+            return built
+        return request
 
     def _request_for(self, write: Write) -> Callable[[], HttpRequest]:
         """Makes the request for ``write`` anew for each attempt. Updates and deletes

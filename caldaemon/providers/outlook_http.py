@@ -11,18 +11,21 @@ https://learn.microsoft.com/graph/errors (the error envelope).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 from ..errors import CalendarError, TransientError
 from ..retry import RetryPolicy, RetryVerdict, parse_retry_after, with_retries
+
+T = TypeVar("T")
 
 MAX_CONCURRENT_PER_MAILBOX = 4
 MAX_BATCH = 20
@@ -81,6 +84,15 @@ class _Retryable(Exception):
     def __init__(self, response: requests.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
+
+
+class _ItemsRetryable(Exception):
+    """Some items of a $batch were answered 429/5xx; ``delay`` is their longest
+    Retry-After, None when none was given."""
+
+    def __init__(self, delay: float | None) -> None:
+        super().__init__("batch items to retry")
+        self.delay = delay
 
 
 def error_text(status: int, body: Any) -> str:
@@ -146,16 +158,23 @@ class GraphClient:
         its status once it is not one to retry. Exhausted retries raise TransientError."""
 
         def attempt() -> requests.Response:
-            kwargs: dict[str, Any] = {"params": params, "json": json,
-                                      "headers": dict(headers or {})}
-            response = self._once(method, url, **kwargs)
-            if response.status_code == 401:
-                # The token was revoked or expired early: refresh once, then resend.
-                response = self._once(method, url, force=True, **kwargs)
-            if retryable_status(response.status_code):
-                raise _Retryable(response)
-            return response
+            return self._checked(method, url, params=params, json=json, headers=headers)
 
+        return self._retrying(attempt)
+
+    def _checked(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request; a 401 refreshes the token once; a status worth retrying raises."""
+        kwargs["headers"] = dict(kwargs.get("headers") or {})
+        response = self._once(method, url, **kwargs)
+        if response.status_code == 401:
+            # The token was revoked or expired early: refresh once, then resend.
+            response = self._once(method, url, force=True, **kwargs)
+        if retryable_status(response.status_code):
+            raise _Retryable(response)
+        return response
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt`` under one retry budget; exhausted retries become TransientError."""
         try:
             return with_retries(attempt, classify=self._classify, policy=self.policy,
                                 sleep=self.sleep, rng=self.rng)
@@ -172,6 +191,8 @@ class GraphClient:
                                  f"cannot reach Microsoft Graph: {type(exc).__name__}") from None
 
     def _classify(self, exc: BaseException) -> RetryVerdict | None:
+        if isinstance(exc, _ItemsRetryable):
+            return RetryVerdict(exc.delay)
         if isinstance(exc, _Retryable):
             return RetryVerdict(parse_retry_after(exc.response.headers.get("Retry-After"),
                                                   self.clock))
@@ -195,7 +216,12 @@ class GraphClient:
 
     def _batch_chunk(self, items: Sequence[Mapping[str, Any]], pending: list[int],
                      replies: list[BatchReply]) -> None:
-        for attempt in range(self.policy.attempts):
+        """One retry budget for the whole chunk: a throttled $batch and throttled items
+        inside it draw on the same attempts (JSON batching: each item is throttled on its
+        own, https://learn.microsoft.com/graph/json-batching#handling-throttling)."""
+
+        def attempt() -> None:
+            nonlocal pending
             requests_ = []
             for number, index in enumerate(pending, start=1):
                 item = dict(items[index])
@@ -203,7 +229,8 @@ class GraphClient:
                 if "body" in item:
                     item_headers.setdefault("Content-Type", "application/json")
                 requests_.append({**item, "id": str(number), "headers": item_headers})
-            response = self.send("POST", f"{self.endpoint}/$batch", json={"requests": requests_})
+            response = self._checked("POST", f"{self.endpoint}/$batch",
+                                     json={"requests": requests_})
             payload = json_of(response)
             if response.status_code != 200 or not isinstance(payload, Mapping):
                 raise CalendarError(self.calendar, self.where, "Microsoft Graph refused a batch: "
@@ -227,10 +254,10 @@ class GraphClient:
                                               self.clock)
                     if delay is not None:
                         delays.append(delay)
-            if not again or attempt == self.policy.attempts - 1:
-                return
-            wait = max(delays) if delays else self.policy.backoff(attempt, self.rng)
-            if wait > self.policy.max_retry_after:
-                return
-            self.sleep(wait)
-            pending = again
+            if again:
+                pending = again
+                raise _ItemsRetryable(max(delays) if delays else None)
+
+        # Items still throttled when the budget runs out keep their last answer.
+        with contextlib.suppress(_ItemsRetryable):
+            self._retrying(attempt)

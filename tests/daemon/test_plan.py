@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from caldaemon.model import Buffer, Event
-from caldaemon.plan import ACTIVE, CREATING, DELETING, USER_DELETED, USER_EDITED, Mark, plan
+from caldaemon.plan import (
+    ACTIVE,
+    CREATING,
+    DELETED,
+    DELETING,
+    USER_DELETED,
+    USER_EDITED,
+    Mark,
+    plan,
+)
 from caldaemon.providers.base import Create, Delete, Update
 from caldaemon.state import OwnedBuffer
 from tests.support import NOW, TZ
@@ -122,6 +131,17 @@ def test_a_write_whose_commit_was_lost_is_adopted_not_duplicated():
     assert result.writes == [] and len(result.adopt) == 1
 
 
+def test_a_buffer_we_deleted_comes_back_with_its_session():
+    b = buffer()
+    assert run([b], [record(b, status=DELETED)], []).writes == [Create(b, b.identity, revive=True)]
+    assert run([], [record(b, status=DELETED)], []).empty
+
+
+def test_a_create_that_never_landed_is_forgotten_when_no_longer_wanted():
+    b = buffer()
+    assert run([], [record(b, status=CREATING, etag=None)], []).forget == [b.identity]
+
+
 def test_a_create_that_never_landed_is_sent_again():
     b = buffer()
     assert run([b], [record(b, status=CREATING, etag=None)], []).writes == [Create(b, b.identity)]
@@ -134,8 +154,8 @@ def test_our_own_update_whose_commit_was_lost_is_not_taken_for_a_user_edit():
     assert result.marks == [] and len(result.adopt) == 1 and result.adopt[0].remote.etag == "e2"
 
 
-def test_a_delete_whose_commit_was_lost_is_forgotten():
+def test_a_delete_whose_commit_was_lost_is_recorded_as_done():
     b = buffer()
-    assert run([], [record(b, status=DELETING)], []).forget == [b.identity]
+    assert run([], [record(b, status=DELETING)], []).marks == [Mark(b.identity, DELETED)]
     [write] = run([], [record(b, status=DELETING)], [remote(b)]).writes
     assert isinstance(write, Delete)
