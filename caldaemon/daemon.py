@@ -1,8 +1,8 @@
 """``caldaemon run``: the service loop (DESIGN.md §6).
 
 APScheduler 3 runs one job per clinician every ``poll_interval`` (never two runs of one
-job at once, missed runs coalesced, jittered so a practice's clinicians do not all poll at
-the same second), a digest job per clinician, and the outbox job. The main thread waits
+job at once, missed runs coalesced, phases spread and jittered so a practice's clinicians
+do not all poll in the same second), a digest job per clinician, and the outbox job. The main thread waits
 for signals: SIGHUP (or a change of the config file) reloads — a broken new config is
 reported and the old one keeps running — and SIGTERM lets the running cycles finish, then
 exits 0. Under systemd it reports READY, STATUS and WATCHDOG through $NOTIFY_SOCKET; the
@@ -164,18 +164,25 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             job.remove()
         poll = self.settings.daemon.poll_interval.total_seconds()
-        jitter = int(min(poll / 10, 30))
+        # Each clinician gets its own phase, spread evenly over the interval, so a
+        # practice's calendars are not all polled in the same second (and a reload does
+        # not queue them all at once). The random jitter on top stays small: APScheduler
+        # 3 adds it to every run, counted from the last jittered one, so polls drift
+        # later by half of it each time.
+        jitter = min(1, int(poll / 60)) or None
         first = datetime.now(UTC)
+        count = max(len(self.settings.clinicians), 1)
         for index, clinician in enumerate(self.settings.clinicians):
+            phase = timedelta(seconds=poll * index / count)
             self.scheduler.add_job(
                 self.run_clinician,
-                IntervalTrigger(seconds=poll, jitter=jitter or None),
+                IntervalTrigger(seconds=poll, jitter=jitter),
                 args=[clinician.id],
                 id=f"cycle:{clinician.id}",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=int(poll),
-                next_run_time=first + timedelta(milliseconds=200 * index),
+                next_run_time=first + phase,
             )
             if self.settings.notices.mode == "digest":
                 at = self.settings.notices.digest_at

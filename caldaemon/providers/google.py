@@ -14,12 +14,9 @@ batches, retries and errors are in :mod:`caldaemon.providers.google_http`.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import httplib2
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
@@ -94,27 +91,14 @@ class GoogleProvider(BatchProvider):
             who = f"token …/{path.name}"
         return f"Google Calendar '{self.config.calendar}' ({who})"
 
-    # The client holds these; they stay reachable from the provider, where tests look at
-    # the per-thread connections and callers may set the retry policy.
-
     @property
     def policy(self) -> RetryPolicy:
-        """The retry policy of every request."""
+        """The retry policy of every request (the client holds it)."""
         return self.client.policy
 
     @policy.setter
     def policy(self, policy: RetryPolicy) -> None:
         self.client.policy = policy
-
-    @property
-    def _local(self) -> threading.local:
-        """This thread's Http and Calendar service."""
-        return self.client.local
-
-    @property
-    def _connections(self) -> weakref.WeakSet[httplib2.Http]:
-        """Every thread's open Http."""
-        return self.client.connections
 
     # -- reading -------------------------------------------------------------------------
 
@@ -144,7 +128,8 @@ class GoogleProvider(BatchProvider):
         page_token: str | None = None
         while True:
             params = self._params() | extra | ({"pageToken": page_token} if page_token else {})
-            page = self.client.retrying(lambda p=params: self.client.events().list(**p).execute())
+            page = self.client.retrying(
+                lambda p=params: self.client.execute(self.client.events().list(**p)))
             items.extend(page.get("items") or ())
             page_token = page.get("nextPageToken")
             if not page_token:

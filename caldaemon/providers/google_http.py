@@ -1,6 +1,7 @@
-"""HTTP to Google Calendar API v3 for the google provider: one httplib2 connection and
-Calendar service per thread, batches ("Sending batch requests",
-https://developers.google.com/calendar/api/guides/batch) and caldaemon's own retries.
+"""HTTP to Google Calendar API v3 for the google provider: one httplib2 connection pool
+per thread shared by every calendar, one Calendar service per calendar, batches
+("Sending batch requests", https://developers.google.com/calendar/api/guides/batch) and
+caldaemon's own retries.
 
 Errors follow "Handle API errors" (https://developers.google.com/calendar/api/guides/errors):
 rate limits, 5xx and broken connections are retried; other 4xx are not, and what still
@@ -10,11 +11,12 @@ fails becomes a :class:`~caldaemon.errors.CalendarError` naming the calendar.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
+import json
 import logging
 import random
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import google_auth_httplib2
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
-from googleapiclient.discovery import build
+from googleapiclient.discovery import build_from_document
+from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest, HttpRequest
 
@@ -42,6 +45,27 @@ RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LI
 # Timeouts, resets, truncated bodies (http.client.IncompleteRead), a failed token request.
 TRANSPORT_ERRORS = (TimeoutError, ConnectionError, http.client.HTTPException,
                     httplib2.HttpLib2Error, TransportError)
+
+
+# httplib2 is not thread-safe ("Thread safety", google-api-python-client): each worker
+# thread has its own connection pools, shared by all the calendars it serves, so a
+# thousand calendars on 32 threads hold 32 pools, not 32,000.
+_THREAD = threading.local()
+
+
+def thread_http(timeout: float) -> httplib2.Http:
+    """This thread's Http for requests with ``timeout`` (one pool per distinct timeout)."""
+    pools: dict[float, httplib2.Http] = _THREAD.__dict__.setdefault("pools", {})
+    if timeout not in pools:
+        pools[timeout] = httplib2.Http(timeout=timeout)
+    return pools[timeout]
+
+
+@functools.lru_cache(maxsize=1)
+def _calendar_discovery() -> dict[str, Any]:
+    """The Calendar v3 discovery document shipped with the library (no fetch), parsed
+    once per process rather than once per calendar."""
+    return json.loads(get_static_doc("calendar", "v3"))
 
 
 class SyncTokenExpired(CalendarError):
@@ -97,38 +121,35 @@ class CalendarClient:
         self.context = context
         self.policy = RetryPolicy()
         self.rng = random.Random()
-        self.local = threading.local()
         self._lock = threading.Lock()
-        # Every thread's Http, to close them; a finished thread's goes with it.
-        self.connections: weakref.WeakSet[httplib2.Http] = weakref.WeakSet()
+        self._service: Any = None
+        self._generation: object = None
 
-    def local_service(self) -> threading.local:
-        """This thread's Http, AuthorizedHttp and Calendar service. httplib2 is not
-        thread-safe: one Http per thread (google-api-python-client, "Thread safety").
-        Built on first use, so opening a provider costs no I/O."""
-        credentials, generation = self.auth.credentials()
-        local = self.local
-        if getattr(local, "generation", None) != generation:
-            local.http = httplib2.Http(timeout=self.config.timeout.total_seconds())
-            local.authorized = google_auth_httplib2.AuthorizedHttp(credentials, http=local.http)
-            endpoint = self.config.api_endpoint
-            options = {"api_endpoint": endpoint.rstrip("/") + "/"} if endpoint else None
-            # static_discovery: the discovery document shipped with the library, no fetch.
-            local.service = build("calendar", "v3", http=local.authorized, static_discovery=True,
-                                  cache_discovery=False, client_options=options)
-            local.generation = generation
-            with self._lock:
-                self.connections.add(local.http)
-        return local
+    def http(self) -> google_auth_httplib2.AuthorizedHttp:
+        """This calendar's credentials over this thread's connection pool."""
+        credentials, _ = self.auth.credentials()
+        return google_auth_httplib2.AuthorizedHttp(
+            credentials, http=thread_http(self.config.timeout.total_seconds()))
 
     def events(self) -> Any:
-        return self.local_service().service.events()
+        """The Calendar service's events collection, built on first use (opening a
+        provider costs no I/O). Requests built from it run with ``execute(http=...)``."""
+        _, generation = self.auth.credentials()
+        with self._lock:
+            if self._service is None or self._generation != generation:
+                endpoint = self.config.api_endpoint
+                options = {"api_endpoint": endpoint.rstrip("/") + "/"} if endpoint else None
+                self._service = build_from_document(
+                    _calendar_discovery(), http=self.http(), client_options=options)
+                self._generation = generation
+            return self._service.events()
+
+    def execute(self, request: HttpRequest) -> Any:
+        return request.execute(http=self.http())
 
     def close(self) -> None:
         with self._lock:
-            for connection in list(self.connections):
-                connection.close()
-            self.connections.clear()
+            self._service = None
 
     def _batch_uri(self) -> str:
         # service.new_batch_http_request() ignores api_endpoint, so the URI is set here.
@@ -152,9 +173,9 @@ class CalendarClient:
     def _on_retry(self, exc: BaseException, delay: float) -> None:
         self.log.info("%s: %s; trying again in %.1f s", self.describe(), describe_error(exc),
                       delay)
-        http = getattr(self.local, "http", None)
-        if http is not None and isinstance(exc, TRANSPORT_ERRORS):
-            http.close()  # httplib2 would reuse the broken keep-alive connection
+        if isinstance(exc, TRANSPORT_ERRORS):
+            # httplib2 would reuse the broken keep-alive connection.
+            thread_http(self.config.timeout.total_seconds()).close()
 
     def retrying(self, operation: Callable[[], T]) -> T:
         """``operation`` with our retries; what still fails becomes a CalendarError."""
@@ -231,14 +252,14 @@ class CalendarClient:
         def collect(request_id: str, resource: Any, error: HttpError | None) -> None:
             got[int(request_id)] = Answer(resource, error)
 
-        local = self.local_service()
-        refresh = google_auth_httplib2.Request(local.http)
-        if not local.authorized.credentials.valid:
-            local.authorized.credentials.refresh(refresh)  # with our timeout, not the batch's
+        authorized = self.http()
+        refresh = google_auth_httplib2.Request(authorized.http)
+        if not authorized.credentials.valid:
+            authorized.credentials.refresh(refresh)  # with our timeout, not the batch's
         batch = _Batch(refresh, callback=collect, batch_uri=self._batch_uri())
         for key, make in makers.items():
             batch.add(make(), request_id=str(key))
-        batch.execute(http=local.authorized)
+        batch.execute(http=authorized)
 
 
 def describe_error(exc: BaseException) -> str:
