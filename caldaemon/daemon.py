@@ -1,12 +1,13 @@
 """``caldaemon run``: the service loop (DESIGN.md §6).
 
 APScheduler 3 runs one job per clinician every ``poll_interval`` (never two runs of one
-job at once, missed runs coalesced, phases spread and jittered so a practice's clinicians
-do not all poll in the same second), a digest job per clinician, and the outbox job. The main thread waits
-for signals: SIGHUP (or a change of the config file) reloads — a broken new config is
-reported and the old one keeps running — and SIGTERM lets the running cycles finish, then
-exits 0. Under systemd it reports READY, STATUS and WATCHDOG through $NOTIFY_SOCKET; the
-watchdog is pinged only while cycles keep completing, so a hung daemon gets restarted.
+job at once, missed runs coalesced, phases spread and jittered so a practice's
+clinicians do not all poll in the same second), a digest job per clinician, and the
+outbox job. The main thread waits for signals: SIGHUP (or a change of the config file)
+reloads — a broken new config is reported and the old one keeps running — and SIGTERM
+lets the running cycles finish, then exits 0. Under systemd it reports READY, STATUS and
+WATCHDOG through $NOTIFY_SOCKET; the watchdog is pinged only while cycles keep
+completing, so a hung daemon gets restarted.
 """
 
 from __future__ import annotations
