@@ -92,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
                 _verdict(s["round_s"] < 60),
             )
         )
+        notes.append(
+            f"scale: {s['google']} Google + {s['graph']} Graph calendars, one clinician each, "
+            f"{s['latency_s'] * 1000:.0f} ms per request; first round (full syncs and buffer "
+            f"writes) {s['first_round_s']:.0f} s; steady polls every {s['period_mean_s']:.1f} s "
+            f"on average (max {s['period_max_s']:.1f} s); a cycle takes "
+            f"{s['cycle_p50_ms']:.0f} ms (p50) / {s['cycle_p99_ms']:.0f} ms (p99) and "
+            f"{s['cpu_per_cycle_ms']:.1f} ms of CPU; {s['threads']} threads and "
+            f"{s.get('open_fds', '?')} open files at the end; {s['failed']} failed cycles."
+        )
 
     if "startup" in only:
         from . import startup
@@ -120,6 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     table = ["| benchmark | figure | target | verdict |", "|---|---|---|---|", *rows]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"Python {platform.python_version()} on {platform.machine()}, {platform.system()}"
+    history = [
+        "## Profiled and fixed",
+        "",
+        "- Google connections (py-spy on the 1,000-calendar run): a Calendar client and "
+        "connection per calendar *and* worker thread made memory and sockets grow every "
+        "round (200 Google calendars, 10 rounds: 230 → 1,018 MB, 411 → 3,537 open files; "
+        "1,000 calendars: peak RSS 1,052 MB, round 7.1 s, CPU 12%). Now one connection pool "
+        "per thread shared by all calendars and the discovery document parsed once: "
+        "1,000 calendars peak at about 240 MB, round about 4 s, CPU 8–10%.",
+        "- Poll drift: APScheduler 3 adds its jitter to every run counted from the last "
+        "jittered one, so a 6 s jitter made 60 s polls arrive every 63 s on average (up to "
+        "66 s), and a fixed 200 ms stagger made the first round of 1,000 calendars take "
+        "200 s. Now phases are spread evenly over the interval and the jitter is at most 1 s.",
+        "- `check --json`: pretty-printed JSON used the pure-Python encoder; compact JSON uses "
+        "the C encoder (check vs reference: 1.24× → 1.20× on the same machine).",
+        "",
+    ]
     text = "\n".join(
         [
             "# Benchmark results",
@@ -131,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *[f"- {n}" for n in notes],
             "",
+            *history,
         ]
     )
     print("\n".join(table))
