@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -85,6 +86,19 @@ def _queue(
             iso(now),
             iso(not_before),
         ),
+    )
+
+
+def _mark_notified(db: sqlite3.Connection, clinician: str, now: datetime,
+                   notified: Sequence[str], resolved: Sequence[str]) -> None:
+    """Remember what a queued notice told, in the transaction that queued it."""
+    db.executemany(
+        "UPDATE violations SET last_notified=? WHERE clinician=? AND fingerprint=?",
+        ((iso(now), clinician, fp) for fp in notified),
+    )
+    db.executemany(
+        "UPDATE violations SET resolution_notified=1 WHERE clinician=? AND fingerprint=?",
+        ((clinician, fp) for fp in resolved),
     )
 
 
@@ -188,14 +202,7 @@ def record_violations(
             next_working_moment(clinician, now) if notices.quiet_outside_working_hours else now
         )
         _queue(db, message, clinician.id, now, not_before)
-        db.executemany(
-            "UPDATE violations SET last_notified=? WHERE clinician=? AND fingerprint=?",
-            ((iso(now), clinician.id, fp) for fp in included),
-        )
-        db.executemany(
-            "UPDATE violations SET resolution_notified=1 WHERE clinician=? AND fingerprint=?",
-            ((clinician.id, r["fingerprint"]) for r in resolved),
-        )
+        _mark_notified(db, clinician.id, now, included, [r["fingerprint"] for r in resolved])
         return 1
 
 
@@ -243,14 +250,8 @@ def queue_digest(
             to=recipient(settings, clinician),
         )
         _queue(db, message, clinician.id, now, now)
-        db.executemany(
-            "UPDATE violations SET last_notified=? WHERE clinician=? AND fingerprint=?",
-            ((iso(now), clinician.id, r["fingerprint"]) for r in (*new, *again)),
-        )
-        db.executemany(
-            "UPDATE violations SET resolution_notified=1 WHERE clinician=? AND fingerprint=?",
-            ((clinician.id, r["fingerprint"]) for r in resolved),
-        )
+        _mark_notified(db, clinician.id, now, [r["fingerprint"] for r in (*new, *again)],
+                       [r["fingerprint"] for r in resolved])
         return 1
 
 
