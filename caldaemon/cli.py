@@ -268,11 +268,13 @@ def _calendar_for(
     ]
     if len(candidates) != 1:
         known = ", ".join(c.id for c in clinician.calendars if c.provider == provider) or "none"
-        what = f"calendar '{calendar_id}'" if calendar_id else "exactly one calendar"
-        raise Error(
-            f"{clinician_id} has no {provider} {what} to sign in "
-            f"({provider} calendars: {known}); use --calendar ID"
-        )
+        if calendar_id is not None:
+            problem = f"{clinician_id} has no {provider} calendar '{calendar_id}'"
+        elif candidates:
+            problem = f"{clinician_id} has several {provider} calendars; choose one with --calendar"
+        else:
+            problem = f"{clinician_id} has no {provider} calendar to sign in"
+        raise Error(f"{problem} ({provider} calendars: {known})")
     return clinician, candidates[0]
 
 
