@@ -28,6 +28,7 @@ from . import failpoints, outbox
 from .config import Settings
 from .cycle import Cycle, CycleReport, Providers
 from .errors import ConfigError, Error
+from .rules.context import plural
 from .state import State
 
 log = logging.getLogger("caldaemon.daemon")
@@ -302,8 +303,8 @@ class Daemon:
             last = max(self.health.last_cycle.values(), default=None)
         when = last.astimezone(self.settings.tz).strftime("%H:%M") if last else "none yet"
         return (
-            f"{len(self.settings.clinicians)} clinicians, last cycle {when}, "
-            f"{open_violations} open violations"
+            f"{plural(len(self.settings.clinicians), 'clinician')}, last cycle {when}, "
+            f"{plural(open_violations, 'open violation')}"
         )
 
     def close(self) -> None:

@@ -79,7 +79,7 @@ def test_ready_reload_good_and_broken_config_then_sigterm_exits_0(ws):
     proc = start(ws, notify)
     try:
         ready = notify.wait_for(lambda m: "READY=1" in m)
-        assert "STATUS=1 clinicians" in ready
+        assert "STATUS=1 clinician, last cycle" in ready
 
         good = ws.config.read_text()
         ws.config.write_text(good.replace("rules: standard", "rules: standrd"))
