@@ -38,6 +38,7 @@ from caldaemon.providers import open_provider
 from caldaemon.providers.base import Provider, Window
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.microsoft import MicrosoftServer
+from tests.support import StepClock
 
 from .servers import (
     TZ,
@@ -62,18 +63,6 @@ CLINICIAN = "lee"
 CALENDAR = "work"
 
 
-class Clock:
-    """The daemon's clock: fixed, moved on by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: int = 2) -> None:
-        self.now += timedelta(minutes=minutes)
-
 
 class World:
     """One clinician on one service, the daemon, and the user's hand on the calendar.
@@ -84,7 +73,7 @@ class World:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.clock = Clock(NOW)
+        self.clock = StepClock(NOW)
         self.sessions = weekday_sessions(FIRST_DAY, 28, SLOTS, "bench")
         self.heavy = [s for s in self.sessions if s.heavy]
         self.moved: set[str] = set()

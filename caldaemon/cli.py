@@ -213,7 +213,7 @@ def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None
     if now_text:
         pinned = _now(now_text, settings)
         clock = (lambda: pinned) if once else daemon.offset_clock(pinned)
-    service = daemon.Daemon(config_path, dry_run=dry_run, clock=clock)
+    service = daemon.Daemon(config_path, dry_run=dry_run, clock=clock, settings=settings)
     if not once:
         sys.exit(service.serve())
     try:

@@ -113,6 +113,11 @@ class Cycle:
         outbox.calendar_problems(self.state, self.settings, clinician, results, now)
 
         events = self.state.events(clinician.id, start, end)
+        if clinician.id in self.titles:
+            known = {e.key for e in events}
+            self.titles[clinician.id] = {
+                k: t for k, t in self.titles[clinician.id].items() if k in known
+            }
         assessment = assess(self.settings, clinician, events, now)
         report.violations = len(assessment.evaluation.violations)
         if clinician.buffers_to:

@@ -93,11 +93,12 @@ class Daemon:
         dry_run: bool = False,
         clock: Clock = system_clock,
         sleep: Callable[[float], None] = time.sleep,
+        settings: Settings | None = None,
     ) -> None:
         self.config_path = config_path
         self.clock = clock
         self.dry_run = dry_run
-        self.settings = config_module.load(config_path)
+        self.settings = settings or config_module.load(config_path)
         self.state = open_state(self.settings, dry_run=dry_run)
         self.sleep = sleep
         self.providers = Providers(self.settings, sleep)

@@ -101,7 +101,10 @@ def sync_calendar(
 
     for warning in listing.warnings:
         log.warning("%s", warning)
-    titles = {e.key: e.title for e in listing.events}
+    # Titles stay in memory only, and only when notices may show them (privacy: full).
+    titles = (
+        {e.key: e.title for e in listing.events} if settings.notices.privacy == "full" else None
+    )
     if _looks_emptied(state, clinician.id, provider.id, listing, window, row):
         log.warning(
             "calendar %s of %s came back empty where events were known; "
@@ -124,17 +127,16 @@ def _looks_emptied(
 ) -> bool:  # type: ignore[no-untyped-def]
     """A listing that suddenly holds nothing where we knew events is more often an
     outage or a wrong account than a cleared calendar: believe it the second time."""
-    if row is None or row.empty_reads > 0:
-        return False
+    if row is None or row.empty_reads > 0 or listing.events or (
+            not listing.full and not listing.removed):
+        return False  # events came back, or nothing changed: the usual poll costs no query
     known = state.query(
         "SELECT id FROM events WHERE clinician=? AND calendar=? AND start<? AND end>=?",
         (clinician, calendar, iso(window.end), iso(window.start)),
     )
     if not known:
         return False
-    if listing.full:
-        return not listing.events
-    return not listing.events and len(set(listing.removed)) >= len(known)
+    return listing.full or len(set(listing.removed)) >= len(known)
 
 
 def _store(

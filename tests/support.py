@@ -104,3 +104,16 @@ def evaluate(settings: config.Settings, events: list[Event], now: datetime = NOW
 
 def rules_hit(evaluation, rule: str) -> list:
     return [v for v in evaluation.violations if v.rule == rule]
+
+
+class StepClock:
+    """An injected clock: fixed, moved on by hand (``advance``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: int = 2) -> None:
+        self.now += timedelta(minutes=minutes)

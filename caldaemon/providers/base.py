@@ -188,6 +188,15 @@ class Provider(ABC):
         """Release connections; the provider is not used afterwards."""
 
 
+def token_file(configured: Path | None, state_dir: Path, clinician: str, calendar: str,
+               kind: str) -> Path:
+    """Where a calendar's sign-in is kept: the calendar's ``token`` key, else
+    ``state_dir/tokens/{clinician}-{calendar}.{kind}.json``."""
+    if configured is not None:
+        return Path(configured).expanduser()
+    return Path(state_dir).expanduser() / "tokens" / f"{clinician}-{calendar}.{kind}.json"
+
+
 class BatchProvider(Provider):
     """A provider whose writes all go through :meth:`apply`, which sends them in batches
     of ``batch_size``; single writes are batches of one."""

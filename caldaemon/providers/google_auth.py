@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthorizationError, CalendarError, Error, TransientError
+from .base import token_file
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -44,9 +45,7 @@ def scopes_for(calendar_id: str, buffers_to: str | None) -> list[str]:
 
 
 def token_path(config: GoogleCalendar, state_dir: Path, clinician_id: str) -> Path:
-    if config.token is not None:
-        return Path(config.token).expanduser()
-    return Path(state_dir).expanduser() / "tokens" / f"{clinician_id}-{config.id}.google.json"
+    return token_file(config.token, state_dir, clinician_id, config.id, "google")
 
 
 def auth_command(clinician_id: str, calendar_id: str) -> str:

@@ -29,6 +29,7 @@ from msal_extensions import FilePersistence, PersistedTokenCache
 
 from ..config import secret
 from ..errors import AuthorizationError, CalendarError, Error, TransientError
+from .base import token_file
 from .outlook_http import GraphSession
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ def app_scope(calendar: OutlookCalendar) -> str:
 
 
 def token_path(calendar: OutlookCalendar, clinician: str, state_dir: Path) -> Path:
-    if calendar.token is not None:
-        return Path(calendar.token).expanduser()
-    return Path(state_dir).expanduser() / "tokens" / f"{clinician}-{calendar.id}.msal.json"
+    return token_file(calendar.token, state_dir, clinician, calendar.id, "msal")
 
 
 def auth_command(clinician: str, calendar_id: str) -> str:

@@ -50,12 +50,9 @@ def evaluate(
     relevant = tuple(c for c in events if c.kind is not Kind.IGNORED)
     ctx = Context(clinician, classification, relevant, now, now + horizon)
     violations: list[Violation] = []
-    # Iterate the rule set's own fields so only the rules it configures run.
-    configured = clinician.rules.model_fields_set | {
-        name for name in ("double_booked",) if clinician.rules.double_booked
-    }
+    # Only the rules the rule set names run (``double_booked: false`` runs and finds none).
     for key, checks in RULES.items():
-        if key in configured:
+        if key in clinician.rules.model_fields_set:
             for check in checks:
                 violations.extend(check(ctx))
     buffers, no_room = plan_buffers(ctx)

@@ -18,7 +18,7 @@ from caldaemon.providers.google_mapping import event_id
 from caldaemon.state import iso
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.providers.test_contract_google import write_client, write_token
-from tests.support import TZ
+from tests.support import TZ, StepClock
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=TZ)  # a Monday
 MON_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
@@ -26,22 +26,12 @@ EMAIL = "lee@example.org"
 COMMAND = "caldaemon auth google --clinician lee --calendar work"
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, minutes: int = 2) -> None:
-        self.now += timedelta(minutes=minutes)
-
 
 class World:
     """Dr. Lee's Google calendar on the fake server, a personal .ics, and the daemon."""
 
     def __init__(self, server: GoogleCalendarServer, root: Path) -> None:
-        self.server, self.root, self.clock = server, root, Clock(NOW)
+        self.server, self.root, self.clock = server, root, StepClock(NOW)
         self.refresh_token = server.issue_refresh_token()
         write_client(root / "google-client.json", server)
         tokens = root / "state" / "tokens"

@@ -24,47 +24,10 @@ def test_canary_client_name_never_leaves_the_calendar(tmp_path):
     )
     ws.write_config()
     ws.write_practice()
-    logs = ""
-    for minute in range(3):
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "caldaemon",
-                "-vv",
-                "run",
-                "--once",
-                "--config",
-                str(ws.config),
-                "--now",
-                f"2026-11-30T09:0{minute}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert run.returncode == 0, run.stderr
-        logs += run.stdout + run.stderr
+    logs = "".join(run_once(ws, f"2026-11-30T09:0{minute}") for minute in range(3))
     ws.sessions[0].start += timedelta(hours=3)  # a move: buffers and violations change
     ws.write_practice()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "caldaemon",
-            "-vv",
-            "run",
-            "--once",
-            "--config",
-            str(ws.config),
-            "--now",
-            "2026-11-30T09:10",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    logs += run.stdout + run.stderr
+    logs += run_once(ws, "2026-11-30T09:10")
 
     assert "buffer" in logs.lower()  # the logs were really captured
     assert CANARY not in logs
@@ -76,3 +39,14 @@ def test_canary_client_name_never_leaves_the_calendar(tmp_path):
         data = path.read_bytes()
         for needle in needles:
             assert needle not in data, f"{needle!r} found in {path}"
+
+
+def run_once(ws: Workspace, now: str) -> str:
+    """`caldaemon -vv run --once` as a process; its whole output."""
+    run = subprocess.run(
+        [sys.executable, "-m", "caldaemon", "-vv", "run", "--once", "--config",
+         str(ws.config), "--now", now],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout + run.stderr
