@@ -30,12 +30,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from caldaemon import rules
-from caldaemon.cycle import CycleReport
-from caldaemon.daemon import Daemon
-from caldaemon.engine import provider_context
-from caldaemon.providers import open_provider
-from caldaemon.providers.base import Provider, Window
+from caldaemon.core.assess import window
+from caldaemon.model import Window
+from caldaemon.providers.base import Provider
+from caldaemon.providers.registry import open_provider
+from caldaemon.service.cycle import CycleReport
+from caldaemon.service.daemon import Daemon
+from caldaemon.service.providers import provider_context
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.microsoft import MicrosoftServer
 from tests.support import StepClock
@@ -61,7 +62,6 @@ SLOTS = [(8, True), (11, True), (14, True), (17, False)]
 CHANGES = (1, 10, 60)
 CLINICIAN = "lee"
 CALENDAR = "work"
-
 
 
 class World:
@@ -128,9 +128,9 @@ class World:
         events it read."""
         assert self.daemon is not None and self.naive is not None
         clinician = self.daemon.settings.clinician(CLINICIAN)
-        start, end = rules.window(clinician, self.clock(), self.daemon.settings.daemon.horizon)
+        start, end = window(clinician, self.clock(), self.daemon.settings.daemon.horizon)
         self.clear_requests()
-        listing = self.naive.list(Window(start, end), None)
+        listing = self.naive.changes(Window(start, end), None)
         return self.api_requests(), len(listing.events)
 
     def move(self, k: int) -> None:

@@ -12,7 +12,10 @@ from typing import Any
 import icalendar
 import recurring_ical_events
 
-from caldaemon import config, engine, report, rules
+from caldaemon import config
+from caldaemon.cli import render
+from caldaemon.core.assess import assess, window
+from caldaemon.service.read import check
 
 from .practice import now_in, write_practice
 
@@ -30,7 +33,7 @@ def run(folder: Path, runs: int = 3) -> dict[str, Any]:
     config_path, sessions = write_practice(folder)
     now = now_in()
     settings = config.load(config_path)
-    windows = {c.id: rules.window(c, now, settings.daemon.horizon) for c in settings.clinicians}
+    windows = {c.id: window(c, now, settings.daemon.horizon) for c in settings.clinicians}
     files = {c.id: c.calendars[0].path for c in settings.clinicians}
 
     def reference() -> int:
@@ -43,20 +46,20 @@ def run(folder: Path, runs: int = 3) -> dict[str, Any]:
 
     def caldaemon_check() -> None:
         loaded = config.load(config_path)
-        results = engine.check(loaded, now)
-        report.check_json(now, results)
+        results = check(loaded, now)
+        render.check_json(now, results)
 
     reference_s = _best(runs, reference)
     check_s = _best(runs, caldaemon_check)
     occurrences = reference()
 
-    results = engine.check(settings, now)
+    results = check(settings, now)
     normalized = [(r.clinician, [c.event for c in r.classified]) for r in results]
     events = sum(len(e) for _, e in normalized)
 
     def evaluate_only() -> None:
         for clinician, found in normalized:
-            engine.assess(settings, clinician, found, now)
+            assess(clinician, settings.classification, found, now, settings.daemon.horizon)
 
     evaluate_s = _best(runs, evaluate_only)
     violations = sum(len(r.evaluation.violations) for r in results)

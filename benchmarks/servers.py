@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from caldaemon.providers.google_auth import SCOPE_EVENTS
+from caldaemon.providers.google.auth import SCOPE_EVENTS
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.microsoft import MicrosoftServer
 

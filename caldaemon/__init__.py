@@ -1,5 +1,4 @@
 """caldaemon: keeps a trauma therapist's calendar inside the boundaries they set."""
 
-from __future__ import annotations
-
-__version__ = "0.1.0"
+# The one source of the version: pyproject.toml reads it from here.
+__version__ = "0.2.0.dev0"

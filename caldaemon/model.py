@@ -1,5 +1,6 @@
-"""The domain model: events as read from calendars, their classification, and what the
-rules produce (violations and wanted buffers). All frozen: the pipeline is pure."""
+"""The domain model: events as read from calendars, their classification, what the rules
+produce (violations and wanted buffers), the buffers caldaemon owns, and the writes that
+reconciliation plans and providers carry out. All frozen: the pipeline is pure."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+
+from caldaemon.errors import Error
 
 
 class Kind(StrEnum):
@@ -138,3 +141,92 @@ class Buffer:
         repeated create can never make a duplicate (DESIGN.md §5)."""
         raw = "\0".join((self.clinician, self.after, self.rule))
         return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+class BufferStatus(StrEnum):
+    """Where an owned buffer stands (DESIGN.md §5)."""
+
+    ACTIVE = "active"
+    # A write is under way: its intent is recorded before it is sent (crash safety).
+    CREATING = "creating"
+    DELETING = "deleting"
+    # caldaemon removed it itself (its session went away); it may come back.
+    DELETED = "deleted"
+    USER_EDITED = "user_edited"
+    USER_DELETED = "user_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedBuffer:
+    """A buffer caldaemon wrote, as state remembers it."""
+
+    clinician: str
+    identity: str
+    calendar: str
+    remote_id: str
+    etag: str | None
+    start: datetime
+    end: datetime
+    title: str
+    after: str
+    status: BufferStatus
+    # Where an update under way moves the buffer: tells our own lost update from a user edit.
+    pending: tuple[datetime, datetime] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The span of time a listing covers; events overlapping it are returned."""
+
+    start: datetime
+    end: datetime
+
+    def covers(self, other: Window) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return start < self.end and (end > self.start or (start == end and start >= self.start))
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """Where a buffer lives on the calendar: its id there and its current etag."""
+
+    id: str
+    etag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    buffer: Buffer
+    identity: str
+    # caldaemon itself deleted this buffer before (its session was cancelled, then came
+    # back): a service that keeps deleted events under their id (Google) restores it.
+    revive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    buffer: Buffer
+    identity: str
+    remote: Remote
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    identity: str
+    remote: Remote
+
+
+Write = Create | Update | Delete
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one write: ``remote`` after success (None for deletes), or ``error``
+    (:class:`~caldaemon.errors.WriteConflict` when the user changed the event,
+    :class:`~caldaemon.errors.RemoteGone` when it no longer exists)."""
+
+    write: Write
+    remote: Remote | None = None
+    error: Error | None = None

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from caldaemon import config, engine
+from caldaemon import config
+from caldaemon.core.assess import assess
 from caldaemon.model import Event
 
 TZ = ZoneInfo("America/Toronto")
@@ -99,7 +100,9 @@ def all_day(day: date, title: str, days: int = 1, *, calendar: str = "work") -> 
 
 
 def evaluate(settings: config.Settings, events: list[Event], now: datetime = NOW):
-    return engine.assess(settings, settings.clinicians[0], events, now).evaluation
+    return assess(
+        settings.clinicians[0], settings.classification, events, now, settings.daemon.horizon
+    ).evaluation
 
 
 def rules_hit(evaluation, rule: str) -> list:

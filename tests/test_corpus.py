@@ -19,10 +19,11 @@ import recurring_ical_events
 from click.testing import CliRunner
 
 from caldaemon.cli import main
-from caldaemon.config_schema import IcsCalendar
 from caldaemon.errors import CalendarError
-from caldaemon.providers.base import ProviderContext, Window
-from caldaemon.providers.ics import IcsProvider
+from caldaemon.model import Window
+from caldaemon.providers.base import ProviderContext
+from caldaemon.providers.ics.provider import IcsProvider
+from caldaemon.providers.ics.settings import IcsCalendar
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "ics"
 if not CORPUS.is_dir():
@@ -57,8 +58,10 @@ def _moment(value: date | datetime) -> datetime:
 
 def _expand(calendar: Any, window: Window) -> Counter[Key]:
     query = recurring_ical_events.of(calendar)
-    return Counter((str(o.get("UID", "")), _moment(o["DTSTART"].dt))
-                   for o in query.between(window.start, window.end))
+    return Counter(
+        (str(o.get("UID", "")), _moment(o["DTSTART"].dt))
+        for o in query.between(window.start, window.end)
+    )
 
 
 def _alone(calendar: icalendar.Component, vevents: list[Any]) -> icalendar.Calendar:
@@ -111,7 +114,7 @@ def test_same_occurrences_as_the_reference(path: Path, tmp_path: Path) -> None:
     window = _window(path)
     expected, failed = reference(path, window)
     try:
-        listing = provider(path, tmp_path).list(window, None)
+        listing = provider(path, tmp_path).changes(window, None)
     except CalendarError as exc:
         # A refusal is only for a file the reference reads no event from either.
         assert not expected, f"refused ({exc}) but the reference reads {len(expected)}"
@@ -120,7 +123,7 @@ def test_same_occurrences_as_the_reference(path: Path, tmp_path: Path) -> None:
     uids = ((e.series or e.id, e.start) for e in listing.events)
     seen = Counter(("" if uid.startswith("no-uid-") else uid, start) for uid, start in uids)
     assert seen == expected
-    assert len({e.id for e in listing.events}) == len(listing.events)   # ids are unique
+    assert len({e.id for e in listing.events}) == len(listing.events)  # ids are unique
     for uid in failed:
         assert any(f"skipped event {uid}: " in w for w in listing.warnings), uid
     for warning in listing.warnings:
@@ -159,14 +162,16 @@ rule_sets:
 @pytest.mark.parametrize("path", FILES, ids=[f.name for f in FILES])
 def test_cli_evaluates_or_refuses_cleanly(path: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(state=tmp_path / "state", path=path,
-                                    buffers=tmp_path / "buffers.ics"))
+    config.write_text(
+        CONFIG.format(state=tmp_path / "state", path=path, buffers=tmp_path / "buffers.ics")
+    )
     now = (_window(path).start + timedelta(days=2, hours=8)).replace(tzinfo=None).isoformat()
     codes = []
     for command in ("events", "check"):
         result = CliRunner().invoke(main, [command, "--config", str(config), "--now", now])
         assert result.exception is None or isinstance(result.exception, SystemExit), (
-            result.exception)
+            result.exception
+        )
         assert "Traceback" not in result.output
         lines = result.stderr.splitlines()
         if result.exit_code == 2:

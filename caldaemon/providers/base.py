@@ -14,13 +14,23 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from ..errors import Error
-from ..model import Buffer, Event
+from caldaemon.errors import Error
+from caldaemon.model import (
+    Buffer,
+    Create,
+    Delete,
+    Event,
+    Remote,
+    Update,
+    Window,
+    Write,
+    WriteResult,
+)
+from caldaemon.providers.settings import CalendarSettings
 
 # The owner marker every buffer carries (DESIGN.md §5). ICS/CalDAV: this property;
 # Google: extendedProperties.private[OWNER_KEY]; Outlook: a category and an extended property.
@@ -31,20 +41,6 @@ BUFFER_DESCRIPTION = (
     "Time kept free by caldaemon after a session. If you edit this block caldaemon leaves "
     "it alone; if you delete it, it is not put back."
 )
-
-
-@dataclass(frozen=True)
-class Window:
-    """The span of time a listing covers; events overlapping it are returned."""
-
-    start: datetime
-    end: datetime
-
-    def covers(self, other: Window) -> bool:
-        return self.start <= other.start and other.end <= self.end
-
-    def overlaps(self, start: datetime, end: datetime) -> bool:
-        return start < self.end and (end > self.start or (start == end and start >= self.start))
 
 
 @dataclass(frozen=True)
@@ -61,50 +57,6 @@ class Listing:
     token: str | None
     full: bool
     warnings: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Remote:
-    """Where a buffer lives on the calendar: its id there and its current etag."""
-
-    id: str
-    etag: str | None
-
-
-@dataclass(frozen=True)
-class Create:
-    buffer: Buffer
-    identity: str
-    # caldaemon itself deleted this buffer before (its session was cancelled, then came
-    # back): a service that keeps deleted events under their id (Google) restores it.
-    revive: bool = False
-
-
-@dataclass(frozen=True)
-class Update:
-    buffer: Buffer
-    identity: str
-    remote: Remote
-
-
-@dataclass(frozen=True)
-class Delete:
-    identity: str
-    remote: Remote
-
-
-Write = Create | Update | Delete
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """The outcome of one write: ``remote`` after success (None for deletes), or ``error``
-    (:class:`~caldaemon.errors.WriteConflict` when the user changed the event,
-    :class:`~caldaemon.errors.RemoteGone` when it no longer exists)."""
-
-    write: Write
-    remote: Remote | None = None
-    error: Error | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +82,7 @@ class Provider(ABC):
     #: How many writes :meth:`apply` sends per request when ``batch`` is set.
     batch_size: ClassVar[int] = 1
 
-    def __init__(self, config: Any, context: ProviderContext) -> None:
+    def __init__(self, config: CalendarSettings, context: ProviderContext) -> None:
         self.config = config
         self.context = context
 
@@ -143,7 +95,7 @@ class Provider(ABC):
         """Where this calendar is, for messages: a file, a URL, an account. No secrets."""
 
     @abstractmethod
-    def list(self, window: Window, token: str | None) -> Listing:
+    def changes(self, window: Window, token: str | None) -> Listing:
         """Events overlapping ``window`` (``token`` None), or the changes since ``token``.
 
         Raises :class:`~caldaemon.errors.CalendarError` (or its subclasses) when the
@@ -188,8 +140,9 @@ class Provider(ABC):
         """Release connections; the provider is not used afterwards."""
 
 
-def token_file(configured: Path | None, state_dir: Path, clinician: str, calendar: str,
-               kind: str) -> Path:
+def token_file(
+    configured: Path | None, state_dir: Path, clinician: str, calendar: str, kind: str
+) -> Path:
     """Where a calendar's sign-in is kept: the calendar's ``token`` key, else
     ``state_dir/tokens/{clinician}-{calendar}.{kind}.json``."""
     if configured is not None:

@@ -60,12 +60,12 @@ def parse_batch(content_type: str, body: bytes) -> list[BatchPart]:
     if not message.is_multipart():
         raise ValueError("batch body is not a multipart document")
     parts: list[BatchPart] = []
-    subparts: list[Message] = message.get_payload()  # a multipart payload is its list of parts
-    for index, part in enumerate(subparts, start=1):
-        if part.get_content_type() != "application/http":
+    subparts = message.get_payload()  # a multipart payload is its list of parts
+    for index, part in enumerate(subparts if isinstance(subparts, list) else [], start=1):
+        if not isinstance(part, Message) or part.get_content_type() != "application/http":
             raise ValueError(f"batch part {index} is not application/http")
-        payload: bytes | None = part.get_payload(decode=True)
-        if not payload:
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes) or not payload:
             raise ValueError(f"batch part {index} is empty")
         parts.append(_parse_inner_request(str(part.get("Content-ID", f"<{index}>")), payload))
     return parts

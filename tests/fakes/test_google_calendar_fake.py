@@ -40,15 +40,27 @@ def connect(server: GoogleCalendarServer) -> Iterator[ServiceFactory]:
     """Builds Calendar services the way caldaemon does; closes their connections afterwards."""
     made: list[Resource] = []
 
-    def factory(refresh_token: str | None = None, timeout: float = 5,
-                creds: BaseCredentials | None = None) -> Resource:
+    def factory(
+        refresh_token: str | None = None, timeout: float = 5, creds: BaseCredentials | None = None
+    ) -> Resource:
         if creds is None:
-            creds = Credentials(token=None,
-                                refresh_token=refresh_token or server.issue_refresh_token(),
-                                token_uri=server.token_url, client_id="x", client_secret="y")
+            creds = Credentials(  # type: ignore[no-untyped-call]
+                token=None,
+                refresh_token=refresh_token or server.issue_refresh_token(),
+                token_uri=server.token_url,
+                client_id="x",
+                client_secret="y",
+            )
         authed = google_auth_httplib2.AuthorizedHttp(creds, http=httplib2.Http(timeout=timeout))
-        made.append(build("calendar", "v3", http=authed, static_discovery=True,
-                          client_options={"api_endpoint": server.url}))
+        made.append(
+            build(
+                "calendar",
+                "v3",
+                http=authed,
+                static_discovery=True,
+                client_options={"api_endpoint": server.url},
+            )
+        )
         return made[-1]
 
     yield factory
@@ -62,16 +74,21 @@ def service(connect: ServiceFactory) -> Resource:
 
 
 def timed(summary: str, day: int, hour: int = 9, **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "start": {"dateTime": f"2024-03-{day:02d}T{hour:02d}:00:00Z"},
-            "end": {"dateTime": f"2024-03-{day:02d}T{hour:02d}:30:00Z"}, **extra}
+    return {
+        "summary": summary,
+        "start": {"dateTime": f"2024-03-{day:02d}T{hour:02d}:00:00Z"},
+        "end": {"dateTime": f"2024-03-{day:02d}T{hour:02d}:30:00Z"},
+        **extra,
+    }
 
 
 def reason(error: HttpError) -> str:
     return str(error.error_details[0]["reason"])
 
 
-def test_full_sync_over_pages_then_incremental_sync(server: GoogleCalendarServer,
-                                                    service: Resource) -> None:
+def test_full_sync_over_pages_then_incremental_sync(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
     seeded = [server.put_event("primary", timed(f"appt {n}", n + 1)) for n in range(5)]
     events = service.events()
     request = events.list(calendarId="primary", maxResults=2, singleEvents=True)
@@ -86,28 +103,36 @@ def test_full_sync_over_pages_then_incremental_sync(server: GoogleCalendarServer
 
     server.put_event("primary", {**seeded[1], "summary": "moved"})
     server.delete_event("primary", seeded[3]["id"])
-    changes = events.list(calendarId="primary", syncToken=pages[-1]["nextSyncToken"],
-                          singleEvents=True).execute()
+    changes = events.list(
+        calendarId="primary", syncToken=pages[-1]["nextSyncToken"], singleEvents=True
+    ).execute()
     updated, deleted = changes["items"]
     assert updated["summary"] == "moved" and updated["sequence"] == 1
     assert updated["etag"] != seeded[1]["etag"]
-    assert deleted == {"kind": "calendar#event", "etag": deleted["etag"], "id": seeded[3]["id"],
-                       "status": "cancelled"}
-    again = events.list(calendarId="primary", syncToken=changes["nextSyncToken"],
-                        singleEvents=True).execute()
+    assert deleted == {
+        "kind": "calendar#event",
+        "etag": deleted["etag"],
+        "id": seeded[3]["id"],
+        "status": "cancelled",
+    }
+    again = events.list(
+        calendarId="primary", syncToken=changes["nextSyncToken"], singleEvents=True
+    ).execute()
     assert again["items"] == []
 
 
 def test_sync_token_combined_with_time_min_is_rejected(service: Resource) -> None:
     token = service.events().list(calendarId="primary").execute()["nextSyncToken"]
     with pytest.raises(HttpError) as caught:
-        service.events().list(calendarId="primary", syncToken=token,
-                              timeMin="2024-01-01T00:00:00Z").execute()
+        service.events().list(
+            calendarId="primary", syncToken=token, timeMin="2024-01-01T00:00:00Z"
+        ).execute()
     assert caught.value.resp.status == 400 and reason(caught.value) == "invalid"
 
 
-def test_expired_sync_token_requires_full_sync(server: GoogleCalendarServer,
-                                               service: Resource) -> None:
+def test_expired_sync_token_requires_full_sync(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
     token = service.events().list(calendarId="primary").execute()["nextSyncToken"]
     server.expire_sync_tokens()
     with pytest.raises(HttpError) as caught:
@@ -116,12 +141,17 @@ def test_expired_sync_token_requires_full_sync(server: GoogleCalendarServer,
     assert caught.value.reason == "Sync token is no longer valid, a full sync is required."
 
 
-def test_insert_with_client_id_then_duplicate(server: GoogleCalendarServer,
-                                              service: Resource) -> None:
-    body = timed("buffer", 4, extendedProperties={"private": {"caldaemon": "buffer"}},
-                 transparency="opaque")
-    created = service.events().insert(calendarId="primary", body={"id": "buffer00001", **body},
-                                      sendUpdates="none").execute()
+def test_insert_with_client_id_then_duplicate(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    body = timed(
+        "buffer", 4, extendedProperties={"private": {"caldaemon": "buffer"}}, transparency="opaque"
+    )
+    created = (
+        service.events()
+        .insert(calendarId="primary", body={"id": "buffer00001", **body}, sendUpdates="none")
+        .execute()
+    )
     assert created["id"] == "buffer00001" and created["status"] == "confirmed"
     assert created["extendedProperties"] == {"private": {"caldaemon": "buffer"}}
     assert created["organizer"] == {"email": "clinician@example.com", "self": True}
@@ -137,12 +167,14 @@ def test_insert_with_client_id_then_duplicate(server: GoogleCalendarServer,
 
 def test_if_match_preconditions(server: GoogleCalendarServer, service: Resource) -> None:
     event = server.put_event("primary", timed("appt", 5))
-    first = service.events().update(calendarId="primary", eventId=event["id"],
-                                    body=timed("first", 5))
+    first = service.events().update(
+        calendarId="primary", eventId=event["id"], body=timed("first", 5)
+    )
     first.headers["If-Match"] = event["etag"]
     fresh = first.execute()
-    stale = service.events().update(calendarId="primary", eventId=event["id"],
-                                    body=timed("second", 5))
+    stale = service.events().update(
+        calendarId="primary", eventId=event["id"], body=timed("second", 5)
+    )
     stale.headers["If-Match"] = event["etag"]
     with pytest.raises(HttpError) as caught:
         stale.execute()
@@ -152,8 +184,11 @@ def test_if_match_preconditions(server: GoogleCalendarServer, service: Resource)
     with pytest.raises(HttpError) as not_modified:
         cached.execute()
     assert not_modified.value.resp.status == 304
-    patched = service.events().patch(calendarId="primary", eventId=event["id"],
-                                     body={"colorId": "5"}).execute()
+    patched = (
+        service.events()
+        .patch(calendarId="primary", eventId=event["id"], body={"colorId": "5"})
+        .execute()
+    )
     assert patched["summary"] == "first" and patched["colorId"] == "5"
     service.events().delete(calendarId="primary", eventId=event["id"]).execute()
     with pytest.raises(HttpError) as gone:
@@ -161,13 +196,16 @@ def test_if_match_preconditions(server: GoogleCalendarServer, service: Resource)
     assert gone.value.resp.status == 410 and reason(gone.value) == "deleted"
 
 
-def test_batch_insert_with_one_conflicting_part(server: GoogleCalendarServer,
-                                                service: Resource) -> None:
+def test_batch_insert_with_one_conflicting_part(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
     server.put_event("primary", {"id": "taken0001", **timed("existing", 6)})
     results: dict[str, tuple[Any, HttpError | None]] = {}
     # new_batch_http_request() ignores api_endpoint, so the batch URI is passed explicitly.
-    batch = BatchHttpRequest(callback=lambda rid, resp, exc: results.update({rid: (resp, exc)}),
-                             batch_uri=server.batch_url)
+    batch = BatchHttpRequest(
+        callback=lambda rid, resp, exc: results.update({rid: (resp, exc)}),
+        batch_uri=server.batch_url,
+    )
     for n, event_id in enumerate(["fresh0001", "taken0001", "fresh0002"]):
         body = {"id": event_id, **timed("batched", 7, 9 + n)}
         batch.add(service.events().insert(calendarId="primary", body=body))
@@ -179,13 +217,18 @@ def test_batch_insert_with_one_conflicting_part(server: GoogleCalendarServer,
     assert [(r.method, r.status) for r in parts] == [("POST", 200), ("POST", 409), ("POST", 200)]
 
 
-def test_batch_rate_limited_part_and_oversized_batch(server: GoogleCalendarServer,
-                                                     service: Resource) -> None:
-    server.inject(Fault(status=429, retry_after=7, batch_part=True,
-                        match=lambda r: r.json()["summary"] == "b1"))
+def test_batch_rate_limited_part_and_oversized_batch(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    server.inject(
+        Fault(
+            status=429, retry_after=7, batch_part=True, match=lambda r: r.json()["summary"] == "b1"
+        )
+    )
     errors: list[HttpError | None] = []
-    batch = BatchHttpRequest(callback=lambda rid, resp, exc: errors.append(exc),
-                             batch_uri=server.batch_url)
+    batch = BatchHttpRequest(
+        callback=lambda rid, resp, exc: errors.append(exc), batch_uri=server.batch_url
+    )
     for n in range(3):
         batch.add(service.events().insert(calendarId="primary", body=timed(f"b{n}", 8, 9 + n)))
     batch.execute()
@@ -210,31 +253,48 @@ def test_revoked_refresh_token(server: GoogleCalendarServer, connect: ServiceFac
         connect(refresh_token=token).events().list(calendarId="primary").execute()
 
 
-def test_expired_access_token_is_refreshed_transparently(server: GoogleCalendarServer,
-                                                         service: Resource) -> None:
+def test_expired_access_token_is_refreshed_transparently(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
     service.events().list(calendarId="primary").execute()
     server.expire_access_tokens()
     server.clear_requests()
     service.events().list(calendarId="primary").execute()
     assert [(r.path, r.status) for r in server.requests] == [
-        ("/calendars/primary/events", 401), ("/token", 200), ("/calendars/primary/events", 200)]
+        ("/calendars/primary/events", 401),
+        ("/token", 200),
+        ("/calendars/primary/events", 200),
+    ]
 
 
-def test_service_account_and_authorization_code_grants(server: GoogleCalendarServer,
-                                                       connect: ServiceFactory,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_service_account_and_authorization_code_grants(
+    server: GoogleCalendarServer, connect: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    robot = service_account.Credentials.from_service_account_info(
-        {"type": "service_account", "client_email": "robot@example.iam.gserviceaccount.com",
-         "private_key": pem, "private_key_id": "k1", "token_uri": server.token_url},
-        scopes=[CALENDAR_SCOPE])
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    robot = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
+        {
+            "type": "service_account",
+            "client_email": "robot@example.iam.gserviceaccount.com",
+            "private_key": pem,
+            "private_key_id": "k1",
+            "token_uri": server.token_url,
+        },
+        scopes=[CALENDAR_SCOPE],
+    )
     connect(creds=robot).events().list(calendarId="primary").execute()
 
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake speaks plain HTTP
-    client = {"installed": {"client_id": "cid", "client_secret": "secret",
-                            "auth_uri": server.url + "auth", "token_uri": server.token_url}}
+    client = {
+        "installed": {
+            "client_id": "cid",
+            "client_secret": "secret",
+            "auth_uri": server.url + "auth",
+            "token_uri": server.token_url,
+        }
+    }
     flow = Flow.from_client_config(client, scopes=[CALENDAR_SCOPE], redirect_uri="http://localhost")
     flow.fetch_token(code="code-from-consent-screen")
     flow.oauth2session.close()
@@ -242,8 +302,9 @@ def test_service_account_and_authorization_code_grants(server: GoogleCalendarSer
     connect(creds=flow.credentials).events().list(calendarId="primary").execute()
 
 
-def test_injected_429_and_reset_reach_the_client(server: GoogleCalendarServer,
-                                                 service: Resource) -> None:
+def test_injected_429_and_reset_reach_the_client(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
     service.events().list(calendarId="primary").execute()
     server.inject(Fault(status=429, retry_after=3, path_contains="/events"))
     with pytest.raises(HttpError) as caught:
@@ -258,8 +319,7 @@ def test_injected_429_and_reset_reach_the_client(server: GoogleCalendarServer,
     assert service.events().list(calendarId="primary").execute()["kind"] == "calendar#events"
 
 
-def test_truncated_response_and_hang(server: GoogleCalendarServer,
-                                     connect: ServiceFactory) -> None:
+def test_truncated_response_and_hang(server: GoogleCalendarServer, connect: ServiceFactory) -> None:
     service = connect(timeout=0.2)
     service.events().list(calendarId="primary").execute()
     server.inject(Fault(kind="truncate", method="POST"))
@@ -272,58 +332,102 @@ def test_truncated_response_and_hang(server: GoogleCalendarServer,
         service.events().list(calendarId="primary").execute()
 
 
-def test_weekly_recurrence_expands_with_cancelled_instance(server: GoogleCalendarServer,
-                                                           service: Resource) -> None:
-    master = server.put_event("primary", {
-        "id": "weekly0001", "summary": "clinic",
-        "start": {"dateTime": "2024-03-04T09:00:00", "timeZone": "Europe/London"},
-        "end": {"dateTime": "2024-03-04T10:00:00", "timeZone": "Europe/London"},
-        "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=5"]})
+def test_weekly_recurrence_expands_with_cancelled_instance(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    master = server.put_event(
+        "primary",
+        {
+            "id": "weekly0001",
+            "summary": "clinic",
+            "start": {"dateTime": "2024-03-04T09:00:00", "timeZone": "Europe/London"},
+            "end": {"dateTime": "2024-03-04T10:00:00", "timeZone": "Europe/London"},
+            "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=5"],
+        },
+    )
     events = service.events()
     events.delete(calendarId="primary", eventId="weekly0001_20240311T090000Z").execute()
-    listed = events.list(calendarId="primary", singleEvents=True, orderBy="startTime",
-                         timeMin="2024-03-01T00:00:00Z", timeMax="2024-04-30T00:00:00Z").execute()
+    listed = events.list(
+        calendarId="primary",
+        singleEvents=True,
+        orderBy="startTime",
+        timeMin="2024-03-01T00:00:00Z",
+        timeMax="2024-04-30T00:00:00Z",
+    ).execute()
     # The UK moves to BST on 2024-03-31: 09:00 London is then 08:00Z.
     assert [i["id"] for i in listed["items"]] == [
-        "weekly0001_20240304T090000Z", "weekly0001_20240318T090000Z",
-        "weekly0001_20240325T090000Z", "weekly0001_20240401T080000Z"]
+        "weekly0001_20240304T090000Z",
+        "weekly0001_20240318T090000Z",
+        "weekly0001_20240325T090000Z",
+        "weekly0001_20240401T080000Z",
+    ]
     first = listed["items"][0]
     assert first["recurringEventId"] == master["id"] and "recurrence" not in first
-    assert first["originalStartTime"] == {"dateTime": "2024-03-04T09:00:00Z",
-                                          "timeZone": "Europe/London"}
+    assert first["originalStartTime"] == {
+        "dateTime": "2024-03-04T09:00:00Z",
+        "timeZone": "Europe/London",
+    }
     # singleEvents=false: the series itself plus its cancelled exception.
     raw = events.list(calendarId="primary").execute()["items"]
     assert [(i["id"], i["status"]) for i in raw] == [
-        ("weekly0001", "confirmed"), ("weekly0001_20240311T090000Z", "cancelled")]
-    narrow = events.list(calendarId="primary", singleEvents=True,
-                         timeMin="2024-03-18T09:30:00Z", timeMax="2024-03-18T09:45:00Z").execute()
+        ("weekly0001", "confirmed"),
+        ("weekly0001_20240311T090000Z", "cancelled"),
+    ]
+    narrow = events.list(
+        calendarId="primary",
+        singleEvents=True,
+        timeMin="2024-03-18T09:30:00Z",
+        timeMax="2024-03-18T09:45:00Z",
+    ).execute()
     assert [i["id"] for i in narrow["items"]] == ["weekly0001_20240318T090000Z"]
 
 
 def test_all_day_series_with_until_exdate_and_incremental_expansion(
-        server: GoogleCalendarServer, service: Resource) -> None:
+    server: GoogleCalendarServer, service: Resource
+) -> None:
     server.add_calendar("dr.lee@clinic.example", time_zone="Europe/London")
     events = service.events()
-    events.insert(calendarId="dr.lee@clinic.example", body={
-        "id": "leave0001", "summary": "leave", "start": {"date": "2024-03-29"},
-        "end": {"date": "2024-03-30"},
-        "recurrence": ["RRULE:FREQ=DAILY;INTERVAL=1;UNTIL=20240402", "EXDATE;VALUE=DATE:20240331"],
-    }).execute()
+    events.insert(
+        calendarId="dr.lee@clinic.example",
+        body={
+            "id": "leave0001",
+            "summary": "leave",
+            "start": {"date": "2024-03-29"},
+            "end": {"date": "2024-03-30"},
+            "recurrence": [
+                "RRULE:FREQ=DAILY;INTERVAL=1;UNTIL=20240402",
+                "EXDATE;VALUE=DATE:20240331",
+            ],
+        },
+    ).execute()
     full = events.list(calendarId="dr.lee@clinic.example", singleEvents=True).execute()
-    assert [i["id"] for i in full["items"]] == ["leave0001_20240329", "leave0001_20240330",
-                                                "leave0001_20240401", "leave0001_20240402"]
+    assert [i["id"] for i in full["items"]] == [
+        "leave0001_20240329",
+        "leave0001_20240330",
+        "leave0001_20240401",
+        "leave0001_20240402",
+    ]
     server.delete_event("dr.lee@clinic.example", "leave0001")
-    changes = events.list(calendarId="dr.lee@clinic.example", singleEvents=True,
-                          syncToken=full["nextSyncToken"]).execute()["items"]
+    changes = events.list(
+        calendarId="dr.lee@clinic.example", singleEvents=True, syncToken=full["nextSyncToken"]
+    ).execute()["items"]
     assert [(i["id"], i["status"], i["originalStartTime"]) for i in changes[:1]] == [
-        ("leave0001_20240329", "cancelled", {"date": "2024-03-29"})]
+        ("leave0001_20240329", "cancelled", {"date": "2024-03-29"})
+    ]
     assert len(changes) == 4
 
 
 def test_requests_without_valid_access_token_get_401(server: GoogleCalendarServer) -> None:
-    with build("calendar", "v3", http=httplib2.Http(timeout=5), static_discovery=True,
-               client_options={"api_endpoint": server.url}) as plain, \
-            pytest.raises(HttpError) as caught:
+    with (
+        build(
+            "calendar",
+            "v3",
+            http=httplib2.Http(timeout=5),
+            static_discovery=True,
+            client_options={"api_endpoint": server.url},
+        ) as plain,
+        pytest.raises(HttpError) as caught,
+    ):
         plain.events().list(calendarId="primary").execute()
     body = json.loads(caught.value.content)
     assert body["error"]["code"] == 401 and body["error"]["status"] == "UNAUTHENTICATED"

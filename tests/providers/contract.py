@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from caldaemon.errors import RemoteGone, WriteConflict
-from caldaemon.model import Buffer
-from caldaemon.providers.base import Create, Delete, Provider, Update, Window
+from caldaemon.model import Buffer, Create, Delete, Update, Window
+from caldaemon.providers.base import Provider
 
 TZ = ZoneInfo("America/Toronto")
 MONDAY_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
@@ -70,7 +70,7 @@ class ProviderContract:
                 "s1", MONDAY_10, MONDAY_10 + timedelta(minutes=50), "Session with A.B. #heavy"
             )
         )
-        listing = backend.provider().list(WINDOW, None)
+        listing = backend.provider().changes(WINDOW, None)
         assert listing.full
         event = by_id(listing)[event_id]
         assert event.start == MONDAY_10 and event.end == MONDAY_10 + timedelta(minutes=50)
@@ -82,7 +82,7 @@ class ProviderContract:
         far = MONDAY_10 + timedelta(days=90)
         far_id = backend.add(UserEvent("far", far, far + timedelta(hours=1)))
         near_id = backend.add(UserEvent("near", MONDAY_10, MONDAY_10 + timedelta(hours=1)))
-        ids = set(by_id(backend.provider().list(WINDOW, None)))
+        ids = set(by_id(backend.provider().changes(WINDOW, None)))
         assert near_id in ids and far_id not in ids
 
     def test_all_day_free_declined_and_cancelled_are_mapped(self, backend: Backend) -> None:
@@ -98,7 +98,7 @@ class ProviderContract:
                 UserEvent("de", MONDAY_10, MONDAY_10 + timedelta(hours=1), declined=True)
             ),
         }
-        events = by_id(backend.provider().list(WINDOW, None))
+        events = by_id(backend.provider().changes(WINDOW, None))
         all_day = events[ids["all_day"]]
         assert all_day.all_day and all_day.start.astimezone(TZ) == day
         assert all_day.end.astimezone(TZ) == day + timedelta(days=1)
@@ -108,8 +108,8 @@ class ProviderContract:
     def test_no_change_since_the_token_lists_nothing(self, backend: Backend) -> None:
         backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + timedelta(hours=1)))
         provider = backend.provider()
-        first = provider.list(WINDOW, None)
-        second = provider.list(WINDOW, first.token)
+        first = provider.changes(WINDOW, None)
+        second = provider.changes(WINDOW, first.token)
         assert not second.full and second.events == () and second.removed == ()
 
     def test_changes_since_the_token_are_listed(self, backend: Backend) -> None:
@@ -118,11 +118,11 @@ class ProviderContract:
             UserEvent("s2", MONDAY_10 + timedelta(days=1), MONDAY_10 + timedelta(days=1, hours=1))
         )
         provider = backend.provider()
-        first = provider.list(WINDOW, None)
+        first = provider.changes(WINDOW, None)
         moved = MONDAY_10 + timedelta(hours=3)
         backend.change(kept, UserEvent("s1", moved, moved + timedelta(hours=1)))
         backend.remove(gone)
-        second = provider.list(WINDOW, first.token)
+        second = provider.changes(WINDOW, first.token)
         if second.full:
             ids = by_id(second)
             assert gone not in ids and ids[kept].start == moved
@@ -144,7 +144,7 @@ class ProviderContract:
         b = buffer()
         [result] = provider.apply([Create(b, b.identity)])
         assert result.error is None and result.remote is not None
-        listed = by_id(provider.list(WINDOW, None))[result.remote.id]
+        listed = by_id(provider.changes(WINDOW, None))[result.remote.id]
         assert listed.owner == b.identity and listed.etag == result.remote.etag
         assert (listed.start, listed.end) == (b.start, b.end) and listed.busy
         assert listed.title == "Grounding time"
@@ -164,7 +164,7 @@ class ProviderContract:
         moved = buffer(start=b.start + timedelta(hours=2))
         [updated] = provider.apply([Update(moved, b.identity, created.remote)])
         assert updated.error is None and updated.remote.etag != created.remote.etag
-        assert by_id(provider.list(WINDOW, None))[created.remote.id].start == moved.start
+        assert by_id(provider.changes(WINDOW, None))[created.remote.id].start == moved.start
         [stale] = provider.apply([Update(b, b.identity, created.remote)])
         assert isinstance(stale.error, WriteConflict)
 
@@ -173,7 +173,7 @@ class ProviderContract:
         b = buffer()
         [created] = provider.apply([Create(b, b.identity)])
         backend.edit_title(created.remote.id, "Grounding walk")
-        listed = by_id(provider.list(WINDOW, None))[created.remote.id]
+        listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
         assert listed.etag != created.remote.etag
         [delete] = provider.apply([Delete(b.identity, created.remote)])
         assert isinstance(delete.error, WriteConflict)
@@ -187,7 +187,7 @@ class ProviderContract:
         [created] = provider.apply([Create(b, b.identity)])
         [deleted] = provider.apply([Delete(b.identity, created.remote)])
         assert deleted.error is None
-        assert created.remote.id not in by_id(provider.list(WINDOW, None))
+        assert created.remote.id not in by_id(provider.changes(WINDOW, None))
         [again] = provider.apply([Delete(b.identity, created.remote)])
         assert isinstance(again.error, RemoteGone)
 

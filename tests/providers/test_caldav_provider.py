@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from caldaemon.errors import AuthorizationError, CalendarError, TransientError, WriteConflict
-from caldaemon.ical import PRODID, buffer_component, buffer_uid
-from caldaemon.providers.base import Create, Delete, Update
+from caldaemon.model import Create, Delete, Update
+from caldaemon.providers.ics.mapping import PRODID, buffer_component, buffer_uid
 from tests.providers.contract import MONDAY_10, WINDOW, UserEvent, buffer, by_id
 from tests.providers.radicale_server import PASSWORD, USER, Radicale, free_port, radicale_server
 from tests.providers.test_contract_caldav import RadicaleBackend, calendar_object
@@ -51,19 +51,20 @@ def test_an_unchanged_poll_is_one_request(backend: RadicaleBackend) -> None:
     backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + HOUR))
     provider = backend.provider()
     listings = []
-    sent = requests_during(backend.server, lambda: listings.append(provider.list(WINDOW, None)))
+    sent = requests_during(backend.server, lambda: listings.append(provider.changes(WINDOW, None)))
     assert sent == [("PROPFIND", backend.collection), ("REPORT", backend.collection)]
     [first] = listings
     assert first.full and set(by_id(first)) == {"s1"}
     listings = []
-    sent = requests_during(backend.server, lambda: listings.append(
-        provider.list(WINDOW, first.token)))
+    sent = requests_during(
+        backend.server, lambda: listings.append(provider.changes(WINDOW, first.token))
+    )
     assert sent == [("REPORT", backend.collection)]
     [second] = listings
     assert not second.full and second.events == () and second.removed == ()
     # A restarted daemon (a new provider with the stored token) costs the same.
     fresh = backend.provider()
-    sent = requests_during(backend.server, lambda: fresh.list(WINDOW, second.token))
+    sent = requests_during(backend.server, lambda: fresh.changes(WINDOW, second.token))
     assert sent == [("REPORT", backend.collection)]
 
 
@@ -72,92 +73,121 @@ def test_a_change_gives_a_full_listing_without_what_was_deleted(backend: Radical
     backend.add(UserEvent("moved", MONDAY_10 + 2 * HOUR, MONDAY_10 + 3 * HOUR))
     backend.add(UserEvent("gone", MONDAY_10 + 4 * HOUR, MONDAY_10 + 5 * HOUR))
     provider = backend.provider()
-    token = provider.list(WINDOW, None).token
+    token = provider.changes(WINDOW, None).token
     backend.remove("gone")
     backend.change("moved", UserEvent("moved", MONDAY_10 + 6 * HOUR, MONDAY_10 + 7 * HOUR))
     tuesday = MONDAY_10 + timedelta(days=1)
     backend.add(UserEvent("new", tuesday, tuesday + HOUR))
     listings = []
-    sent = requests_during(backend.server, lambda: listings.append(provider.list(WINDOW, token)))
+    sent = requests_during(backend.server, lambda: listings.append(provider.changes(WINDOW, token)))
     assert sent == [("REPORT", backend.collection)] * 2  # sync-collection, calendar-query
     [listing] = listings
     assert listing.full
     events = by_id(listing)
     assert set(events) == {"kept", "moved", "new"}
     assert events["moved"].start == MONDAY_10 + 6 * HOUR
-    assert not provider.list(WINDOW, listing.token).full
+    assert not provider.changes(WINDOW, listing.token).full
 
 
 def test_a_change_outside_the_window_only_costs_a_listing(backend: RadicaleBackend) -> None:
     provider = backend.provider()
-    token = provider.list(WINDOW, None).token
+    token = provider.changes(WINDOW, None).token
     far = MONDAY_10 + timedelta(days=200)
     backend.add(UserEvent("far", far, far + HOUR))
-    listing = provider.list(WINDOW, token)
+    listing = provider.changes(WINDOW, token)
     assert listing.full and listing.events == ()
 
 
 def test_an_expired_sync_token_gives_a_full_listing(backend: RadicaleBackend) -> None:
     backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + HOUR))
     provider = backend.provider()
-    token = json.loads(provider.list(WINDOW, None).token or "")
+    token = json.loads(provider.changes(WINDOW, None).token or "")
     token["sync"] = "http://radicale.org/ns/sync/" + "0" * 64
-    listing = provider.list(WINDOW, json.dumps(token))
+    listing = provider.changes(WINDOW, json.dumps(token))
     assert listing.full and set(by_id(listing)) == {"s1"}
 
 
 def test_without_a_sync_token_the_ctag_tells_an_unchanged_calendar(
-        backend: RadicaleBackend) -> None:
+    backend: RadicaleBackend,
+) -> None:
     backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + HOUR))
     provider = backend.provider()
-    token = json.loads(provider.list(WINDOW, None).token or "")
+    token = json.loads(provider.changes(WINDOW, None).token or "")
     assert token["ctag"]
     token["sync"] = None  # as from a server that has only getctag
     listings = []
-    sent = requests_during(backend.server, lambda: listings.append(
-        provider.list(WINDOW, json.dumps(token))))
+    sent = requests_during(
+        backend.server, lambda: listings.append(provider.changes(WINDOW, json.dumps(token)))
+    )
     assert sent == [("PROPFIND", backend.collection)] and not listings[0].full
     backend.add(UserEvent("s2", MONDAY_10 + 2 * HOUR, MONDAY_10 + 3 * HOUR))
-    assert set(by_id(provider.list(WINDOW, json.dumps(token)))) == {"s1", "s2"}
+    assert set(by_id(provider.changes(WINDOW, json.dumps(token)))) == {"s1", "s2"}
 
 
 def test_a_wider_window_or_another_calendar_config_reads_everything(
-        backend: RadicaleBackend) -> None:
+    backend: RadicaleBackend,
+) -> None:
     backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + HOUR))
     provider = backend.provider()
-    token = provider.list(WINDOW, None).token
+    token = provider.changes(WINDOW, None).token
     wider = type(WINDOW)(WINDOW.start, WINDOW.end + timedelta(days=30))
-    assert provider.list(wider, token).full
+    assert provider.changes(wider, token).full
     other = backend.provider(calendar=backend.collection)
-    assert other.list(WINDOW, token).full
+    assert other.changes(WINDOW, token).full
 
 
 # -- reading ---------------------------------------------------------------------------
 
 
-def test_a_recurring_series_with_a_moved_and_a_cancelled_instance(
-        backend: RadicaleBackend) -> None:
+def test_a_recurring_series_with_a_moved_and_a_cancelled_instance(backend: RadicaleBackend) -> None:
     first = MONDAY_10 - timedelta(days=7)
     moved_from, moved_to = first + timedelta(days=14), first + timedelta(days=15, hours=4)
     cancelled = first + timedelta(days=21)
-    backend.server.put(f"{backend.collection}weekly.ics", "\r\n".join([
-        "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//user//app//EN",
-        "BEGIN:VTIMEZONE", "TZID:America/Toronto",
-        "BEGIN:STANDARD", "DTSTART:19701101T020000", "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU",
-        "TZOFFSETFROM:-0400", "TZOFFSETTO:-0500", "END:STANDARD",
-        "BEGIN:DAYLIGHT", "DTSTART:19700308T020000", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU",
-        "TZOFFSETFROM:-0500", "TZOFFSETTO:-0400", "END:DAYLIGHT", "END:VTIMEZONE",
-        "BEGIN:VEVENT", "UID:weekly", "DTSTAMP:20260101T000000Z",
-        f"DTSTART;TZID=America/Toronto:{first:%Y%m%dT%H%M%S}",
-        f"DTEND;TZID=America/Toronto:{first + HOUR:%Y%m%dT%H%M%S}",
-        "RRULE:FREQ=WEEKLY;COUNT=6", f"EXDATE;TZID=America/Toronto:{cancelled:%Y%m%dT%H%M%S}",
-        "SUMMARY:Session #heavy", "END:VEVENT",
-        "BEGIN:VEVENT", "UID:weekly", "DTSTAMP:20260101T000000Z",
-        f"RECURRENCE-ID;TZID=America/Toronto:{moved_from:%Y%m%dT%H%M%S}",
-        f"DTSTART;TZID=America/Toronto:{moved_to:%Y%m%dT%H%M%S}",
-        f"DTEND;TZID=America/Toronto:{moved_to + HOUR:%Y%m%dT%H%M%S}",
-        "SUMMARY:Session #heavy", "END:VEVENT", "END:VCALENDAR", ""]))
-    events = by_id(backend.provider().list(WINDOW, None))
+    backend.server.put(
+        f"{backend.collection}weekly.ics",
+        "\r\n".join(
+            [
+                "BEGIN:VCALENDAR",
+                "VERSION:2.0",
+                "PRODID:-//user//app//EN",
+                "BEGIN:VTIMEZONE",
+                "TZID:America/Toronto",
+                "BEGIN:STANDARD",
+                "DTSTART:19701101T020000",
+                "RRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU",
+                "TZOFFSETFROM:-0400",
+                "TZOFFSETTO:-0500",
+                "END:STANDARD",
+                "BEGIN:DAYLIGHT",
+                "DTSTART:19700308T020000",
+                "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU",
+                "TZOFFSETFROM:-0500",
+                "TZOFFSETTO:-0400",
+                "END:DAYLIGHT",
+                "END:VTIMEZONE",
+                "BEGIN:VEVENT",
+                "UID:weekly",
+                "DTSTAMP:20260101T000000Z",
+                f"DTSTART;TZID=America/Toronto:{first:%Y%m%dT%H%M%S}",
+                f"DTEND;TZID=America/Toronto:{first + HOUR:%Y%m%dT%H%M%S}",
+                "RRULE:FREQ=WEEKLY;COUNT=6",
+                f"EXDATE;TZID=America/Toronto:{cancelled:%Y%m%dT%H%M%S}",
+                "SUMMARY:Session #heavy",
+                "END:VEVENT",
+                "BEGIN:VEVENT",
+                "UID:weekly",
+                "DTSTAMP:20260101T000000Z",
+                f"RECURRENCE-ID;TZID=America/Toronto:{moved_from:%Y%m%dT%H%M%S}",
+                f"DTSTART;TZID=America/Toronto:{moved_to:%Y%m%dT%H%M%S}",
+                f"DTEND;TZID=America/Toronto:{moved_to + HOUR:%Y%m%dT%H%M%S}",
+                "SUMMARY:Session #heavy",
+                "END:VEVENT",
+                "END:VCALENDAR",
+                "",
+            ]
+        ),
+    )
+    events = by_id(backend.provider().changes(WINDOW, None))
     starts = sorted(e.start for e in events.values())
     assert starts == [first, first + timedelta(days=7), moved_to, first + timedelta(days=28)]
     moved = events[f"weekly@{stamp(moved_from)}"]
@@ -170,9 +200,10 @@ def test_a_broken_object_is_skipped_with_a_warning_naming_it(backend: RadicaleBa
     backend.add(UserEvent("good-2", MONDAY_10 + 2 * HOUR, MONDAY_10 + 3 * HOUR))
     # Radicale accepts it; caldaemon reads only the Gregorian calendar (RFC 5545 §3.7.1).
     broken = calendar_object(UserEvent("odd-one", MONDAY_10, MONDAY_10 + HOUR)).replace(
-        "VERSION:2.0", "VERSION:2.0\r\nCALSCALE:ISLAMIC")
+        "VERSION:2.0", "VERSION:2.0\r\nCALSCALE:ISLAMIC"
+    )
     backend.server.put(f"{backend.collection}odd.ics", broken)
-    listing = backend.provider().list(WINDOW, None)
+    listing = backend.provider().changes(WINDOW, None)
     assert set(by_id(listing)) == {"good-1", "good-2"}
     [warning] = listing.warnings
     assert f"{backend.collection}odd.ics" in warning and "odd-one" in warning
@@ -181,29 +212,30 @@ def test_a_broken_object_is_skipped_with_a_warning_naming_it(backend: RadicaleBa
 
 def test_the_calendar_is_found_by_display_name_or_is_the_first(backend: RadicaleBackend) -> None:
     home = backend.server.make_calendar("Home Calendar")
-    backend.server.put(f"{home}h1.ics", calendar_object(
-        UserEvent("h1", MONDAY_10, MONDAY_10 + HOUR)))
+    backend.server.put(
+        f"{home}h1.ics", calendar_object(UserEvent("h1", MONDAY_10, MONDAY_10 + HOUR))
+    )
     server_root = backend.server.base + "/"
     named = backend.provider(url=server_root, calendar="home calendar")
-    assert set(by_id(named.list(WINDOW, None))) == {"h1"}
+    assert set(by_id(named.changes(WINDOW, None))) == {"h1"}
     assert "'home calendar'" in named.describe()
     first = backend.provider(url=server_root)
-    assert first.list(WINDOW, None).full
+    assert first.changes(WINDOW, None).full
     missing = backend.provider(url=server_root, calendar="Nope")
     with pytest.raises(CalendarError, match=r"no calendar named 'Nope'.*'Home Calendar'"):
-        missing.list(WINDOW, None)
+        missing.changes(WINDOW, None)
 
 
-def test_a_calendar_found_by_name_is_found_again_when_it_moves(
-        backend: RadicaleBackend) -> None:
+def test_a_calendar_found_by_name_is_found_again_when_it_moves(backend: RadicaleBackend) -> None:
     old = backend.server.make_calendar("Moving")
     provider = backend.provider(url=backend.server.base + "/", calendar="Moving")
-    token = provider.list(WINDOW, None).token
+    token = provider.changes(WINDOW, None).token
     backend.server.delete(old)
     new = backend.server.make_calendar("Moving")
-    backend.server.put(f"{new}m1.ics", calendar_object(UserEvent("m1", MONDAY_10,
-                                                                 MONDAY_10 + HOUR)))
-    listing = provider.list(WINDOW, token)
+    backend.server.put(
+        f"{new}m1.ics", calendar_object(UserEvent("m1", MONDAY_10, MONDAY_10 + HOUR))
+    )
+    listing = provider.changes(WINDOW, token)
     assert listing.full and set(by_id(listing)) == {"m1"}
     assert json.loads(listing.token or "")["collection"].endswith(new)
 
@@ -211,7 +243,7 @@ def test_a_calendar_found_by_name_is_found_again_when_it_moves(
 def test_a_calendar_that_does_not_exist(backend: RadicaleBackend) -> None:
     provider = backend.provider(url=backend.server.base + f"/{USER}/no-such-calendar/")
     with pytest.raises(CalendarError, match="404") as raised:
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
     assert not isinstance(raised.value, TransientError)
 
 
@@ -221,7 +253,7 @@ def test_a_calendar_that_does_not_exist(backend: RadicaleBackend) -> None:
 def test_a_wrong_password_is_an_authorization_error(backend: RadicaleBackend) -> None:
     backend.password_file.write_text("not the password\n")
     with pytest.raises(AuthorizationError) as raised:
-        backend.provider().list(WINDOW, None)
+        backend.provider().changes(WINDOW, None)
     message = str(raised.value)
     assert "username" in message and "password_file" in message and "'lee'" in message
     assert "not the password" not in message and PASSWORD not in message
@@ -234,24 +266,25 @@ def test_a_password_fixed_in_its_file_is_read_again(backend: RadicaleBackend) ->
     backend.password_file.write_text("wrong")
     provider = backend.provider()
     with pytest.raises(AuthorizationError):
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
     backend.password_file.write_text(PASSWORD)
-    assert provider.list(WINDOW, None).full
+    assert provider.changes(WINDOW, None).full
 
 
 def test_an_unreadable_password_file_is_a_calendar_error(backend: RadicaleBackend) -> None:
     provider = backend.provider(password_file=backend.tmp_path / "missing")
     with pytest.raises(CalendarError, match="cannot read the CalDAV password"):
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
 
 
 def test_a_server_that_is_down_is_transient(backend: RadicaleBackend) -> None:
     slept: list[float] = []
     provider = backend.provider(url=f"http://127.0.0.1:{free_port()}/{USER}/work/")
-    provider.context = type(provider.context)(**{**provider.context.__dict__,
-                                                 "sleep": slept.append})
+    provider.context = type(provider.context)(
+        **{**provider.context.__dict__, "sleep": slept.append}
+    )
     with pytest.raises(TransientError, match="cannot reach the server"):
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
     assert len(slept) == 4  # five attempts, no real waiting
 
 
@@ -259,14 +292,15 @@ def test_server_errors_are_retried_then_transient(backend: RadicaleBackend) -> N
     backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + HOUR))
     slept: list[float] = []
     provider = backend.provider()
-    provider.context = type(provider.context)(**{**provider.context.__dict__,
-                                                 "sleep": slept.append})
+    provider.context = type(provider.context)(
+        **{**provider.context.__dict__, "sleep": slept.append}
+    )
     backend.server.fail_next(503, headers={"Retry-After": "7"})
-    assert set(by_id(provider.list(WINDOW, None))) == {"s1"}
+    assert set(by_id(provider.changes(WINDOW, None))) == {"s1"}
     assert slept == [7.0]
     backend.server.fail_next(500, times=5)
     with pytest.raises(TransientError, match="500"):
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -277,27 +311,35 @@ def test_a_create_that_finds_its_own_buffer_adopts_it(backend: RadicaleBackend) 
     uid = buffer_uid(b.identity)
     # An earlier create reached the server but its reply was lost.
     component = buffer_component(b, b.identity, datetime(2026, 1, 1, tzinfo=UTC))
-    earlier = backend.server.put(f"{backend.collection}{uid}.ics", (
-        f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{PRODID}\r\n"
-        + component.to_ical().decode() + "END:VCALENDAR\r\n"))
+    earlier = backend.server.put(
+        f"{backend.collection}{uid}.ics",
+        (
+            f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{PRODID}\r\n"
+            + component.to_ical().decode()
+            + "END:VCALENDAR\r\n"
+        ),
+    )
     provider = backend.provider()
-    provider.list(WINDOW, None)
+    provider.changes(WINDOW, None)
     results = []
-    sent = requests_during(backend.server, lambda: results.extend(
-        provider.apply([Create(b, b.identity)])))
+    sent = requests_during(
+        backend.server, lambda: results.extend(provider.apply([Create(b, b.identity)]))
+    )
     [result] = results
     assert result.error is None and result.remote.id == uid
     assert result.remote.etag == earlier.etag
     assert [m for m, _ in sent] == ["PUT", "GET"]
     assert backend.count_with_title("Grounding time") == 1
-    assert by_id(provider.list(WINDOW, None))[uid].etag == earlier.etag
+    assert by_id(provider.changes(WINDOW, None))[uid].etag == earlier.etag
 
 
 def test_a_create_over_a_users_object_with_our_uid_is_a_conflict(backend: RadicaleBackend) -> None:
     b = buffer()
     uid = buffer_uid(b.identity)
-    backend.server.put(f"{backend.collection}{uid}.ics", calendar_object(
-        UserEvent(uid, MONDAY_10, MONDAY_10 + HOUR, "Mine")))
+    backend.server.put(
+        f"{backend.collection}{uid}.ics",
+        calendar_object(UserEvent(uid, MONDAY_10, MONDAY_10 + HOUR, "Mine")),
+    )
     [result] = backend.provider().apply([Create(b, b.identity)])
     assert isinstance(result.error, WriteConflict)
     assert backend.count_with_title("Mine") == 1
@@ -314,7 +356,7 @@ def test_the_etag_is_fetched_when_the_put_reply_has_none(backend: RadicaleBacken
     finally:
         backend.server.drop_put_etag = False
     assert created.remote.etag and updated.remote.etag != created.remote.etag
-    listed = by_id(provider.list(WINDOW, None))[created.remote.id]
+    listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
     assert listed.etag == updated.remote.etag
     assert backend.server.get(f"{backend.collection}{created.remote.id}.ics").etag == listed.etag
 
@@ -340,10 +382,9 @@ def test_a_delete_of_a_buffer_the_user_deleted_is_gone(backend: RadicaleBackend)
     assert type(delete.error).__name__ == "RemoteGone"
 
 
-def test_writes_go_to_the_collection_and_back_with_preconditions(
-        backend: RadicaleBackend) -> None:
+def test_writes_go_to_the_collection_and_back_with_preconditions(backend: RadicaleBackend) -> None:
     provider = backend.provider()
-    provider.list(WINDOW, None)
+    provider.changes(WINDOW, None)
     b = buffer()
     sent = requests_during(backend.server, lambda: provider.apply([Create(b, b.identity)]))
     assert sent == [("PUT", f"{backend.collection}{buffer_uid(b.identity)}.ics")]

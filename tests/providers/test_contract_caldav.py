@@ -10,17 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from caldaemon.config_schema import CaldavCalendar
 from caldaemon.providers.base import ProviderContext
-from caldaemon.providers.caldav import CaldavProvider
+from caldaemon.providers.caldav.provider import CaldavProvider
+from caldaemon.providers.caldav.settings import CaldavCalendar
 from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
 from tests.providers.radicale_server import PASSWORD, USER, Radicale, radicale_server
 from tests.providers.test_contract_ics import vevent
 
 
 def calendar_object(event: UserEvent) -> str:
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//user//app//EN\r\n" + vevent(event)
-            + "END:VCALENDAR\r\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//user//app//EN\r\n"
+        + vevent(event)
+        + "END:VCALENDAR\r\n"
+    )
 
 
 class RadicaleBackend:
@@ -35,15 +38,25 @@ class RadicaleBackend:
 
     def config(self, **changes: object) -> CaldavCalendar:
         values: dict[str, object] = {
-            "provider": "caldav", "id": "work", "url": self.server.base + self.collection,
-            "username": USER, "password_file": self.password_file,
-            "timeout": timedelta(seconds=5)}
+            "provider": "caldav",
+            "id": "work",
+            "url": self.server.base + self.collection,
+            "username": USER,
+            "password_file": self.password_file,
+            "timeout": timedelta(seconds=5),
+        }
         values.update(changes)
         return CaldavCalendar(**values)  # type: ignore[arg-type]
 
     def provider(self, **changes: object) -> CaldavProvider:
-        context = ProviderContext("lee", TZ, self.tmp_path, frozenset({SELF}),
-                                  buffers_to="work", sleep=lambda seconds: None)
+        context = ProviderContext(
+            "lee",
+            TZ,
+            self.tmp_path,
+            frozenset({SELF}),
+            buffers_to="work",
+            sleep=lambda seconds: None,
+        )
         return CaldavProvider(self.config(**changes), context)
 
     def href(self, uid: str) -> str:
@@ -71,8 +84,10 @@ class RadicaleBackend:
         self.server.put(href, text.replace("SUMMARY:Grounding time", f"SUMMARY:{title}", 1))
 
     def count_with_title(self, title: str) -> int:
-        return sum(self.server.get(href).body.decode().count(f"SUMMARY:{title}\r\n")
-                   for href in self.server.hrefs(self.collection))
+        return sum(
+            self.server.get(href).body.decode().count(f"SUMMARY:{title}\r\n")
+            for href in self.server.hrefs(self.collection)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +103,9 @@ def backend(radicale: Radicale, tmp_path: Path) -> RadicaleBackend:
 
 class TestCaldav(ProviderContract):
     def test_the_password_is_not_shown(self, backend: RadicaleBackend) -> None:
-        provider = backend.provider(url=backend.server.base.replace(
-            "://", f"://{USER}:{PASSWORD.replace(' ', '%20')}@") + backend.collection)
+        provider = backend.provider(
+            url=backend.server.base.replace("://", f"://{USER}:{PASSWORD.replace(' ', '%20')}@")
+            + backend.collection
+        )
         assert PASSWORD.split()[0] not in provider.describe()
         assert provider.describe().endswith(backend.collection)

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from caldaemon.config_schema import GoogleCalendar
 from caldaemon.providers.base import ProviderContext
-from caldaemon.providers.google import GoogleProvider
-from caldaemon.providers.google_auth import SCOPE_EVENTS
+from caldaemon.providers.google.auth import SCOPE_EVENTS
+from caldaemon.providers.google.provider import GoogleProvider
+from caldaemon.providers.google.settings import GoogleCalendar
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.providers.contract import SELF, TZ, WINDOW, ProviderContract, UserEvent
 
@@ -33,19 +33,36 @@ class Sleeps(list[float]):
 
 
 def write_client(path: Path, server: GoogleCalendarServer) -> Path:
-    path.write_text(json.dumps({"installed": {
-        "client_id": "caldaemon-test.apps.googleusercontent.com", "client_secret": "s3cret",
-        "auth_uri": server.url + "auth", "token_uri": server.token_url,
-        "redirect_uris": ["http://localhost"]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "installed": {
+                    "client_id": "caldaemon-test.apps.googleusercontent.com",
+                    "client_secret": "s3cret",
+                    "auth_uri": server.url + "auth",
+                    "token_uri": server.token_url,
+                    "redirect_uris": ["http://localhost"],
+                }
+            }
+        )
+    )
     return path
 
 
-def write_token(path: Path, server: GoogleCalendarServer, refresh_token: str,
-                scopes: list[str] | None = None) -> Path:
-    path.write_text(json.dumps({
-        "refresh_token": refresh_token, "token_uri": server.token_url,
-        "client_id": "caldaemon-test.apps.googleusercontent.com", "client_secret": "s3cret",
-        "scopes": scopes or [SCOPE_EVENTS]}))
+def write_token(
+    path: Path, server: GoogleCalendarServer, refresh_token: str, scopes: list[str] | None = None
+) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "refresh_token": refresh_token,
+                "token_uri": server.token_url,
+                "client_id": "caldaemon-test.apps.googleusercontent.com",
+                "client_secret": "s3cret",
+                "scopes": scopes or [SCOPE_EVENTS],
+            }
+        )
+    )
     path.chmod(0o600)
     return path
 
@@ -61,8 +78,14 @@ class GoogleBackend:
 
     read_only = False
 
-    def __init__(self, server: GoogleCalendarServer, root: Path, *,
-                 buffers_to: str | None = "work", calendar: str = "primary") -> None:
+    def __init__(
+        self,
+        server: GoogleCalendarServer,
+        root: Path,
+        *,
+        buffers_to: str | None = "work",
+        calendar: str = "primary",
+    ) -> None:
         self.server, self.root, self.calendar = server, root, calendar
         self.sleeps = Sleeps()
         self.refresh_token = server.issue_refresh_token()
@@ -73,15 +96,26 @@ class GoogleBackend:
 
     def config(self, **changes: Any) -> GoogleCalendar:
         values: dict[str, Any] = {
-            "provider": "google", "id": "work", "calendar": self.calendar,
-            "credentials": self.client, "token": self.token, "api_endpoint": self.server.url,
-            "timeout": timedelta(seconds=5)}
+            "provider": "google",
+            "id": "work",
+            "calendar": self.calendar,
+            "credentials": self.client,
+            "token": self.token,
+            "api_endpoint": self.server.url,
+            "timeout": timedelta(seconds=5),
+        }
         return GoogleCalendar(**(values | changes))
 
     def provider(self, clock: Callable[[], float] | None = None, **changes: Any) -> GoogleProvider:
-        context = ProviderContext("lee", TZ, self.root, frozenset({SELF}),
-                                  buffers_to=self.buffers_to, sleep=self.sleeps,
-                                  **({"clock": clock} if clock else {}))
+        context = ProviderContext(
+            "lee",
+            TZ,
+            self.root,
+            frozenset({SELF}),
+            buffers_to=self.buffers_to,
+            sleep=self.sleeps,
+            **({"clock": clock} if clock else {}),
+        )
         provider = GoogleProvider(self.config(**changes), context)
         self.opened.append(provider)
         return provider
@@ -94,8 +128,10 @@ class GoogleBackend:
 
     def resource(self, event: UserEvent) -> dict[str, Any]:
         resource: dict[str, Any] = {
-            "summary": event.title, "start": when(event.start, event.all_day),
-            "end": when(event.end, event.all_day)}
+            "summary": event.title,
+            "start": when(event.start, event.all_day),
+            "end": when(event.end, event.all_day),
+        }
         if event.transparent:
             resource["transparency"] = "transparent"
         if event.cancelled:
@@ -104,10 +140,10 @@ class GoogleBackend:
             # An invitation from a colleague, declined: the fake marks the calendar
             # owner's own entry ``self``, as Google does.
             resource["organizer"] = {"email": "colleague@example.org"}
-            resource["attendees"] = [{"email": "colleague@example.org",
-                                      "responseStatus": "accepted"},
-                                     {"email": self.server_email(),
-                                      "responseStatus": "declined"}]
+            resource["attendees"] = [
+                {"email": "colleague@example.org", "responseStatus": "accepted"},
+                {"email": self.server_email(), "responseStatus": "declined"},
+            ]
         return resource
 
     def server_email(self) -> str:
@@ -119,8 +155,9 @@ class GoogleBackend:
         return base64.b32hexencode(uid.encode()).decode().lower().rstrip("=").ljust(5, "0")
 
     def add(self, event: UserEvent) -> str:
-        stored = self.server.put_event(self.calendar, {"id": self.event_id(event.uid),
-                                                       **self.resource(event)})
+        stored = self.server.put_event(
+            self.calendar, {"id": self.event_id(event.uid), **self.resource(event)}
+        )
         return str(stored["id"])
 
     def change(self, event_id: str, event: UserEvent) -> None:
@@ -152,9 +189,12 @@ class TestGoogle(ProviderContract):
         yield backend
         backend.close()
 
-    def test_nothing_waited_and_every_request_succeeded(self, backend: GoogleBackend,
-                                                         server: GoogleCalendarServer) -> None:
-        backend.provider().list(WINDOW, None)
+    def test_nothing_waited_and_every_request_succeeded(
+        self, backend: GoogleBackend, server: GoogleCalendarServer
+    ) -> None:
+        backend.provider().changes(WINDOW, None)
         assert backend.sleeps == []
         assert [(r.method, r.path, r.status) for r in server.requests] == [
-            ("POST", "/token", 200), ("GET", "/calendars/primary/events", 200)]
+            ("POST", "/token", 200),
+            ("GET", "/calendars/primary/events", 200),
+        ]

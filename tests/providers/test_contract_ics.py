@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from caldaemon.config_schema import IcsCalendar
 from caldaemon.providers.base import ProviderContext
-from caldaemon.providers.ics import IcsProvider
+from caldaemon.providers.ics.provider import IcsProvider
+from caldaemon.providers.ics.settings import IcsCalendar
 from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
 
 
@@ -119,7 +119,7 @@ class FeedBackend(FileBackend):
         super().__init__(path)
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
         self.server.body = b""  # type: ignore[attr-defined]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def _write_user_events(self) -> None:
         super()._write_user_events()

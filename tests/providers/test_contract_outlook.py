@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from caldaemon.config_schema import OutlookCalendar
-from caldaemon.providers import outlook_auth
 from caldaemon.providers.base import ProviderContext
-from caldaemon.providers.outlook import OutlookProvider
+from caldaemon.providers.outlook import auth as outlook_auth
+from caldaemon.providers.outlook.provider import OutlookProvider
+from caldaemon.providers.outlook.settings import OutlookCalendar
 from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
 from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
 
@@ -24,15 +24,25 @@ CLIENT_ID = "caldaemon-desktop"
 
 def outlook_config(server: MicrosoftServer, **overrides: Any) -> OutlookCalendar:
     values: dict[str, Any] = {
-        "provider": "outlook", "id": "work", "tenant": server.tenant, "client_id": CLIENT_ID,
-        "authority": server.authority, "graph_endpoint": server.graph_url,
-        "ca_file": Path(server.ca_path), "timeout": timedelta(seconds=10),
+        "provider": "outlook",
+        "id": "work",
+        "tenant": server.tenant,
+        "client_id": CLIENT_ID,
+        "authority": server.authority,
+        "graph_endpoint": server.graph_url,
+        "ca_file": Path(server.ca_path),
+        "timeout": timedelta(seconds=10),
     }
     return OutlookCalendar(**(values | overrides))
 
 
-def sign_in(server: MicrosoftServer, config: OutlookCalendar, state_dir: Path,
-            user: str | None = None, scopes: list[str] | None = None) -> Path:
+def sign_in(
+    server: MicrosoftServer,
+    config: OutlookCalendar,
+    state_dir: Path,
+    user: str | None = None,
+    scopes: list[str] | None = None,
+) -> Path:
     """The real device-code flow; the user approves the code as soon as it is shown."""
     shown: list[str] = []
 
@@ -47,13 +57,19 @@ def sign_in(server: MicrosoftServer, config: OutlookCalendar, state_dir: Path,
 
 def graph_resource(event: UserEvent) -> dict[str, Any]:
     def when(moment: Any) -> dict[str, str]:
-        return {"dateTime": moment.astimezone(TZ).strftime("%Y-%m-%dT%H:%M:%S"),
-                "timeZone": "America/Toronto"}
+        return {
+            "dateTime": moment.astimezone(TZ).strftime("%Y-%m-%dT%H:%M:%S"),
+            "timeZone": "America/Toronto",
+        }
 
     resource: dict[str, Any] = {
-        "subject": event.title, "start": when(event.start), "end": when(event.end),
-        "isAllDay": event.all_day, "showAs": "free" if event.transparent else "busy",
-        "isCancelled": event.cancelled, "categories": list(event.categories),
+        "subject": event.title,
+        "start": when(event.start),
+        "end": when(event.end),
+        "isAllDay": event.all_day,
+        "showAs": "free" if event.transparent else "busy",
+        "isCancelled": event.cancelled,
+        "categories": list(event.categories),
     }
     if event.declined:
         resource["responseStatus"] = {"response": "declined", "time": "2026-11-01T00:00:00Z"}
@@ -72,8 +88,14 @@ class GraphBackend:
         sign_in(server, self.config, state_dir)
 
     def provider(self) -> OutlookProvider:
-        context = ProviderContext("lee", TZ, self.state_dir, frozenset({SELF}),
-                                  buffers_to="work", sleep=self.sleeps.append)
+        context = ProviderContext(
+            "lee",
+            TZ,
+            self.state_dir,
+            frozenset({SELF}),
+            buffers_to="work",
+            sleep=self.sleeps.append,
+        )
         provider = OutlookProvider(self.config, context)
         self.providers.append(provider)
         return provider

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from caldaemon import config as config_module
+from caldaemon.cli.auth import authorize_google
 from caldaemon.errors import (
     AuthorizationError,
     CalendarError,
@@ -30,15 +31,10 @@ from caldaemon.errors import (
     TransientError,
     WriteConflict,
 )
-from caldaemon.model import Buffer
-from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY, Create, Delete, Update
-from caldaemon.providers.google_auth import (
-    SCOPE_EVENTS,
-    SCOPE_READONLY,
-    authorize,
-    save_token,
-)
-from caldaemon.providers.google_mapping import (
+from caldaemon.model import Buffer, Create, Delete, Update
+from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY
+from caldaemon.providers.google.auth import SCOPE_EVENTS, SCOPE_READONLY, save_token
+from caldaemon.providers.google.mapping import (
     buffer_body,
     error_reasons,
     event_from_resource,
@@ -89,18 +85,20 @@ def batches(server: GoogleCalendarServer) -> list[list[RecordedRequest]]:
 
 
 def buffers(count: int) -> list[Buffer]:
-    return [buffer(start=MONDAY_10 + timedelta(days=n // 8, minutes=60 * (n % 8)),
-                   after=f"work/s{n}") for n in range(count)]
+    return [
+        buffer(start=MONDAY_10 + timedelta(days=n // 8, minutes=60 * (n % 8)), after=f"work/s{n}")
+        for n in range(count)
+    ]
 
 
 # -- reading ---------------------------------------------------------------------------
 
-def test_a_full_listing_follows_every_page_and_keeps_the_last_sync_token(
-        tmp_path: Path) -> None:
+
+def test_a_full_listing_follows_every_page_and_keeps_the_last_sync_token(tmp_path: Path) -> None:
     with GoogleCalendarServer(page_size_cap=2, primary_email=SELF) as server:
         backend = GoogleBackend(server, tmp_path)
         ids = {session(backend, f"s{n}", day=n) for n in range(5)}
-        listing = backend.provider().list(WINDOW, None)
+        listing = backend.provider().changes(WINDOW, None)
         backend.close()
     assert listing.full and {e.id for e in listing.events} == ids
     pages = lists(server)
@@ -115,65 +113,76 @@ def test_a_full_listing_follows_every_page_and_keeps_the_last_sync_token(
 
 
 def test_an_incremental_listing_sends_the_full_parameters_minus_the_window(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     kept = session(backend, "s1")
     provider = backend.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     moved = MONDAY_10 + timedelta(hours=2)
     backend.change(kept, UserEvent("s1", moved, moved + timedelta(minutes=50)))
-    second = provider.list(WINDOW, first.token)
+    second = provider.changes(WINDOW, first.token)
     assert not second.full and [e.start for e in second.events] == [moved]
     full, incremental = lists(server)
     sync = json.loads(first.token or "")["sync"]
-    assert incremental.query == {k: v for k, v in full.query.items()
-                                 if k not in ("timeMin", "timeMax")} | {"syncToken": [sync]}
+    assert incremental.query == {
+        k: v for k, v in full.query.items() if k not in ("timeMin", "timeMax")
+    } | {"syncToken": [sync]}
     assert second.token != first.token
 
 
 def test_a_deleted_event_comes_back_as_removed(backend: GoogleBackend) -> None:
     gone = session(backend, "s1")
     provider = backend.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     backend.remove(gone)
-    second = provider.list(WINDOW, first.token)
+    second = provider.changes(WINDOW, first.token)
     assert second.removed == (gone,) and second.events == ()
 
 
 def test_an_expired_sync_token_gives_a_full_listing_never_deletions(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     ids = {session(backend, "s1"), session(backend, "s2", day=1)}
     provider = backend.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     server.expire_sync_tokens()
     server.clear_requests()
-    second = provider.list(WINDOW, first.token)
+    second = provider.changes(WINDOW, first.token)
     assert second.full and second.removed == () and {e.id for e in second.events} == ids
     assert [r.status for r in lists(server)] == [410, 200]
     assert lists(server)[1].param("timeMin") is not None
-    assert not provider.list(WINDOW, second.token).full
+    assert not provider.changes(WINDOW, second.token).full
 
 
 def test_a_token_for_another_calendar_starts_with_a_full_listing(backend: GoogleBackend) -> None:
     session(backend, "s1")
     token = write_token("someone@example.org", "abc")
-    assert backend.provider().list(WINDOW, token).full
+    assert backend.provider().changes(WINDOW, token).full
 
 
 def test_a_recurring_series_is_listed_as_instances_of_its_series(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
-    server.put_event("primary", {
-        "id": "weekly0001", "summary": "Team #team",
-        "start": {"dateTime": "2026-11-30T09:00:00", "timeZone": "America/Toronto"},
-        "end": {"dateTime": "2026-11-30T10:00:00", "timeZone": "America/Toronto"},
-        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"]})
-    events = backend.provider().list(WINDOW, None).events
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    server.put_event(
+        "primary",
+        {
+            "id": "weekly0001",
+            "summary": "Team #team",
+            "start": {"dateTime": "2026-11-30T09:00:00", "timeZone": "America/Toronto"},
+            "end": {"dateTime": "2026-11-30T10:00:00", "timeZone": "America/Toronto"},
+            "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=3"],
+        },
+    )
+    events = backend.provider().changes(WINDOW, None).events
     assert [(e.series, e.start.astimezone(TZ).hour) for e in events] == [("weekly0001", 9)] * 3
 
 
 # -- writing ---------------------------------------------------------------------------
 
+
 def test_sixty_writes_go_in_two_batches_to_the_explicit_batch_uri(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     wanted = buffers(60)
     results = backend.provider().apply([Create(b, b.identity) for b in wanted])
     assert [r.error for r in results] == [None] * 60
@@ -192,23 +201,28 @@ def test_sixty_writes_go_in_two_batches_to_the_explicit_batch_uri(
 
 
 def test_update_and_delete_send_the_etag_as_if_match(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     provider = backend.provider()
     first, second = buffers(2)
     [a, b] = provider.apply([Create(first, first.identity), Create(second, second.identity)])
     assert a.remote and b.remote
     moved = buffer(start=first.start + timedelta(hours=1), after=first.after)
     server.clear_requests()
-    [updated, deleted] = provider.apply([Update(moved, first.identity, a.remote),
-                                         Delete(second.identity, b.remote)])
+    [updated, deleted] = provider.apply(
+        [Update(moved, first.identity, a.remote), Delete(second.identity, b.remote)]
+    )
     assert updated.error is None and deleted.error is None
     [parts] = batches(server)
     assert [(p.method, p.headers.get("if-match")) for p in parts] == [
-        ("PUT", a.remote.etag), ("DELETE", b.remote.etag)]
+        ("PUT", a.remote.etag),
+        ("DELETE", b.remote.etag),
+    ]
 
 
 def test_a_create_whose_reply_was_lost_is_adopted(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     b = buffer()
     # The batch is carried out, then the reply is cut short: the retry meets a 409.
     server.inject(Fault(kind="truncate", path_contains="/batch"))
@@ -223,7 +237,8 @@ def test_a_create_whose_reply_was_lost_is_adopted(
 
 
 def test_recreating_a_buffer_the_user_deleted_finds_it_gone(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     b = buffer()
     provider = backend.provider()
     [created] = provider.apply([Create(b, b.identity)])
@@ -237,11 +252,18 @@ def test_recreating_a_buffer_the_user_deleted_finds_it_gone(
 
 
 def test_our_id_without_our_marker_is_a_conflict(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     b = buffer()
-    server.put_event("primary", {"id": event_id(b.identity), "summary": "Mine",
-                                 "start": {"dateTime": "2026-11-30T16:00:00Z"},
-                                 "end": {"dateTime": "2026-11-30T17:00:00Z"}})
+    server.put_event(
+        "primary",
+        {
+            "id": event_id(b.identity),
+            "summary": "Mine",
+            "start": {"dateTime": "2026-11-30T16:00:00Z"},
+            "end": {"dateTime": "2026-11-30T17:00:00Z"},
+        },
+    )
     [result] = backend.provider().apply([Create(b, b.identity)])
     assert isinstance(result.error, WriteConflict)
 
@@ -252,14 +274,16 @@ def test_an_update_the_user_edited_meanwhile_is_a_conflict(backend: GoogleBacken
     [created] = provider.apply([Create(b, b.identity)])
     assert created.remote is not None
     backend.edit_title(created.remote.id, "Walk")
-    [result] = provider.apply([Update(buffer(start=b.start + timedelta(hours=1)), b.identity,
-                                      created.remote)])
+    [result] = provider.apply(
+        [Update(buffer(start=b.start + timedelta(hours=1)), b.identity, created.remote)]
+    )
     assert isinstance(result.error, WriteConflict)
     assert backend.count_with_title("Walk") == 1
 
 
 def test_an_update_whose_reply_was_lost_is_not_taken_for_a_user_edit(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     b = buffer()
     provider = backend.provider()
     [created] = provider.apply([Create(b, b.identity)])
@@ -274,20 +298,23 @@ def test_an_update_whose_reply_was_lost_is_not_taken_for_a_user_edit(
 
 
 def test_a_refused_token_inside_a_batch_is_refreshed_and_the_parts_sent_again(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     provider = backend.provider()
-    provider.list(WINDOW, None)
+    provider.changes(WINDOW, None)
     server.expire_access_tokens()
     server.clear_requests()
     b = buffer()
     [result] = provider.apply([Create(b, b.identity)])
     assert result.error is None
     assert [(r.path, r.status) for r in server.requests if not r.batch_part].count(
-        ("/token", 200)) == 1
+        ("/token", 200)
+    ) == 1
 
 
 def test_a_read_only_calendar_refuses_writes_before_any_request(
-        server: GoogleCalendarServer, tmp_path: Path) -> None:
+    server: GoogleCalendarServer, tmp_path: Path
+) -> None:
     backend = GoogleBackend(server, tmp_path, buffers_to="elsewhere")
     provider = backend.provider()
     assert provider.read_only
@@ -298,28 +325,35 @@ def test_a_read_only_calendar_refuses_writes_before_any_request(
 
 # -- retries ---------------------------------------------------------------------------
 
-def test_429_waits_as_long_as_retry_after_says(backend: GoogleBackend,
-                                               server: GoogleCalendarServer) -> None:
+
+def test_429_waits_as_long_as_retry_after_says(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     session(backend, "s1")
     server.inject(Fault(status=429, retry_after=7, path_contains=EVENTS))
-    assert len(backend.provider().list(WINDOW, None).events) == 1
+    assert len(backend.provider().changes(WINDOW, None).events) == 1
     assert backend.sleeps == [7.0]
     assert [r.status for r in lists(server)] == [429, 200]
 
 
-@pytest.mark.parametrize("fault", [
-    Fault(status=403, reason="userRateLimitExceeded", path_contains=EVENTS),
-    Fault(status=403, reason="rateLimitExceeded", path_contains=EVENTS),
-    Fault(status=503, path_contains=EVENTS),
-    Fault(status=500, path_contains=EVENTS),
-    Fault(kind="reset", path_contains=EVENTS),
-    Fault(kind="truncate", path_contains=EVENTS),
-], ids=["403-user-rate", "403-rate", "503", "500", "reset", "truncated"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=403, reason="userRateLimitExceeded", path_contains=EVENTS),
+        Fault(status=403, reason="rateLimitExceeded", path_contains=EVENTS),
+        Fault(status=503, path_contains=EVENTS),
+        Fault(status=500, path_contains=EVENTS),
+        Fault(kind="reset", path_contains=EVENTS),
+        Fault(kind="truncate", path_contains=EVENTS),
+    ],
+    ids=["403-user-rate", "403-rate", "503", "500", "reset", "truncated"],
+)
 def test_transient_failures_are_retried_after_a_backoff(
-        backend: GoogleBackend, server: GoogleCalendarServer, fault: Fault) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer, fault: Fault
+) -> None:
     session(backend, "s1")
     server.inject(fault)
-    assert len(backend.provider().list(WINDOW, None).events) == 1
+    assert len(backend.provider().changes(WINDOW, None).events) == 1
     [wait] = backend.sleeps
     assert 0 <= wait <= 1.0  # the first backoff: full jitter under base * 2**0
     assert len(lists(server)) == 2
@@ -328,46 +362,56 @@ def test_transient_failures_are_retried_after_a_backoff(
 def test_a_timeout_is_retried(backend: GoogleBackend, server: GoogleCalendarServer) -> None:
     server.inject(Fault(kind="hang", delay=2.0, path_contains=EVENTS))
     provider = backend.provider(timeout=timedelta(milliseconds=200))
-    assert provider.list(WINDOW, None).full
+    assert provider.changes(WINDOW, None).full
     assert len(backend.sleeps) == 1
 
 
 def test_retries_are_bounded_and_end_in_a_transient_error(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     server.inject(Fault(status=503, path_contains=EVENTS, times=100))
     with pytest.raises(TransientError, match="503"):
-        backend.provider().list(WINDOW, None)
+        backend.provider().changes(WINDOW, None)
     assert len(lists(server)) == 5
     assert len(backend.sleeps) == 4
-    assert all(0 <= wait <= 2 ** n for n, wait in enumerate(backend.sleeps))
+    assert all(0 <= wait <= 2**n for n, wait in enumerate(backend.sleeps))
 
 
 def test_a_retry_after_beyond_the_cap_gives_up_this_cycle(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     server.inject(Fault(status=429, retry_after=3600, path_contains=EVENTS))
     with pytest.raises(TransientError):
-        backend.provider().list(WINDOW, None)
+        backend.provider().changes(WINDOW, None)
     assert backend.sleeps == [] and len(lists(server)) == 1
 
 
-@pytest.mark.parametrize("status,reason", [(400, "badRequest"), (403, "forbidden"),
-                                           (404, "notFound")])
-def test_other_client_errors_are_not_retried(backend: GoogleBackend,
-                                             server: GoogleCalendarServer, status: int,
-                                             reason: str) -> None:
+@pytest.mark.parametrize(
+    "status,reason", [(400, "badRequest"), (403, "forbidden"), (404, "notFound")]
+)
+def test_other_client_errors_are_not_retried(
+    backend: GoogleBackend, server: GoogleCalendarServer, status: int, reason: str
+) -> None:
     server.inject(Fault(status=status, reason=reason, path_contains=EVENTS))
     with pytest.raises(CalendarError) as caught:
-        backend.provider().list(WINDOW, None)
+        backend.provider().changes(WINDOW, None)
     assert not isinstance(caught.value, TransientError)
     assert backend.sleeps == [] and len(lists(server)) == 1
 
 
 def test_only_the_rate_limited_part_of_a_batch_is_sent_again(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     wanted = buffers(3)
     limited = event_id(wanted[1].identity)
-    server.inject(Fault(status=429, retry_after=3, batch_part=True,
-                        match=lambda r: r.method == "POST" and r.json()["id"] == limited))
+    server.inject(
+        Fault(
+            status=429,
+            retry_after=3,
+            batch_part=True,
+            match=lambda r: r.method == "POST" and r.json()["id"] == limited,
+        )
+    )
     results = backend.provider().apply([Create(b, b.identity) for b in wanted])
     assert [r.error for r in results] == [None] * 3
     assert backend.sleeps == [3.0]
@@ -375,18 +419,26 @@ def test_only_the_rate_limited_part_of_a_batch_is_sent_again(
 
 
 def test_a_part_that_keeps_failing_gets_a_transient_error_of_its_own(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     wanted = buffers(2)
     failing = event_id(wanted[0].identity)
-    server.inject(Fault(status=503, batch_part=True, times=100,
-                        match=lambda r: r.method == "POST" and r.json()["id"] == failing))
+    server.inject(
+        Fault(
+            status=503,
+            batch_part=True,
+            times=100,
+            match=lambda r: r.method == "POST" and r.json()["id"] == failing,
+        )
+    )
     first, second = backend.provider().apply([Create(b, b.identity) for b in wanted])
     assert isinstance(first.error, TransientError) and second.error is None
     assert [len(parts) for parts in batches(server)] == [2, 1, 1, 1, 1]
 
 
-def test_a_400_on_a_write_is_not_retried(backend: GoogleBackend,
-                                         server: GoogleCalendarServer) -> None:
+def test_a_400_on_a_write_is_not_retried(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     server.inject(Fault(status=400, reason="invalid", batch_part=True))
     [result] = backend.provider().apply([Create(buffer(), buffer().identity)])
     assert isinstance(result.error, CalendarError)
@@ -396,59 +448,68 @@ def test_a_400_on_a_write_is_not_retried(backend: GoogleBackend,
 
 # -- authorization ---------------------------------------------------------------------
 
+
 def test_a_revoked_refresh_token_asks_for_the_sign_in_command(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     server.revoke_refresh_token(backend.refresh_token)
     provider = backend.provider()
     with pytest.raises(AuthorizationError) as caught:
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
     error = caught.value
     assert error.command == COMMAND and COMMAND in str(error)
     assert "expired or was revoked" in str(error)
     assert backend.refresh_token not in str(error) and "s3cret" not in str(error)
     # The person signs in again: the same provider object reads the new token.
     backend.refresh_token = server.issue_refresh_token()
-    backend.token.write_text(json.dumps({
-        **json.loads(backend.token.read_text()), "refresh_token": backend.refresh_token}))
-    assert provider.list(WINDOW, None).full
+    backend.token.write_text(
+        json.dumps(
+            {**json.loads(backend.token.read_text()), "refresh_token": backend.refresh_token}
+        )
+    )
+    assert provider.changes(WINDOW, None).full
 
 
 def test_an_access_token_revoked_with_its_refresh_token_is_an_authorization_error(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     provider = backend.provider()
-    provider.list(WINDOW, None)
+    provider.changes(WINDOW, None)
     server.revoke_refresh_token(backend.refresh_token)
     with pytest.raises(AuthorizationError, match=re.escape(COMMAND)):
-        provider.list(WINDOW, None)
+        provider.changes(WINDOW, None)
 
 
-def test_missing_token_and_credentials_files(backend: GoogleBackend,
-                                             server: GoogleCalendarServer,
-                                             tmp_path: Path) -> None:
+def test_missing_token_and_credentials_files(
+    backend: GoogleBackend, server: GoogleCalendarServer, tmp_path: Path
+) -> None:
     no_token = backend.provider(token=tmp_path / "absent.json")
     with pytest.raises(AuthorizationError, match="not been signed in") as caught:
-        no_token.list(WINDOW, None)
+        no_token.changes(WINDOW, None)
     assert caught.value.command == COMMAND
     with pytest.raises(AuthorizationError, match="cannot read the Google credentials"):
-        backend.provider(credentials=tmp_path / "absent-client.json").list(WINDOW, None)
+        backend.provider(credentials=tmp_path / "absent-client.json").changes(WINDOW, None)
     web = tmp_path / "web.json"
     web.write_text(json.dumps({"web": {"client_id": "x", "client_secret": "y"}}))
     with pytest.raises(CalendarError, match="Desktop app") as broken:
-        backend.provider(credentials=web).list(WINDOW, None)
+        backend.provider(credentials=web).changes(WINDOW, None)
     assert not isinstance(broken.value, AuthorizationError)
     assert server.requests == []
 
 
 def test_a_read_only_token_on_the_buffers_calendar_asks_to_sign_in_again(
-        backend: GoogleBackend) -> None:
-    backend.token.write_text(json.dumps({**json.loads(backend.token.read_text()),
-                                         "scopes": [SCOPE_READONLY]}))
+    backend: GoogleBackend,
+) -> None:
+    backend.token.write_text(
+        json.dumps({**json.loads(backend.token.read_text()), "scopes": [SCOPE_READONLY]})
+    )
     with pytest.raises(AuthorizationError, match="read-only"):
-        backend.provider().list(WINDOW, None)
+        backend.provider().changes(WINDOW, None)
 
 
 def test_opening_the_provider_does_no_io_and_describes_it_without_secrets(
-        server: GoogleCalendarServer, tmp_path: Path) -> None:
+    server: GoogleCalendarServer, tmp_path: Path
+) -> None:
     backend = GoogleBackend(server, tmp_path)
     provider = backend.provider(credentials=tmp_path / "nope.json", token=tmp_path / "nope2.json")
     assert provider.describe() == "Google Calendar 'primary' (token …/nope2.json)"
@@ -458,14 +519,15 @@ def test_opening_the_provider_does_no_io_and_describes_it_without_secrets(
 
 
 def test_a_refreshed_token_is_saved_0600_and_spares_the_next_process_a_refresh(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
-    backend.provider().list(WINDOW, None)
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    backend.provider().changes(WINDOW, None)
     saved = json.loads(backend.token.read_text())
     assert saved["token"].startswith("ya29.") and saved["expiry"]
     assert saved["refresh_token"] == backend.refresh_token
     assert stat.S_IMODE(backend.token.stat().st_mode) == 0o600
     server.clear_requests()
-    backend.provider().list(WINDOW, None)
+    backend.provider().changes(WINDOW, None)
     assert [r.path for r in server.requests] == [EVENTS]
 
 
@@ -482,12 +544,21 @@ def test_save_token_makes_private_directories_and_replaces_atomically(tmp_path: 
 
 def service_account_file(path: Path, server: GoogleCalendarServer) -> Path:
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "client_email": "caldaemon@practice.iam.gserviceaccount.com",
-        "private_key": pem, "private_key_id": "k1", "client_id": "1",
-        "token_uri": server.token_url}))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "caldaemon@practice.iam.gserviceaccount.com",
+                "private_key": pem,
+                "private_key_id": "k1",
+                "client_id": "1",
+                "token_uri": server.token_url,
+            }
+        )
+    )
     return path
 
 
@@ -498,24 +569,27 @@ def jwt_claims(request: RecordedRequest) -> dict[str, Any]:
 
 
 def test_a_service_account_acts_for_the_clinician_with_read_only_scope(
-        server: GoogleCalendarServer, tmp_path: Path) -> None:
+    server: GoogleCalendarServer, tmp_path: Path
+) -> None:
     session_id = GoogleBackend(server, tmp_path).add(
-        UserEvent("s1", MONDAY_10, MONDAY_10 + timedelta(hours=1)))
+        UserEvent("s1", MONDAY_10, MONDAY_10 + timedelta(hours=1))
+    )
     backend = GoogleBackend(server, tmp_path, buffers_to="other")
     robot = service_account_file(tmp_path / "sa.json", server)
     provider = backend.provider(credentials=robot, subject=SELF, token=None)
-    assert [e.id for e in provider.list(WINDOW, None).events] == [session_id]
+    assert [e.id for e in provider.changes(WINDOW, None).events] == [session_id]
     assert provider.describe() == f"Google Calendar 'primary' (service account acting as {SELF})"
     [grant] = [r for r in server.requests if r.path == "/token"]
     claims = jwt_claims(grant)
     assert claims["sub"] == SELF and claims["scope"] == SCOPE_READONLY
     assert not (tmp_path / "tokens").exists()
     with pytest.raises(CalendarError, match="subject"):
-        backend.provider(credentials=robot, subject=None, token=None).list(WINDOW, None)
+        backend.provider(credentials=robot, subject=None, token=None).changes(WINDOW, None)
 
 
 def test_a_writing_service_account_asks_for_calendar_events(
-        server: GoogleCalendarServer, tmp_path: Path) -> None:
+    server: GoogleCalendarServer, tmp_path: Path
+) -> None:
     backend = GoogleBackend(server, tmp_path)
     robot = service_account_file(tmp_path / "sa.json", server)
     provider = backend.provider(credentials=robot, subject=SELF, token=None)
@@ -532,7 +606,8 @@ def free_port() -> int:
 
 
 def test_authorize_runs_the_installed_app_flow_and_stores_the_token(
-        server: GoogleCalendarServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: GoogleCalendarServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake token endpoint is http
     monkeypatch.delenv("OAUTHLIB_RELAX_TOKEN_SCOPE", raising=False)
     write_client(tmp_path / "client.json", server)
@@ -558,11 +633,13 @@ rule_sets:
         assert url is not None
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(url.group(0)).query)
         back = f"{query['redirect_uri'][0]}?" + urllib.parse.urlencode(
-            {"state": query["state"][0], "code": "4/consent-code", "scope": SCOPE_EVENTS})
-        threading.Thread(target=lambda: urllib.request.urlopen(back, timeout=5).read(),
-                         daemon=True).start()
+            {"state": query["state"][0], "code": "4/consent-code", "scope": SCOPE_EVENTS}
+        )
+        threading.Thread(
+            target=lambda: urllib.request.urlopen(back, timeout=5).read(), daemon=True
+        ).start()
 
-    path = authorize(settings, clinician, clinician.calendar("work"), port=port, echo=echo)
+    path = authorize_google(settings, clinician, clinician.calendar("work"), port=port, echo=echo)
     assert path == tmp_path / "state" / "tokens" / "lee-work.google.json"
     [prompt] = shown
     assert f"ssh -L {port}:localhost:{port}" in prompt
@@ -573,23 +650,22 @@ rule_sets:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     backend = GoogleBackend(server, tmp_path)
-    assert backend.provider(token=path).list(WINDOW, None).full
+    assert backend.provider(token=path).changes(WINDOW, None).full
 
 
-def test_each_thread_has_its_own_http_shared_by_every_calendar(
-        backend: GoogleBackend) -> None:
+def test_each_thread_has_its_own_http_shared_by_every_calendar(backend: GoogleBackend) -> None:
     """httplib2 is not thread-safe: one pool per thread, not one per calendar and thread
     (a thousand calendars on 32 worker threads must not hold 32,000 connections)."""
-    from caldaemon.providers.google_http import thread_http
+    from caldaemon.providers.google.http import thread_http
 
     first, second = backend.provider(), backend.provider()
-    first.list(WINDOW, None)
-    second.list(WINDOW, None)
+    first.changes(WINDOW, None)
+    second.changes(WINDOW, None)
     here = thread_http(5.0)
     seen: list[Any] = []
 
     def work() -> None:
-        first.list(WINDOW, None)
+        first.changes(WINDOW, None)
         seen.append(thread_http(5.0))
 
     worker = threading.Thread(target=work)
@@ -600,7 +676,8 @@ def test_each_thread_has_its_own_http_shared_by_every_calendar(
 
 
 def test_the_sign_in_command_refuses_a_service_account(
-        server: GoogleCalendarServer, tmp_path: Path) -> None:
+    server: GoogleCalendarServer, tmp_path: Path
+) -> None:
     from click.testing import CliRunner
 
     from caldaemon.cli import main
@@ -615,18 +692,25 @@ clinicians:
 rule_sets:
   standard: {}
 """)
-    result = CliRunner().invoke(main, ["auth", "google", "--config",
-                                       str(tmp_path / "config.yaml"), "--clinician", "lee"])
+    result = CliRunner().invoke(
+        main, ["auth", "google", "--config", str(tmp_path / "config.yaml"), "--clinician", "lee"]
+    )
     assert result.exit_code == 2
     assert "service-account key" in result.output and "Traceback" not in result.output
 
 
 # -- the mapping -----------------------------------------------------------------------
 
+
 def timed(**extra: Any) -> dict[str, Any]:
-    return {"id": "abc12345", "etag": '"1"', "summary": "Session #heavy",
-            "start": {"dateTime": "2026-11-30T10:00:00-05:00"},
-            "end": {"dateTime": "2026-11-30T15:50:00Z"}, **extra}
+    return {
+        "id": "abc12345",
+        "etag": '"1"',
+        "summary": "Session #heavy",
+        "start": {"dateTime": "2026-11-30T10:00:00-05:00"},
+        "end": {"dateTime": "2026-11-30T15:50:00Z"},
+        **extra,
+    }
 
 
 def mapped(resource: dict[str, Any], addresses: frozenset[str] = frozenset()) -> Any:
@@ -639,17 +723,33 @@ def test_mapping_times_title_and_etag() -> None:
     assert event.end == datetime(2026, 11, 30, 15, 50, tzinfo=UTC)
     assert (event.title, event.description, event.etag) == ("Session #heavy", "notes", '"1"')
     assert (event.all_day, event.busy, event.declined, event.cancelled) == (
-        False, True, False, False)
+        False,
+        True,
+        False,
+        False,
+    )
     assert (event.color, event.owner, event.series, event.categories) == (None, None, None, ())
     local = mapped(timed(start={"dateTime": "2026-11-30T10:00:00", "timeZone": "Europe/Berlin"}))
     assert local.start == datetime(2026, 11, 30, 10, tzinfo=ZoneInfo("Europe/Berlin"))
 
 
-@pytest.mark.parametrize("color_id,name", [("1", "lavender"), ("2", "sage"), ("3", "grape"),
-                                           ("4", "flamingo"), ("5", "banana"),
-                                           ("6", "tangerine"), ("7", "peacock"),
-                                           ("8", "graphite"), ("9", "blueberry"),
-                                           ("10", "basil"), ("11", "tomato"), ("99", None)])
+@pytest.mark.parametrize(
+    "color_id,name",
+    [
+        ("1", "lavender"),
+        ("2", "sage"),
+        ("3", "grape"),
+        ("4", "flamingo"),
+        ("5", "banana"),
+        ("6", "tangerine"),
+        ("7", "peacock"),
+        ("8", "graphite"),
+        ("9", "blueberry"),
+        ("10", "basil"),
+        ("11", "tomato"),
+        ("99", None),
+    ],
+)
 def test_mapping_colours_by_palette_name(color_id: str, name: str | None) -> None:
     assert mapped(timed(colorId=color_id)).color == name
 
@@ -712,23 +812,32 @@ def test_sync_tokens_and_error_reasons() -> None:
     assert read_token(token, "other@example.org") is None
     assert read_token("not json", "primary") is None and read_token(None, "primary") is None
     assert write_token("primary", None) is None
-    body = {"error": {"code": 403, "errors": [{"reason": "userRateLimitExceeded"}],
-                      "details": [{"reason": "RATE_LIMIT_EXCEEDED"}]}}
-    assert error_reasons(json.dumps(body).encode()) == {"userRateLimitExceeded",
-                                                        "RATE_LIMIT_EXCEEDED"}
+    body = {
+        "error": {
+            "code": 403,
+            "errors": [{"reason": "userRateLimitExceeded"}],
+            "details": [{"reason": "RATE_LIMIT_EXCEEDED"}],
+        }
+    }
+    assert error_reasons(json.dumps(body).encode()) == {
+        "userRateLimitExceeded",
+        "RATE_LIMIT_EXCEEDED",
+    }
     assert error_reasons(b"<html>") == set()
 
 
 def test_a_new_sign_in_is_not_overwritten_by_the_running_daemon(
-        backend: GoogleBackend, server: GoogleCalendarServer) -> None:
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
     provider = backend.provider()
-    provider.list(WINDOW, None)
+    provider.changes(WINDOW, None)
     fresh = server.issue_refresh_token()
-    backend.token.write_text(json.dumps({**json.loads(backend.token.read_text()),
-                                         "refresh_token": fresh, "token": None}))
+    backend.token.write_text(
+        json.dumps({**json.loads(backend.token.read_text()), "refresh_token": fresh, "token": None})
+    )
     server.expire_access_tokens()  # the running provider refreshes with its old token
-    provider.list(WINDOW, None)
+    provider.changes(WINDOW, None)
     assert json.loads(backend.token.read_text())["refresh_token"] == fresh
     server.revoke_refresh_token(backend.refresh_token)
     server.expire_access_tokens()
-    assert provider.list(WINDOW, None).full  # it switched to the new sign-in
+    assert provider.changes(WINDOW, None).full  # it switched to the new sign-in

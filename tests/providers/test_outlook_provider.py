@@ -34,20 +34,15 @@ from caldaemon.errors import (
     TransientError,
     WriteConflict,
 )
-from caldaemon.mail import mailer_for
-from caldaemon.mail_graph import GraphMailer
-from caldaemon.notify import Message
-from caldaemon.providers import outlook_auth, outlook_http
-from caldaemon.providers import outlook_mapping as mapping
-from caldaemon.providers.base import (
-    BUFFER_DESCRIPTION,
-    OWNER_CATEGORY,
-    Create,
-    Delete,
-    ProviderContext,
-    Update,
-)
-from caldaemon.providers.outlook import OutlookProvider
+from caldaemon.model import Create, Delete, Update
+from caldaemon.notices.compose import Message
+from caldaemon.notices.delivery import mailer_for
+from caldaemon.notices.graph import GraphMailer
+from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_CATEGORY, ProviderContext
+from caldaemon.providers.outlook import auth as outlook_auth
+from caldaemon.providers.outlook import http as outlook_http
+from caldaemon.providers.outlook import mapping
+from caldaemon.providers.outlook.provider import OutlookProvider
 from tests.fakes.microsoft import DEFAULT_USER, Fault, MicrosoftServer, RecordedRequest
 from tests.providers.contract import MONDAY_10, SELF, TZ, WINDOW, buffer
 from tests.providers.test_contract_outlook import outlook_config, sign_in
@@ -85,16 +80,28 @@ class Harness:
         return sign_in(self.server, self.config, self.state_dir, scopes=scopes)
 
     def provider(self) -> OutlookProvider:
-        context = ProviderContext("lee", TZ, self.state_dir, frozenset({SELF}),
-                                  buffers_to="work", sleep=self.sleeps.append)
+        context = ProviderContext(
+            "lee",
+            TZ,
+            self.state_dir,
+            frozenset({SELF}),
+            buffers_to="work",
+            sleep=self.sleeps.append,
+        )
         provider = OutlookProvider(self.config, context)
         self.opened.append(provider)
         return provider
 
-    def graph_requests(self, method: str | None = None, *,
-                       parts: bool = False) -> list[RecordedRequest]:
-        return [r for r in self.server.requests if r.path.startswith("/v1.0")
-                and r.batch_part == parts and (method is None or r.method == method)]
+    def graph_requests(
+        self, method: str | None = None, *, parts: bool = False
+    ) -> list[RecordedRequest]:
+        return [
+            r
+            for r in self.server.requests
+            if r.path.startswith("/v1.0")
+            and r.batch_part == parts
+            and (method is None or r.method == method)
+        ]
 
 
 @pytest.fixture
@@ -106,13 +113,21 @@ def harness(server: MicrosoftServer, tmp_path: Path) -> Iterator[Harness]:
         provider.close()
 
 
-def seed(server: MicrosoftServer, count: int, *, calendar: str | None = None,
-         day: int = 1) -> list[dict[str, Any]]:
-    return [server.put_event(DEFAULT_USER, calendar, {
-        "subject": f"Session {n} #heavy",
-        "start": {"dateTime": f"2026-12-0{day}T{9 + n:02d}:00:00", "timeZone": "UTC"},
-        "end": {"dateTime": f"2026-12-0{day}T{9 + n:02d}:50:00", "timeZone": "UTC"},
-    }) for n in range(count)]
+def seed(
+    server: MicrosoftServer, count: int, *, calendar: str | None = None, day: int = 1
+) -> list[dict[str, Any]]:
+    return [
+        server.put_event(
+            DEFAULT_USER,
+            calendar,
+            {
+                "subject": f"Session {n} #heavy",
+                "start": {"dateTime": f"2026-12-0{day}T{9 + n:02d}:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": f"2026-12-0{day}T{9 + n:02d}:50:00", "timeZone": "UTC"},
+            },
+        )
+        for n in range(count)
+    ]
 
 
 def buffers(count: int) -> list[Any]:
@@ -121,11 +136,12 @@ def buffers(count: int) -> list[Any]:
 
 # -- reading -----------------------------------------------------------------------------
 
+
 def test_delta_pages_with_prefer_headers_and_stores_the_whole_delta_link(harness: Harness) -> None:
     seed(harness.server, 5)
     provider = harness.provider()
     provider.page_size = 2
-    listing = provider.list(WINDOW, None)
+    listing = provider.changes(WINDOW, None)
     assert listing.full and len(listing.events) == 5 and listing.removed == ()
 
     pages = harness.graph_requests("GET")
@@ -144,7 +160,7 @@ def test_delta_pages_with_prefer_headers_and_stores_the_whole_delta_link(harness
     link = json.loads(listing.token or "")["delta"]
     assert link.startswith(harness.server.graph_url) and "$deltatoken=" in link
     harness.server.clear_requests()
-    again = provider.list(WINDOW, listing.token)
+    again = provider.changes(WINDOW, listing.token)
     assert not again.full and again.events == () and again.removed == ()
     [reused] = harness.graph_requests()
     assert harness.server.url + reused.target == link
@@ -154,10 +170,10 @@ def test_delta_pages_with_prefer_headers_and_stores_the_whole_delta_link(harness
 def test_changes_and_removals_come_from_the_delta_link(harness: Harness) -> None:
     kept, gone = seed(harness.server, 2)
     provider = harness.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     harness.server.put_event(DEFAULT_USER, None, {**kept, "subject": "Session moved #heavy"})
     harness.server.delete_event(DEFAULT_USER, gone["id"])
-    second = provider.list(WINDOW, first.token)
+    second = provider.changes(WINDOW, first.token)
     assert not second.full
     assert [e.title for e in second.events] == ["Session moved #heavy"]
     assert second.removed == (gone["id"],)
@@ -167,11 +183,11 @@ def test_changes_and_removals_come_from_the_delta_link(harness: Harness) -> None
 def test_an_expired_delta_link_gives_a_full_listing(harness: Harness, status: int) -> None:
     seed(harness.server, 2)
     provider = harness.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     harness.server.delta_expired_status = status  # type: ignore[assignment]
     harness.server.expire_delta_tokens()
     harness.server.clear_requests()
-    second = provider.list(WINDOW, first.token)
+    second = provider.changes(WINDOW, first.token)
     assert second.full and len(second.events) == 2 and second.removed == ()
     answered = [r.status for r in harness.graph_requests()]
     assert answered == [status, 200]
@@ -180,11 +196,12 @@ def test_an_expired_delta_link_gives_a_full_listing(harness: Harness, status: in
 
 def test_a_token_for_another_calendar_is_not_used(harness: Harness) -> None:
     seed(harness.server, 1)
-    listing = harness.provider().list(WINDOW, None)
-    other = OutlookProvider(outlook_config(harness.server, calendar="Calendar"),
-                            harness.provider().context)
+    listing = harness.provider().changes(WINDOW, None)
+    other = OutlookProvider(
+        outlook_config(harness.server, calendar="Calendar"), harness.provider().context
+    )
     harness.opened.append(other)
-    assert other.list(WINDOW, listing.token).full
+    assert other.changes(WINDOW, listing.token).full
 
 
 def test_a_calendar_given_by_name_is_looked_up_once(harness: Harness) -> None:
@@ -193,22 +210,24 @@ def test_a_calendar_given_by_name_is_looked_up_once(harness: Harness) -> None:
     seed(harness.server, 1, day=2)  # on the primary calendar: not listed
     harness.config = outlook_config(harness.server, calendar="buffers")
     provider = harness.provider()
-    listing = provider.list(WINDOW, None)
+    listing = provider.changes(WINDOW, None)
     assert [e.title for e in listing.events] == ["Session 0 #heavy"]
     [result] = provider.apply([Create(buffer(), buffer().identity)])
     assert result.error is None
     assert [e["subject"] for e in harness.server.events(DEFAULT_USER, calendar_id)] == [
-        "Session 0 #heavy", "Grounding time"]
+        "Session 0 #heavy",
+        "Grounding time",
+    ]
     lookups = [r for r in harness.graph_requests() if r.path == "/v1.0/me/calendars"]
     assert len(lookups) == 1
     fresh = harness.provider()  # a new process: the token knows the calendar
-    fresh.list(WINDOW, listing.token)
+    fresh.changes(WINDOW, listing.token)
     fresh.apply([Delete(buffer().identity, result.remote)])
     assert len([r for r in harness.graph_requests() if r.path == "/v1.0/me/calendars"]) == 1
 
     harness.config = outlook_config(harness.server, calendar="Nope")
     with pytest.raises(CalendarError, match=r"no calendar named 'Nope'.*Calendar, Buffers"):
-        harness.provider().list(WINDOW, None)
+        harness.provider().changes(WINDOW, None)
 
 
 def test_owners_are_read_separately_when_delta_ignores_expand(harness: Harness) -> None:
@@ -219,20 +238,23 @@ def test_owners_are_read_separately_when_delta_ignores_expand(harness: Harness) 
 
     def without_expand(request: RecordedRequest) -> Any:
         if request.path.endswith("/calendarView/delta"):
-            request.query_string = "&".join(p for p in request.query_string.split("&")
-                                            if not p.startswith("%24expand") and
-                                            not p.startswith("$expand"))
+            request.query_string = "&".join(
+                p
+                for p in request.query_string.split("&")
+                if not p.startswith("%24expand") and not p.startswith("$expand")
+            )
         return dispatch(request)
 
     harness.server._dispatch = without_expand  # type: ignore[method-assign]
     harness.server.clear_requests()
-    [listed] = provider.list(WINDOW, None).events
+    [listed] = provider.changes(WINDOW, None).events
     assert listed.owner == b.identity and listed.etag == created.remote.etag
     [lookup] = harness.graph_requests(parts=True)
     assert lookup.method == "GET" and lookup.path.endswith(created.remote.id)
 
 
 # -- writing -----------------------------------------------------------------------------
+
 
 def test_a_created_buffer_carries_both_markers_and_nothing_else(harness: Harness) -> None:
     b = buffer()
@@ -241,7 +263,8 @@ def test_a_created_buffer_carries_both_markers_and_nothing_else(harness: Harness
     assert event["id"] == result.remote.id and event["@odata.etag"] == result.remote.etag
     assert event["categories"] == [OWNER_CATEGORY]
     assert event["singleValueExtendedProperties"] == [
-        {"id": mapping.OWNER_PROPERTY_ID, "value": b.identity}]
+        {"id": mapping.OWNER_PROPERTY_ID, "value": b.identity}
+    ]
     assert event["transactionId"] == mapping.transaction_id(b.identity)
     assert event["attendees"] == [] and event["isReminderOn"] is False
     assert event["showAs"] == "busy" and event["subject"] == "Grounding time"
@@ -263,7 +286,7 @@ def test_45_writes_go_in_3_batches_of_at_most_20(harness: Harness) -> None:
         ids = [item["id"] for item in batch.json["requests"]]
         assert len(set(ids)) == len(ids)
     assert len(harness.server.events(DEFAULT_USER)) == 45
-    listed = {e.id: e for e in provider.list(WINDOW, None).events}
+    listed = {e.id: e for e in provider.changes(WINDOW, None).events}
     owners = [listed[r.remote.id].owner for r in results]
     assert owners == [b.identity for b in wanted]
 
@@ -271,24 +294,39 @@ def test_45_writes_go_in_3_batches_of_at_most_20(harness: Harness) -> None:
 def test_a_throttled_batch_item_is_retried_alone_after_its_retry_after(harness: Harness) -> None:
     wanted = buffers(3)
     second = mapping.format_datetime(wanted[1].start)["dateTime"]
-    harness.server.inject(Fault(status=429, retry_after=7, in_batch=True,
-                                match=lambda r: (r.json or {}).get("start", {}).get("dateTime")
-                                == second))
+    harness.server.inject(
+        Fault(
+            status=429,
+            retry_after=7,
+            in_batch=True,
+            match=lambda r: (r.json or {}).get("start", {}).get("dateTime") == second,
+        )
+    )
     results = harness.provider().apply([Create(b, b.identity) for b in wanted])
     assert [r.error for r in results] == [None, None, None]
     assert harness.sleeps == [7]
     assert [len(r.json["requests"]) for r in harness.graph_requests("POST")] == [3, 1]
     assert [(r.batch_id, r.status) for r in harness.graph_requests(parts=True)] == [
-        ("1", 201), ("2", 429), ("3", 201), ("1", 201)]
+        ("1", 201),
+        ("2", 429),
+        ("3", 201),
+        ("1", 201),
+    ]
     assert len(harness.server.events(DEFAULT_USER)) == 3
 
 
 def test_a_batch_item_throttled_every_time_fails_alone(harness: Harness) -> None:
     wanted = buffers(2)
     first = mapping.format_datetime(wanted[0].start)["dateTime"]
-    harness.server.inject(Fault(status=503, retry_after=1, in_batch=True, times=None,
-                                match=lambda r: (r.json or {}).get("start", {}).get("dateTime")
-                                == first))
+    harness.server.inject(
+        Fault(
+            status=503,
+            retry_after=1,
+            in_batch=True,
+            times=None,
+            match=lambda r: (r.json or {}).get("start", {}).get("dateTime") == first,
+        )
+    )
     results = harness.provider().apply([Create(b, b.identity) for b in wanted])
     assert isinstance(results[0].error, TransientError) and results[1].error is None
     assert harness.sleeps == [1, 1, 1, 1]
@@ -299,7 +337,7 @@ def test_top_level_429_and_503_wait_for_retry_after(harness: Harness) -> None:
     delta = "GET /v1.0/me/calendar/calendarView/delta"
     harness.server.inject(Fault(status=429, retry_after=3, match=delta))
     harness.server.inject(Fault(status=503, retry_after=5, match=delta))
-    listing = harness.provider().list(WINDOW, None)
+    listing = harness.provider().changes(WINDOW, None)
     assert len(listing.events) == 1
     assert harness.sleeps == [3, 5]
 
@@ -308,16 +346,22 @@ def test_5xx_and_dropped_connections_back_off_then_succeed(harness: Harness) -> 
     seed(harness.server, 1)
     harness.server.inject(Fault(status=502, match="/calendarView/delta"))
     harness.server.inject(Fault(kind="reset", match="/calendarView/delta"))
-    assert len(harness.provider().list(WINDOW, None).events) == 1
+    assert len(harness.provider().changes(WINDOW, None).events) == 1
     assert len(harness.sleeps) == 2
     assert 0 <= harness.sleeps[0] <= 1 and 0 <= harness.sleeps[1] <= 2
 
 
 def test_other_4xx_are_not_retried(harness: Harness) -> None:
-    harness.server.inject(Fault(status=403, code="ErrorAccessDenied", message="Access is denied.",
-                                match="/calendarView/delta"))
+    harness.server.inject(
+        Fault(
+            status=403,
+            code="ErrorAccessDenied",
+            message="Access is denied.",
+            match="/calendarView/delta",
+        )
+    )
     with pytest.raises(CalendarError, match="403 ErrorAccessDenied") as caught:
-        harness.provider().list(WINDOW, None)
+        harness.provider().changes(WINDOW, None)
     assert not isinstance(caught.value, TransientError)
     assert harness.sleeps == []
 
@@ -325,14 +369,14 @@ def test_other_4xx_are_not_retried(harness: Harness) -> None:
 def test_a_retry_after_beyond_the_cap_gives_up_for_this_cycle(harness: Harness) -> None:
     harness.server.inject(Fault(status=429, retry_after=3600, match="/calendarView/delta"))
     with pytest.raises(TransientError, match="429 TooManyRequests"):
-        harness.provider().list(WINDOW, None)
+        harness.provider().changes(WINDOW, None)
     assert harness.sleeps == []
 
 
 def test_persistent_throttling_gives_up_after_five_attempts(harness: Harness) -> None:
     harness.server.inject(Fault(status=429, retry_after=2, times=None, match="/calendarView/delta"))
     with pytest.raises(TransientError):
-        harness.provider().list(WINDOW, None)
+        harness.provider().changes(WINDOW, None)
     assert harness.sleeps == [2, 2, 2, 2]
 
 
@@ -357,7 +401,7 @@ def test_an_update_whose_answer_was_lost_is_not_mistaken_for_a_user_edit(harness
     harness.server.inject(Fault(kind="truncate", match="POST /v1.0/$batch"))
     [updated] = provider.apply([Update(moved, b.identity, created.remote)])
     assert updated.error is None and updated.remote.etag != created.remote.etag
-    listed = {e.id: e for e in provider.list(WINDOW, None).events}[created.remote.id]
+    listed = {e.id: e for e in provider.changes(WINDOW, None).events}[created.remote.id]
     assert listed.etag == updated.remote.etag and listed.start == moved.start
 
 
@@ -368,8 +412,9 @@ def test_if_match_412_is_a_write_conflict(harness: Harness) -> None:
     [event] = harness.server.events(DEFAULT_USER)
     harness.server.put_event(DEFAULT_USER, None, {**event, "subject": "My walk"})
     moved = buffer(start=b.start + timedelta(hours=1))
-    update, delete = provider.apply([Update(moved, b.identity, created.remote),
-                                     Delete(b.identity, created.remote)])
+    update, delete = provider.apply(
+        [Update(moved, b.identity, created.remote), Delete(b.identity, created.remote)]
+    )
     assert isinstance(update.error, WriteConflict) and isinstance(delete.error, WriteConflict)
     patch = [r for r in harness.graph_requests(parts=True) if r.method == "PATCH"]
     assert patch[0].header("if-match") == created.remote.etag
@@ -378,20 +423,27 @@ def test_if_match_412_is_a_write_conflict(harness: Harness) -> None:
 
 # -- authorization -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("revoke, reason", [
-    (lambda s: s.revoke_refresh_tokens(), "revoked or has expired (AADSTS50173)"),
-    (lambda s: s.revoke_refresh_tokens(error_code=70008), "AADSTS70008"),
-    (lambda s: s.revoke_consent("caldaemon-desktop"), "consent to the app was withdrawn "
-                                                      "(AADSTS65001)"),
-])
+
+@pytest.mark.parametrize(
+    "revoke, reason",
+    [
+        (lambda s: s.revoke_refresh_tokens(), "revoked or has expired (AADSTS50173)"),
+        (lambda s: s.revoke_refresh_tokens(error_code=70008), "AADSTS70008"),
+        (
+            lambda s: s.revoke_consent("caldaemon-desktop"),
+            "consent to the app was withdrawn (AADSTS65001)",
+        ),
+    ],
+)
 def test_a_revoked_sign_in_is_an_authorization_error_naming_the_command(
-        harness: Harness, revoke: Any, reason: str) -> None:
+    harness: Harness, revoke: Any, reason: str
+) -> None:
     provider = harness.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     revoke(harness.server)
     harness.server.expire_access_tokens()  # Graph answers 401; the refresh then fails
     with pytest.raises(AuthorizationError) as caught:
-        provider.list(WINDOW, first.token)
+        provider.changes(WINDOW, first.token)
     assert caught.value.command == COMMAND and caught.value.calendar == "work"
     assert reason in caught.value.reason and COMMAND in str(caught.value)
     assert harness.sleeps == []
@@ -399,19 +451,20 @@ def test_a_revoked_sign_in_is_an_authorization_error_naming_the_command(
 
 def test_an_expired_access_token_is_refreshed_once(harness: Harness) -> None:
     provider = harness.provider()
-    first = provider.list(WINDOW, None)
+    first = provider.changes(WINDOW, None)
     harness.server.expire_access_tokens()
     harness.server.clear_requests()
-    assert not provider.list(WINDOW, first.token).full
+    assert not provider.changes(WINDOW, first.token).full
     assert [r.status for r in harness.server.requests] == [401, 200, 200]
     assert "grant_type=refresh_token" in harness.server.requests[1].body.decode()
 
 
-def test_without_a_sign_in_the_calendar_asks_for_one(server: MicrosoftServer,
-                                                     tmp_path: Path) -> None:
+def test_without_a_sign_in_the_calendar_asks_for_one(
+    server: MicrosoftServer, tmp_path: Path
+) -> None:
     h = Harness(server, tmp_path / "state")
     with pytest.raises(AuthorizationError, match="not signed in") as caught:
-        h.provider().list(WINDOW, None)
+        h.provider().changes(WINDOW, None)
     assert caught.value.command == COMMAND
     assert [r for r in server.requests if r.path.startswith("/v1.0")] == []
 
@@ -424,7 +477,7 @@ def test_the_token_cache_is_0600_in_a_0700_directory(harness: Harness) -> None:
     cache = json.loads(path.read_text())
     [account] = cache["Account"].values()
     assert account["username"] == DEFAULT_USER and cache["RefreshToken"]
-    harness.provider().list(WINDOW, None)
+    harness.provider().changes(WINDOW, None)
     assert sorted(p.name for p in path.parent.iterdir()) == ["lee-work.msal.json"]
 
 
@@ -438,17 +491,24 @@ def test_signing_in_again_as_someone_else_keeps_one_account(harness: Harness) ->
 def test_tls_is_verified_against_ca_file_only(harness: Harness) -> None:
     harness.config = outlook_config(harness.server, ca_file=None)
     with pytest.raises(CalendarError, match="could not be verified"):
-        harness.provider().list(WINDOW, None)
+        harness.provider().changes(WINDOW, None)
     assert harness.sleeps == []
 
 
 # -- app-only access -------------------------------------------------------------------------
 
+
 def test_client_credentials_with_a_secret_file(server: MicrosoftServer, tmp_path: Path) -> None:
     server.register_client("caldaemon-service", secret="s3cret")
     (tmp_path / "secret").write_text("s3cret\n")
-    h = Harness(server, tmp_path / "state", client_id="caldaemon-service", user=DEFAULT_USER,
-                auth="client_credentials", client_secret_file=tmp_path / "secret")
+    h = Harness(
+        server,
+        tmp_path / "state",
+        client_id="caldaemon-service",
+        user=DEFAULT_USER,
+        auth="client_credentials",
+        client_secret_file=tmp_path / "secret",
+    )
     shown: list[str] = []
     outlook_auth.sign_in(h.config, "lee", h.state_dir, echo=shown.append)
     assert shown == [f"The app caldaemon-service can act for {DEFAULT_USER}."]
@@ -457,7 +517,7 @@ def test_client_credentials_with_a_secret_file(server: MicrosoftServer, tmp_path
     server.clear_requests()
     seed(server, 1)
     provider = h.provider()
-    assert len(provider.list(WINDOW, None).events) == 1
+    assert len(provider.changes(WINDOW, None).events) == 1
     [result] = provider.apply([Create(buffer(), buffer().identity)])
     assert result.error is None
     paths = {r.path for r in h.graph_requests()}
@@ -468,7 +528,7 @@ def test_client_credentials_with_a_secret_file(server: MicrosoftServer, tmp_path
     (tmp_path / "secret").write_text("wrong")
     h2 = Harness(server, tmp_path / "state2", **{**h.config.model_dump(), "id": "work"})
     with pytest.raises(AuthorizationError, match="credentials were refused"):
-        h2.provider().list(WINDOW, None)
+        h2.provider().changes(WINDOW, None)
     for p in h.opened + h2.opened:
         p.close()
 
@@ -477,27 +537,46 @@ def test_client_credentials_with_a_certificate(server: MicrosoftServer, tmp_path
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "caldaemon")])
     now = dt.datetime.now(dt.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5))
-                   .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
-    server.register_client("caldaemon-cert",
-                           certificate=certificate.public_bytes(serialization.Encoding.PEM))
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    server.register_client(
+        "caldaemon-cert", certificate=certificate.public_bytes(serialization.Encoding.PEM)
+    )
     pem = tmp_path / "caldaemon.pem"
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    h = Harness(server, tmp_path / "state", client_id="caldaemon-cert", user=DEFAULT_USER,
-                auth="client_credentials", certificate_file=pem,
-                certificate_thumbprint=certificate.fingerprint(hashes.SHA1()).hex())
-    assert h.provider().list(WINDOW, None).full
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    h = Harness(
+        server,
+        tmp_path / "state",
+        client_id="caldaemon-cert",
+        user=DEFAULT_USER,
+        auth="client_credentials",
+        certificate_file=pem,
+        certificate_thumbprint=certificate.fingerprint(hashes.SHA1()).hex(),
+    )
+    assert h.provider().changes(WINDOW, None).full
     h.opened[0].close()
 
 
 # -- the concurrency cap -------------------------------------------------------------------------
 
+
 def test_eight_threads_on_one_mailbox_keep_at_most_four_requests_in_flight(
-        harness: Harness) -> None:
+    harness: Harness,
+) -> None:
     seed(harness.server, 1)
     providers = [harness.provider() for _ in range(8)]
     cap = outlook_http.MAX_CONCURRENT_PER_MAILBOX
@@ -529,7 +608,7 @@ def test_eight_threads_on_one_mailbox_keep_at_most_four_requests_in_flight(
 
     def work(provider: OutlookProvider) -> None:
         try:
-            provider.list(WINDOW, None)
+            provider.changes(WINDOW, None)
         except BaseException as exc:
             errors.append(exc)
 
@@ -552,8 +631,10 @@ def test_every_request_has_a_timeout_and_the_configured_ca(monkeypatch: pytest.M
 
     monkeypatch.setattr(requests.Session, "request", record)
     session = outlook_http.GraphSession("/etc/caldaemon/ca.pem", 12.0)
-    for call in (lambda: session.get("https://x.example"),
-                 lambda: session.post("https://x.example", timeout=None, verify=True)):
+    for call in (
+        lambda: session.get("https://x.example"),
+        lambda: session.post("https://x.example", timeout=None, verify=True),
+    ):
         with pytest.raises(requests.ConnectionError):
             call()
     assert [(k["timeout"], k["verify"]) for k in seen] == [(12.0, "/etc/caldaemon/ca.pem")] * 2
@@ -561,13 +642,21 @@ def test_every_request_has_a_timeout_and_the_configured_ca(monkeypatch: pytest.M
 
 # -- mapping (pure) ---------------------------------------------------------------------------
 
+
 def resource(**fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "@odata.etag": 'W/"ck1"', "id": "AAMkEv1", "changeKey": "ck1", "subject": "Intake",
+        "@odata.etag": 'W/"ck1"',
+        "id": "AAMkEv1",
+        "changeKey": "ck1",
+        "subject": "Intake",
         "start": {"dateTime": "2026-12-01T14:00:00.1234567", "timeZone": "UTC"},
         "end": {"dateTime": "2026-12-01T14:50:00.0000000", "timeZone": "UTC"},
-        "isAllDay": False, "showAs": "busy", "categories": [], "isCancelled": False,
-        "responseStatus": {"response": "organizer"}, "seriesMasterId": None,
+        "isAllDay": False,
+        "showAs": "busy",
+        "categories": [],
+        "isCancelled": False,
+        "responseStatus": {"response": "organizer"},
+        "seriesMasterId": None,
         "body": {"contentType": "text", "content": "Notes #trauma"},
     }
     return base | fields
@@ -578,38 +667,68 @@ def test_mapping_reads_times_with_seven_fractional_digits_as_utc() -> None:
     assert event.start == datetime(2026, 12, 1, 14, 0, 0, 123456, tzinfo=dt.UTC)
     assert event.end == datetime(2026, 12, 1, 14, 50, tzinfo=dt.UTC)
     assert (event.id, event.title, event.description, event.etag) == (
-        "AAMkEv1", "Intake", "Notes #trauma", 'W/"ck1"')
+        "AAMkEv1",
+        "Intake",
+        "Notes #trauma",
+        'W/"ck1"',
+    )
     assert event.busy and not (event.all_day or event.cancelled or event.declined)
     assert event.owner is None and event.series is None
 
 
-@pytest.mark.parametrize("value, expected", [
-    ({"dateTime": "2026-12-01T09:00:00", "timeZone": "Europe/Berlin"},
-     datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)),
-    ({"dateTime": "2026-12-01T09:00:00Z", "timeZone": "Europe/Berlin"},
-     datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)),
-    ({"dateTime": "2026-12-01T09:00:00.5-05:00"},
-     datetime(2026, 12, 1, 14, 0, 0, 500000, tzinfo=dt.UTC)),
-    ({"dateTime": "2026-12-01T09:00", "timeZone": "UTC"},
-     datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (
+            {"dateTime": "2026-12-01T09:00:00", "timeZone": "Europe/Berlin"},
+            datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC),
+        ),
+        (
+            {"dateTime": "2026-12-01T09:00:00Z", "timeZone": "Europe/Berlin"},
+            datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC),
+        ),
+        (
+            {"dateTime": "2026-12-01T09:00:00.5-05:00"},
+            datetime(2026, 12, 1, 14, 0, 0, 500000, tzinfo=dt.UTC),
+        ),
+        (
+            {"dateTime": "2026-12-01T09:00", "timeZone": "UTC"},
+            datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC),
+        ),
+    ],
+)
 def test_mapping_parses_graph_date_times(value: dict[str, str], expected: datetime) -> None:
     assert mapping.parse_datetime(value) == expected
 
 
-@pytest.mark.parametrize("value", [None, {"dateTime": "1 Dec 2026"},
-                                   {"dateTime": "2026-12-01T09:00:00", "timeZone": "Mars/Base"}])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        {"dateTime": "1 Dec 2026"},
+        {"dateTime": "2026-12-01T09:00:00", "timeZone": "Mars/Base"},
+    ],
+)
 def test_mapping_refuses_what_it_cannot_read(value: Any) -> None:
     with pytest.raises(mapping.MappingError):
         mapping.parse_datetime(value)
 
 
 def test_mapping_all_day_free_declined_cancelled_series_and_categories() -> None:
-    event = mapping.event_from_graph(resource(
-        isAllDay=True, showAs="free", isCancelled=True, seriesMasterId="AAMkMaster",
-        responseStatus={"response": "declined"}, categories=["Heavy", "Supervision"],
-        start={"dateTime": "2026-12-02T00:00:00.0000000", "timeZone": "UTC"},
-        end={"dateTime": "2026-12-03T00:00:00.0000000", "timeZone": "UTC"}), "work", TZ)
+    event = mapping.event_from_graph(
+        resource(
+            isAllDay=True,
+            showAs="free",
+            isCancelled=True,
+            seriesMasterId="AAMkMaster",
+            responseStatus={"response": "declined"},
+            categories=["Heavy", "Supervision"],
+            start={"dateTime": "2026-12-02T00:00:00.0000000", "timeZone": "UTC"},
+            end={"dateTime": "2026-12-03T00:00:00.0000000", "timeZone": "UTC"},
+        ),
+        "work",
+        TZ,
+    )
     assert event.all_day and event.start == datetime(2026, 12, 2, tzinfo=TZ)
     assert event.end == datetime(2026, 12, 3, tzinfo=TZ)
     assert not event.busy and event.cancelled and event.declined
@@ -622,8 +741,10 @@ def test_mapping_owner_needs_the_property_and_the_category() -> None:
     prop = [{"id": mapping.OWNER_PROPERTY_ID, "value": "abc123"}]
     both = resource(categories=[OWNER_CATEGORY], singleValueExtendedProperties=prop)
     assert mapping.event_from_graph(both, "work", TZ).owner == "abc123"
-    assert mapping.event_from_graph(resource(singleValueExtendedProperties=prop),
-                                    "work", TZ).owner is None
+    assert (
+        mapping.event_from_graph(resource(singleValueExtendedProperties=prop), "work", TZ).owner
+        is None
+    )
     category_only = resource(categories=["Caldaemon Buffer"])
     assert mapping.event_from_graph(category_only, "work", TZ).owner is None
     assert mapping.needs_owner_lookup(category_only)
@@ -632,8 +753,9 @@ def test_mapping_owner_needs_the_property_and_the_category() -> None:
 
 def test_mapping_etag_falls_back_to_the_change_key_and_html_becomes_text() -> None:
     plain = {k: v for k, v in resource().items() if k != "@odata.etag"}
-    html = resource(body={"contentType": "html",
-                          "content": "<p>Client &amp; family</p><p>#heavy</p>"})
+    html = resource(
+        body={"contentType": "html", "content": "<p>Client &amp; family</p><p>#heavy</p>"}
+    )
     assert mapping.event_from_graph(plain, "work", TZ).etag == 'W/"ck1"'
     assert mapping.event_from_graph(html, "work", TZ).description == "Client & family\n#heavy"
 
@@ -648,16 +770,20 @@ def test_mapping_writes_buffers_in_utc_with_a_deterministic_transaction_id() -> 
     assert body["transactionId"] == mapping.transaction_id(b.identity)
     assert len(body["transactionId"]) == 36
     assert mapping.transaction_id(b.identity) != mapping.transaction_id(
-        hashlib.sha256(b"other").hexdigest()[:40])
+        hashlib.sha256(b"other").hexdigest()[:40]
+    )
     assert "transactionId" not in mapping.buffer_fields(b)
 
 
 # -- notices through sendMail -------------------------------------------------------------
 
-MESSAGE = Message(message_id="<0123456789abcdef@caldaemon>", to="lee@example.org",
-                  subject="caldaemon: a boundary crossed on Mon 30 Nov",
-                  text="Hello,\n\n3 high-intensity sessions\n",
-                  html="<p>Hello,</p><p>3 high-intensity sessions</p>")
+MESSAGE = Message(
+    message_id="<0123456789abcdef@caldaemon>",
+    to="lee@example.org",
+    subject="caldaemon: a boundary crossed on Mon 30 Nov",
+    text="Hello,\n\n3 high-intensity sessions\n",
+    html="<p>Hello,</p><p>3 high-intensity sessions</p>",
+)
 
 
 def test_graph_mailer_sends_through_send_mail(server: MicrosoftServer, tmp_path: Path) -> None:
@@ -677,15 +803,19 @@ def test_graph_mailer_sends_through_send_mail(server: MicrosoftServer, tmp_path:
     assert message["internetMessageId"] == MESSAGE.message_id
 
 
-@pytest.mark.parametrize("fault, permanent", [
-    (Fault(status=429, retry_after=30), False),
-    (Fault(status=503), False),
-    (Fault(kind="reset"), False),
-    (Fault(status=400, code="ErrorInvalidRecipients", message="bad recipient"), True),
-    (Fault(status=403, code="ErrorAccessDenied", message="Access is denied."), True),
-])
-def test_graph_mailer_failures_say_whether_to_retry(server: MicrosoftServer, tmp_path: Path,
-                                                    fault: Fault, permanent: bool) -> None:
+@pytest.mark.parametrize(
+    "fault, permanent",
+    [
+        (Fault(status=429, retry_after=30), False),
+        (Fault(status=503), False),
+        (Fault(kind="reset"), False),
+        (Fault(status=400, code="ErrorInvalidRecipients", message="bad recipient"), True),
+        (Fault(status=403, code="ErrorAccessDenied", message="Access is denied."), True),
+    ],
+)
+def test_graph_mailer_failures_say_whether_to_retry(
+    server: MicrosoftServer, tmp_path: Path, fault: Fault, permanent: bool
+) -> None:
     h = Harness(server, tmp_path / "state")
     h.sign_in(scopes=["Calendars.ReadWrite", "Mail.Send"])
     sleeps: list[float] = []
@@ -699,19 +829,29 @@ def test_graph_mailer_failures_say_whether_to_retry(server: MicrosoftServer, tmp
     assert server.sent_mail == [] and sleeps == []
 
 
-def test_mailer_for_graph_uses_the_named_outlook_calendar(server: MicrosoftServer,
-                                                          tmp_path: Path) -> None:
-    calendars = [{"id": "home", "provider": "ics", "path": "home.ics"},
-                 {"id": "work", "provider": "outlook", "tenant": server.tenant,
-                  "client_id": "a"},
-                 {"id": "admin", "provider": "outlook", "tenant": server.tenant,
-                  "client_id": "b", "user": "it@contoso.example"}]
+def test_mailer_for_graph_uses_the_named_outlook_calendar(
+    server: MicrosoftServer, tmp_path: Path
+) -> None:
+    calendars = [
+        {"id": "home", "provider": "ics", "path": "home.ics"},
+        {"id": "work", "provider": "outlook", "tenant": server.tenant, "client_id": "a"},
+        {
+            "id": "admin",
+            "provider": "outlook",
+            "tenant": server.tenant,
+            "client_id": "b",
+            "user": "it@contoso.example",
+        },
+    ]
     daemon = {"state_dir": str(tmp_path / "state")}
 
     def settings(**email: Any) -> Any:
-        return make_settings({}, daemon=daemon, clinician={"calendars": calendars},
-                             notices={"email": {"from": "caldaemon@example.org", "via": "graph",
-                                                **email}})
+        return make_settings(
+            {},
+            daemon=daemon,
+            clinician={"calendars": calendars},
+            notices={"email": {"from": "caldaemon@example.org", "via": "graph", **email}},
+        )
 
     first = mailer_for(settings())
     assert isinstance(first, GraphMailer) and first.calendar.id == "work"

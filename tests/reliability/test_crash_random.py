@@ -28,9 +28,11 @@ from typing import Any
 
 import pytest
 
-from caldaemon import config, engine, ical
-from caldaemon.daemon import Daemon
-from caldaemon.providers.google_mapping import event_id
+from caldaemon import config
+from caldaemon.providers.google.mapping import event_id
+from caldaemon.providers.ics.mapping import buffer_uid
+from caldaemon.service.daemon import Daemon
+from caldaemon.service.read import check
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
 from tests.reliability.worlds import (
@@ -208,12 +210,13 @@ class CrashWorld:
         assert {i: e["id"] for i, e in google.items()} == self.state.active_buffers("lee", "work")
         assert all(e["id"] == event_id(i) for i, e in google.items())
         in_file = self.file_buffers()
-        assert {i: ical.buffer_uid(i) for i in in_file} == self.state.active_buffers(
-            "kim", "buffers"
-        )
-        unsettled = ("SELECT * FROM buffers WHERE status NOT IN ('active', 'deleted') "
-                     "OR pending_start IS NOT NULL")
-        assert self.state.rows(unsettled) == []
+        assert {i: buffer_uid(i) for i in in_file} == self.state.active_buffers("kim", "buffers")
+        unsettled = [
+            b
+            for b in self.state.buffers()
+            if b.status not in ("active", "deleted") or b.pending is not None
+        ]
+        assert unsettled == []
         # The user's own events: byte for byte as they wrote them.
         problems = self.google.problems() + self.lee_file.problems()
         problems += self.kim_file.problems() + self.kim_buffers.problems()
@@ -227,7 +230,7 @@ class CrashWorld:
                 for b in a.evaluation.buffers
                 if b.start >= now
             }
-            for a in engine.check(config.load(self.config), now)
+            for a in check(config.load(self.config), now)
         }
         placed_google = {i: google_span(e) for i, e in google.items()}
         placed_file = {i: file_span(b) for i, b in in_file.items()}
@@ -333,10 +336,10 @@ def test_sigkill_at_random_points_never_duplicates_loses_or_touches_what_is_not_
                 raise AssertionError(f"{context}\n{exc}") from exc
 
         # A further cycle has nothing left to do: no write, no notice.
-        notices = len(world.state.rows("SELECT * FROM outbox"))
+        notices = len(world.state.outbox())
         reports = complete(world, now + timedelta(minutes=2))
         assert [(r.created, r.updated, r.deleted) for r in reports] == [(0, 0, 0)] * 2
-        assert len(world.state.rows("SELECT * FROM outbox")) == notices
+        assert len(world.state.outbox()) == notices
         # The rounds really interrupted cycles, in both ways.
         assert sum("SIGKILL" in o for o in outcomes) >= ROUNDS // 3, outcomes
         assert sum(o.startswith("fail point") and "not reached" not in o for o in outcomes) >= 2, (
@@ -419,7 +422,5 @@ def test_a_session_cancelled_then_restored_gets_its_buffer_back(tmp_path: Path, 
             put(session)
         cycle()
         assert placed() == wanted(session, other)
-        statuses = StateView(tmp_path / "state" / "state.sqlite3").rows(
-            "SELECT status, COUNT(*) FROM buffers GROUP BY status"
-        )
-        assert [tuple(r) for r in statuses] == [("active", 2)]  # revived, not user_deleted
+        statuses = StateView(tmp_path / "state" / "state.sqlite3").statuses()
+        assert statuses == {"active": 2}  # revived, not user_deleted

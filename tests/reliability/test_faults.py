@@ -137,12 +137,10 @@ class FaultWorld:
 
     def converged(self, who: str) -> None:
         assert self.placed(who) == self.wanted(who), who
-        recorded = self.state.rows(
-            # 'deleted' rows are buffers caldaemon itself removed, kept so they can return.
-            "SELECT status, COUNT(*) FROM buffers WHERE clinician=? AND status!='deleted' "
-            "GROUP BY status", (who,)
-        )
-        assert [tuple(r) for r in recorded] == [("active", len(self.wanted(who)))], who
+        recorded = self.state.statuses(who)
+        # 'deleted' are buffers caldaemon itself removed, kept so they can return.
+        recorded.pop("deleted", None)
+        assert recorded == {"active": len(self.wanted(who))}, who
 
     def untouched(self) -> None:
         problems = self.gale.problems() + self.otto.problems() + self.ivy.problems()

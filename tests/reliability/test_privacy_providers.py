@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from caldaemon.daemon import Daemon
+from caldaemon.service.daemon import Daemon
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
 from tests.providers.radicale_server import PASSWORD, USER, Radicale, radicale_server
@@ -208,10 +208,10 @@ def test_canary_client_names_reach_no_state_log_notice_or_buffer(
     written = world.buffers()
     assert all(len(blocks) >= 2 for blocks in written.values()), written
     state = StateView(world.state_dir / "state.sqlite3")
-    outbox = state.rows("SELECT * FROM outbox")
+    outbox = state.outbox()
     notices = maildir_messages(world.state_dir)
-    assert {r["clinician"] for r in outbox} == set(world.users)
-    assert len(notices) == len(outbox) and all(r["status"] == "sent" for r in outbox)
+    assert {r.clinician for r in outbox} == set(world.users)
+    assert len(notices) == len(outbox) and all(r.status == "sent" for r in outbox)
 
     found = leaks(logs, "the -vv logs") + leaks(logged, "Python logging")
     for path, data in state_files.items():
@@ -219,7 +219,7 @@ def test_canary_client_names_reach_no_state_log_notice_or_buffer(
     for path in files_under(world.state_dir):  # as left after close
         found += leaks(path.read_bytes(), str(path.relative_to(world.root)))
     for row in outbox:
-        found += leaks(f"{row['subject']}\n{row['text']}\n{row['html']}", "an outbox row")
+        found += leaks(f"{row.subject}\n{row.text}\n{row.html}", "an outbox row")
     for name, message in notices.items():
         found += leaks(message.as_string(), f"notice {name}")
     for who, blocks in written.items():

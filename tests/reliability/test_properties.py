@@ -11,11 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caldaemon import config
+from caldaemon.core.reconcile import plan
 from caldaemon.errors import CalendarError, ConfigError
-from caldaemon.model import Event
-from caldaemon.plan import ACTIVE, plan
-from caldaemon.providers.base import Create, Delete, Update, Window
-from caldaemon.state import OwnedBuffer
+from caldaemon.model import BufferStatus, Create, Delete, Event, OwnedBuffer, Update, Window
 from tests.support import MONDAY, NOW, TZ, evaluate, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +116,7 @@ def test_applying_a_plan_twice_changes_nothing(week, later):
                     b.end,
                     b.title,
                     b.after,
-                    ACTIVE,
+                    BufferStatus.ACTIVE,
                 )
                 listed[write.identity] = Event(
                     "work", write.identity, b.start, b.end, owner=write.identity, etag=etag
@@ -188,14 +186,15 @@ ICS_EXAMPLES = sorted((ROOT / "examples").glob("*.ics"))
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_ics_loads_or_is_refused_cleanly(data):
-    from caldaemon import ical
+    from caldaemon.providers.ics.parse import parse
+    from caldaemon.providers.ics.reader import Reader
 
     source = data.draw(st.sampled_from(ICS_EXAMPLES)).read_text()
     text = mutate(source, data)
     window = Window(NOW - timedelta(days=7), NOW + timedelta(days=28))
-    reader = ical.Reader("work", "mutated.ics", TZ)
+    reader = Reader("work", "mutated.ics", TZ)
     try:
-        found = reader.events(ical.parse(text.encode(), "work", "mutated.ics"), window)
+        found = reader.events(parse(text.encode(), "work", "mutated.ics"), window)
     except CalendarError as exc:
         assert "mutated.ics" in str(exc) and "\n" not in str(exc)
         return

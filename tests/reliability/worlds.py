@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import email
 import re
-import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -20,13 +20,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from caldaemon.cycle import Providers
-from caldaemon.daemon import Daemon
-from caldaemon.engine import provider_context
-from caldaemon.mail import MaildirMailer
-from caldaemon.providers import open_provider
+from caldaemon.model import OwnedBuffer
+from caldaemon.notices.maildir import MaildirMailer
 from caldaemon.providers.base import OWNER_CATEGORY, OWNER_KEY, OWNER_PROPERTY
-from caldaemon.providers.outlook_mapping import OWNER_PROPERTY_ID
+from caldaemon.providers.outlook.mapping import OWNER_PROPERTY_ID
+from caldaemon.providers.registry import open_provider
+from caldaemon.service.daemon import Daemon
+from caldaemon.service.providers import Providers, provider_context
+from caldaemon.state import State
+from caldaemon.state.outbox import QueuedNotice
+from caldaemon.state.violations import ViolationRecord
 
 TZ = ZoneInfo("America/Toronto")
 MONDAY = datetime(2026, 11, 30, tzinfo=TZ)
@@ -269,7 +272,8 @@ def sign_in_outlook(
 ) -> None:
     """What `caldaemon auth outlook` runs; the user approves the code at once."""
     from caldaemon import config
-    from caldaemon.providers import outlook_auth
+    from caldaemon.cli.auth import authorize_outlook
+    from caldaemon.providers.outlook.settings import OutlookCalendar
 
     settings = config.load(config_path)
     who = settings.clinician(clinician)
@@ -278,7 +282,9 @@ def sign_in_outlook(
         if "enter the code" in message:
             server.approve_device_code(user)
 
-    outlook_auth.authorize(settings, who, who.calendar(calendar), echo=echo)
+    outlook = who.calendar(calendar)
+    assert isinstance(outlook, OutlookCalendar)
+    authorize_outlook(settings, who, outlook, echo=echo)
 
 
 # -- buffers as found on each calendar -------------------------------------------------
@@ -502,30 +508,57 @@ def daemon_with_sleeps(config: Path, clock: Callable[[], datetime], sleeps: Slee
 
 @dataclass
 class StateView:
-    """caldaemon's state database, read the way `caldaemon status` would."""
+    """caldaemon's state database, read the way `caldaemon status` would (read-only,
+    through the state package's methods)."""
 
     path: Path
 
-    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        db = sqlite3.connect(self.path)
-        db.row_factory = sqlite3.Row
-        try:
-            return db.execute(sql, params).fetchall()
-        finally:
-            db.close()
+    def _open(self) -> State:
+        return State(self.path, read_only=True)
 
     def integrity(self) -> str:
-        return str(self.rows("PRAGMA integrity_check")[0][0])
+        state = self._open()
+        try:
+            return state.integrity()
+        finally:
+            state.close()
+
+    def buffers(self, clinician: str | None = None) -> list[OwnedBuffer]:
+        state = self._open()
+        try:
+            with state.read() as tables:
+                found = tables.buffers.all()
+        finally:
+            state.close()
+        return [b for b in found if clinician is None or b.clinician == clinician]
+
+    def outbox(self) -> list[QueuedNotice]:
+        state = self._open()
+        try:
+            with state.read() as tables:
+                return tables.outbox.all()
+        finally:
+            state.close()
+
+    def open_violations(self) -> list[ViolationRecord]:
+        state = self._open()
+        try:
+            with state.read() as tables:
+                return tables.violations.all_open()
+        finally:
+            state.close()
+
+    def statuses(self, clinician: str | None = None) -> dict[str, int]:
+        """How many buffers (of one clinician) have each status."""
+        counted = Counter(str(b.status) for b in self.buffers(clinician))
+        return dict(sorted(counted.items()))
 
     def active_buffers(self, clinician: str, calendar: str) -> dict[str, str]:
         """identity → remote id of the buffers recorded as active on a calendar."""
         return {
-            r["identity"]: r["remote_id"]
-            for r in self.rows(
-                "SELECT identity, remote_id FROM buffers WHERE clinician=? AND calendar=? "
-                "AND status='active'",
-                (clinician, calendar),
-            )
+            b.identity: b.remote_id
+            for b in self.buffers(clinician)
+            if b.calendar == calendar and b.status == "active"
         }
 
 
@@ -545,29 +578,26 @@ def notice_problems(state: StateView, state_dir: Path, now: datetime) -> list[st
     is left pending unless it is held for later."""
     wrong = []
     delivered = maildir_messages(state_dir)
-    outbox = state.rows("SELECT * FROM outbox")
+    outbox = state.outbox()
     for row in outbox:
-        key = MaildirMailer.key(row["message_id"])
-        if row["status"] == "sent" and key not in delivered:
-            wrong.append(f"outbox {row['message_id']} is sent but not in the Maildir")
-        if row["status"] == "pending" and row["not_before"] <= now.astimezone(UTC).isoformat():
-            wrong.append(f"outbox {row['message_id']} is stuck pending")
-        if row["status"] == "failed":
-            wrong.append(f"outbox {row['message_id']} failed: {row['last_error']}")
-    sent_at = {(r["clinician"], r["created"]) for r in outbox if r["status"] == "sent"}
-    for v in state.rows("SELECT * FROM violations WHERE resolved_at IS NULL"):
-        if v["last_notified"] is None:
-            wrong.append(
-                f"open violation {v['rule']} {v['date']} of {v['clinician']} was never notified"
-            )
-        elif (v["clinician"], v["last_notified"]) not in sent_at:
-            wrong.append(
-                f"the notice of {v['rule']} {v['date']} of {v['clinician']} is not delivered"
-            )
-    if len(delivered) != len({r["message_id"] for r in outbox if r["status"] == "sent"}):
+        key = MaildirMailer.key(row.message_id)
+        if row.status == "sent" and key not in delivered:
+            wrong.append(f"outbox {row.message_id} is sent but not in the Maildir")
+        if row.status == "pending" and row.not_before <= now:
+            wrong.append(f"outbox {row.message_id} is stuck pending")
+        if row.status == "failed":
+            wrong.append(f"outbox {row.message_id} failed: {row.last_error}")
+    sent_at = {(r.clinician, r.created) for r in outbox if r.status == "sent"}
+    for record in state.open_violations():
+        v = record.violation
+        if record.last_notified is None:
+            wrong.append(f"open violation {v.rule} {v.date} of {v.clinician} was never notified")
+        elif (v.clinician, record.last_notified) not in sent_at:
+            wrong.append(f"the notice of {v.rule} {v.date} of {v.clinician} is not delivered")
+    if len(delivered) != len({r.message_id for r in outbox if r.status == "sent"}):
         wrong.append(
             f"{len(delivered)} Maildir files for "
-            f"{sum(r['status'] == 'sent' for r in outbox)} sent notices"
+            f"{sum(r.status == 'sent' for r in outbox)} sent notices"
         )
     return wrong
 

@@ -1,0 +1,155 @@
+"""What ``check`` and ``events`` print: a kind, readable table grouped by day, or JSON
+(DESIGN.md §4). Only times, kinds, levels and counts, plus titles in ``events`` which
+exists to show a clinician how their own events were read."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Any
+
+from caldaemon.config import ClinicianSettings
+from caldaemon.core.assess import Assessment
+from caldaemon.model import Buffer, Kind, Violation
+from caldaemon.text import clock, day_name, plural
+
+
+def violation_json(v: Violation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "clinician": v.clinician,
+        "rule": v.rule,
+        "severity": v.severity.value,
+        "date": v.date.isoformat(),
+        "start": v.start.isoformat(),
+        "end": v.end.isoformat(),
+        "message": v.message,
+        "events": list(v.events),
+        "fingerprint": v.fingerprint,
+    }
+    if v.level:
+        out["level"] = v.level
+    if v.kind:
+        out["kind"] = v.kind
+    return out
+
+
+def buffer_json(b: Buffer) -> dict[str, Any]:
+    return {
+        "clinician": b.clinician,
+        "calendar": b.calendar,
+        "start": b.start.isoformat(),
+        "end": b.end.isoformat(),
+        "title": b.title,
+        "after": b.after,
+    }
+
+
+def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> str:
+    # Compact: json's C encoder only runs without indent, and a year of a practice is
+    # tens of thousands of records (pipe through `jq` to read it).
+    return json.dumps(
+        {
+            "now": now.isoformat(),
+            "violations": [violation_json(v) for r in results for v in r.evaluation.violations],
+            "buffers": [buffer_json(b) for r in results for b in r.evaluation.buffers],
+            "warnings": [w for r in results for w in r.warnings],
+            "errors": [str(e) for r in results for e in r.errors],
+        }
+    )
+
+
+def _who(result: Assessment[ClinicianSettings]) -> str:
+    c = result.clinician
+    return f"{c.name} ({c.id})" if c.name else c.id
+
+
+def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
+    lines: list[str] = []
+    for result in results:
+        tz = result.clinician.tz
+        violations, buffers = result.evaluation.violations, result.evaluation.buffers
+        horizon = f"from {day_name(result.now.astimezone(tz).date())}"
+        if not violations:
+            lines.append(f"{_who(result)}: everything fits inside your boundaries ({horizon}).")
+        else:
+            lines.append(
+                f"{_who(result)}: {plural(len(violations), 'thing')} to look at ({horizon})."
+            )
+            by_day: dict[date, list[Violation]] = defaultdict(list)
+            for v in violations:
+                by_day[v.date].append(v)
+            for day in sorted(by_day):
+                lines.append("")
+                lines.append(f"  {day_name(day)}")
+                for v in by_day[day]:
+                    lines.append(f"    {v.severity.value:<8} {v.rule:<26} {v.message}")
+        if buffers:
+            target = (
+                f"on '{result.clinician.buffers_to}'"
+                if result.clinician.buffers_to
+                else ("not written: no buffers_to calendar is set")
+            )
+            lines.append("")
+            lines.append(f"  Buffers ({len(buffers)}, {target}):")
+            for b in buffers:
+                start = b.start.astimezone(tz)
+                lines.append(
+                    f"    {day_name(start.date()):<11} {clock(start)}–"
+                    f"{clock(b.end.astimezone(tz))}  {b.title}"
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def events_json(now: datetime, results: list[Assessment[ClinicianSettings]], redact: bool) -> str:
+    items = []
+    for result in results:
+        for c in result.classified:
+            e = c.event
+            item: dict[str, Any] = {
+                "clinician": result.clinician.id,
+                "calendar": e.calendar,
+                "id": e.id,
+                "start": e.start.isoformat(),
+                "end": e.end.isoformat(),
+                "all_day": e.all_day,
+                "kind": c.kind.value,
+                "level": c.level,
+                "why": c.why,
+            }
+            if not redact:
+                item["title"] = e.title
+            items.append(item)
+    return json.dumps(
+        {
+            "now": now.isoformat(),
+            "events": items,
+            "warnings": [w for r in results for w in r.warnings],
+            "errors": [str(e) for r in results for e in r.errors],
+        },
+        indent=2,
+    )
+
+
+def events_text(results: list[Assessment[ClinicianSettings]], redact: bool) -> str:
+    lines: list[str] = []
+    for result in results:
+        tz = result.clinician.tz
+        lines.append(f"{_who(result)}: {plural(len(result.classified), 'event')}")
+        current: date | None = None
+        for c in result.classified:
+            start = c.event.start.astimezone(tz)
+            if start.date() != current:
+                current = start.date()
+                lines.append(f"  {day_name(current)}")
+            when = (
+                "all day    "
+                if c.event.all_day
+                else (f"{clock(start)}–{clock(c.event.end.astimezone(tz))}")
+            )
+            what = c.kind.value if c.kind is not Kind.SESSION else f"session/{c.level}"
+            title = "" if redact else f"  {c.event.title[:40]}"
+            lines.append(f"    {when}  {c.event.calendar:<10} {what:<18} {c.why}{title}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,186 @@
+"""Load the config file into typed, cross-checked settings.
+
+Every problem is collected (YAML syntax, duplicate and unknown keys, wrong types, names
+that point at nothing) and reported at once, each with file:line and its key path, so a
+clinician fixes the file in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pydantic
+
+from caldaemon.config import schema, yaml
+from caldaemon.config.checks import check_references, check_severity, levels_of
+from caldaemon.config.messages import Problems
+from caldaemon.config.settings import ClinicianSettings, Settings
+from caldaemon.core.policy import ClassificationSettings
+from caldaemon.errors import ConfigError, Problem
+from caldaemon.fields import PathRole, path_role
+from caldaemon.model import TAGGABLE_KINDS, Kind
+
+DEFAULT_PATH = "~/.config/caldaemon/config.yaml"
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("CALDAEMON_CONFIG") or DEFAULT_PATH).expanduser()
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """Read and check the config at ``path``; raise ConfigError listing every problem."""
+    file = Path(path).expanduser() if path else default_path()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problem = Problem(str(file), None, "", f"cannot read the config: {reason}")
+        raise ConfigError([problem]) from None
+    return parse(text, file)
+
+
+def parse(text: str, file: Path) -> Settings:
+    doc = yaml.load(text, str(file))
+    problems = Problems(doc)
+    for path, line, message in doc.problems:
+        problems.add(path, message, line=line)
+    if not isinstance(doc.data, dict):
+        if not doc.problems:
+            problems.add((), "the config must be a mapping with 'clinicians' and 'rule_sets'")
+        raise ConfigError(problems.sorted())
+    context = {"levels": levels_of(doc.data)}
+    config: schema.Config | None = None
+    try:
+        config = schema.Config.model_validate(doc.data, context=context)
+    except pydantic.ValidationError as exc:
+        for error in exc.errors():
+            problems.add_pydantic(error, ())
+    check_references(doc.data, problems)
+    merged: dict[str, schema.RuleSet] = {}
+    if config is not None:
+        merged = _merge_overrides(config, doc.data, context, problems)
+    if problems.items or config is None:
+        raise ConfigError(problems.sorted())
+    return _settings(config, merged, file.resolve().parent, file)
+
+
+def _merge_overrides(
+    config: schema.Config, data: dict[str, Any], context: dict[str, Any], problems: Problems
+) -> dict[str, schema.RuleSet]:
+    """Each clinician's rule set with its ``overrides`` merged over it, key by key."""
+    merged: dict[str, schema.RuleSet] = {}
+    for index, clinician in enumerate(config.clinicians):
+        base = config.rule_sets.get(clinician.rules)
+        if base is None:
+            continue
+        if not clinician.overrides:
+            merged[clinician.id] = base
+            continue
+        raw = {**data["rule_sets"][clinician.rules], **clinician.overrides}
+        where: yaml.Path = ("clinicians", index, "overrides")
+        check_severity(clinician.overrides, where, problems)
+        try:
+            merged[clinician.id] = schema.RuleSet.model_validate(raw, context=context)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                if error["loc"] and error["loc"][0] in clinician.overrides:
+                    problems.add_pydantic(error, where)
+    return merged
+
+
+def system_timezone() -> ZoneInfo:
+    """The machine's zone: $TZ, else /etc/localtime's target, else UTC."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:
+        candidates.append(target.split("/zoneinfo/", 1)[1])
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
+
+
+def _resolved(model: M, base: Path) -> M:
+    """``model`` with its path keys resolved: files against the config's folder, secrets
+    against ``$CREDENTIALS_DIRECTORY`` when set (systemd's LoadCredential=,
+    systemd.exec(5))."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    update: dict[str, Path] = {}
+    for key in type(model).model_fields:
+        role, value = path_role(type(model), key), getattr(model, key)
+        if role is None or value is None:
+            continue
+        path = Path(value).expanduser()
+        if role is PathRole.SECRET and credentials and not path.is_absolute():
+            update[key] = Path(credentials) / value
+        else:
+            update[key] = base / path
+    return model.model_copy(update=update)
+
+
+def _classification(c: schema.Classification) -> ClassificationSettings:
+    levels = tuple(c.levels)
+    default_tags = (
+        {lvl: lvl for lvl in levels}
+        | {k: k for k in TAGGABLE_KINDS}
+        | {"heavy": levels[-1], "light": levels[0], "off": Kind.DAY_OFF.value}
+    )
+    return ClassificationSettings(
+        levels=levels,
+        weights={
+            lvl: c.weights.get(lvl, c.weights.get(lvl.title(), i + 1))
+            for i, lvl in enumerate(levels)
+        },
+        default_level=(c.default_level or levels[len(levels) // 2]).lower(),
+        tags={k.lower().lstrip("#"): v.lower() for k, v in (c.tags or default_tags).items()},
+        colors={k.lower(): v.lower() for k, v in c.colors.items()},
+        tagged_sessions=c.sessions.tagged,
+        title_pattern=re.compile(c.sessions.title_matches) if c.sessions.title_matches else None,
+        session_calendars=frozenset(c.sessions.calendars),
+    )
+
+
+def _settings(
+    config: schema.Config, rule_sets: dict[str, schema.RuleSet], base: Path, file: Path
+) -> Settings:
+    tz = ZoneInfo(config.timezone) if config.timezone else system_timezone()
+    clinicians = tuple(
+        ClinicianSettings(
+            id=clinician.id,
+            tz=ZoneInfo(clinician.timezone) if clinician.timezone else tz,
+            rules=rule_sets[clinician.id],
+            buffers_to=clinician.buffers_to,
+            busy_calendars=frozenset(c.id for c in clinician.calendars if c.use == "busy"),
+            name=clinician.name,
+            email=clinician.email,
+            calendars=tuple(_resolved(calendar, base) for calendar in clinician.calendars),
+        )
+        for clinician in config.clinicians
+    )
+    daemon = _resolved(config.daemon, base)
+    if "state_dir" not in config.daemon.model_fields_set and os.environ.get("STATE_DIRECTORY"):
+        # systemd's StateDirectory= (systemd.exec(5)); may list several, the first is ours.
+        state_dir = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+        daemon = daemon.model_copy(update={"state_dir": state_dir})
+    notices = config.notices
+    if notices.email and notices.email.smtp:
+        smtp = _resolved(notices.email.smtp, base)
+        notices = notices.model_copy(
+            update={"email": notices.email.model_copy(update={"smtp": smtp})}
+        )
+    return Settings(
+        path=file,
+        tz=tz,
+        daemon=daemon,
+        classification=_classification(config.classification),
+        clinicians=clinicians,
+        notices=notices,
+    )

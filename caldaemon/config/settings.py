@@ -1,0 +1,53 @@
+"""A loaded, valid config, as the rest of caldaemon reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from caldaemon.config import schema
+from caldaemon.core.policy import ClassificationSettings, Policy
+from caldaemon.errors import ConfigError, Problem
+from caldaemon.providers.settings import CalendarSettings
+
+STATE_FILE = "state.sqlite3"
+
+
+@dataclass(frozen=True)
+class ClinicianSettings(Policy):
+    """A clinician: what the rules see (:class:`Policy`), and who they are and which
+    calendars they have."""
+
+    name: str | None
+    email: str | None
+    calendars: tuple[CalendarSettings, ...]
+
+    def calendar(self, calendar_id: str) -> CalendarSettings:
+        return next(c for c in self.calendars if c.id == calendar_id)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A loaded, valid config."""
+
+    path: Path
+    tz: ZoneInfo
+    daemon: schema.Daemon
+    classification: ClassificationSettings
+    clinicians: tuple[ClinicianSettings, ...]
+    notices: schema.Notices
+
+    @property
+    def state_file(self) -> Path:
+        """The state database (DESIGN.md §6) in ``daemon.state_dir``."""
+        return self.daemon.state_dir / STATE_FILE
+
+    def clinician(self, clinician_id: str) -> ClinicianSettings:
+        for clinician in self.clinicians:
+            if clinician.id == clinician_id:
+                return clinician
+        known = ", ".join(c.id for c in self.clinicians)
+        raise ConfigError(
+            [Problem(str(self.path), None, "", f"no clinician '{clinician_id}' (known: {known})")]
+        )

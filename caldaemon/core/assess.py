@@ -1,0 +1,86 @@
+"""The pure middle of caldaemon: events → classification → rules → violations and wanted
+buffers. No I/O; the clock is the ``now`` it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Generic, TypeVar
+
+from caldaemon.core.classify import classify_all
+from caldaemon.core.policy import ClassificationSettings, Policy
+from caldaemon.core.rules.buffers import plan_buffers
+from caldaemon.core.rules.context import Context, week_start
+from caldaemon.core.rules.registry import rules_on
+from caldaemon.errors import CalendarError
+from caldaemon.model import Buffer, Classified, Event, Kind, Violation
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    violations: tuple[Violation, ...]
+    buffers: tuple[Buffer, ...]
+
+
+P = TypeVar("P", bound=Policy)
+
+
+@dataclass
+class Assessment(Generic[P]):
+    """One clinician's calendars seen at ``now``; ``warnings`` and ``errors`` are what
+    reading the calendars ran into (filled in by whoever read them)."""
+
+    clinician: P
+    now: datetime
+    classified: list[Classified]
+    evaluation: Evaluation
+    warnings: list[str] = field(default_factory=list)
+    errors: list[CalendarError] = field(default_factory=list)
+
+
+def assess(
+    clinician: P,
+    classification: ClassificationSettings,
+    events: Iterable[Event],
+    now: datetime,
+    horizon: timedelta,
+) -> Assessment[P]:
+    """Classify and evaluate one clinician's events."""
+    classified = classify_all(events, classification, clinician.busy_calendars)
+    classified.sort(key=lambda c: (c.event.start, c.event.end, c.event.key))
+    evaluation = evaluate(clinician, classification, classified, now, horizon)
+    return Assessment(clinician, now, classified, evaluation)
+
+
+def evaluate(
+    clinician: Policy,
+    classification: ClassificationSettings,
+    events: Iterable[Classified],
+    now: datetime,
+    horizon: timedelta,
+) -> Evaluation:
+    """Check one clinician's events (already classified) against their rule set."""
+    relevant = tuple(c for c in events if c.kind is not Kind.IGNORED)
+    ctx = Context(clinician, classification, relevant, now, now + horizon)
+    violations: list[Violation] = []
+    for rule in rules_on(clinician.rules):
+        for check in rule.checks:
+            violations.extend(check(ctx))
+    buffers, no_room = plan_buffers(ctx)
+    violations.extend(no_room)
+    violations.sort(key=lambda v: (v.date, v.start, v.rule, v.subject))
+    return Evaluation(tuple(violations), tuple(buffers))
+
+
+def window(clinician: Policy, now: datetime, horizon: timedelta) -> tuple[datetime, datetime]:
+    """The span of events the rules need: back to the start of the current week (weekly
+    totals count its past sessions) and the longest cadence period (the last previous
+    occurrence); forward to the end of the week that contains the horizon's end."""
+    tz, starts_on = clinician.tz, clinician.rules.week_starts
+    today = now.astimezone(tz).date()
+    last_day = (now + horizon).astimezone(tz).date()
+    back = max([timedelta(days=1)] + [c.every for c in clinician.rules.cadence])
+    start = datetime.combine(week_start(today, starts_on), time(), tz)
+    end = datetime.combine(week_start(last_day, starts_on) + timedelta(days=7), time(), tz)
+    return min(start, now - back), end

@@ -1,0 +1,120 @@
+"""How much work: session counts per day and week, level limits, work days, daily load."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+from caldaemon.core.rules.context import Context, Session
+from caldaemon.model import Violation
+from caldaemon.text import day_name, plural
+
+
+def _week_label(week: date) -> str:
+    return f"the week of {day_name(week)}"
+
+
+def max_sessions_per_day(ctx: Context) -> Iterator[Violation]:
+    limit = ctx.clinician.rules.max_sessions_per_day
+    if limit is None:
+        return
+    for day, sessions in ctx.days():
+        if len(sessions) > limit:
+            yield ctx.day_violation(
+                "max_sessions_per_day",
+                day,
+                1,
+                f"{plural(len(sessions), 'session')} on {day_name(day)}; your limit is {limit}",
+                sessions,
+            )
+
+
+def max_sessions_per_week(ctx: Context) -> Iterator[Violation]:
+    limit = ctx.clinician.rules.max_sessions_per_week
+    if limit is None:
+        return
+    for week, sessions in ctx.weeks():
+        if len(sessions) > limit:
+            yield ctx.day_violation(
+                "max_sessions_per_week",
+                week,
+                7,
+                f"{plural(len(sessions), 'session')} in {_week_label(week)}; your limit is {limit}",
+                sessions,
+            )
+
+
+def max_work_days_per_week(ctx: Context) -> Iterator[Violation]:
+    limit = ctx.clinician.rules.max_work_days_per_week
+    if limit is None:
+        return
+    for week, sessions in ctx.weeks():
+        days = sorted({s.day for s in sessions})
+        if len(days) > limit:
+            yield ctx.day_violation(
+                "max_work_days_per_week",
+                week,
+                7,
+                f"sessions on {len(days)} days in {_week_label(week)}; "
+                f"your limit is {plural(limit, 'day')}",
+                sessions,
+            )
+
+
+def _at_level(ctx: Context, sessions: list[Session], level: str) -> list[Session]:
+    return [s for s in sessions if ctx.at_least(s.item.level, level)]
+
+
+def level_per_day(ctx: Context) -> Iterator[Violation]:
+    for level, limit in ctx.clinician.rules.level_limits.items():
+        if limit.max_per_day is None:
+            continue
+        for day, sessions in ctx.days():
+            heavy = _at_level(ctx, sessions, level)
+            if len(heavy) > limit.max_per_day:
+                yield ctx.day_violation(
+                    "level_limits.max_per_day",
+                    day,
+                    1,
+                    f"{plural(len(heavy), f'{level}-intensity session')} on {day_name(day)}; "
+                    f"your limit is {limit.max_per_day}",
+                    heavy,
+                    level=level,
+                )
+
+
+def level_per_week(ctx: Context) -> Iterator[Violation]:
+    for level, limit in ctx.clinician.rules.level_limits.items():
+        if limit.max_per_week is None:
+            continue
+        for week, sessions in ctx.weeks():
+            heavy = _at_level(ctx, sessions, level)
+            if len(heavy) > limit.max_per_week:
+                yield ctx.day_violation(
+                    "level_limits.max_per_week",
+                    week,
+                    7,
+                    f"{plural(len(heavy), f'{level}-intensity session')} in "
+                    f"{_week_label(week)}; your limit is {limit.max_per_week}",
+                    heavy,
+                    level=level,
+                )
+
+
+def max_daily_load(ctx: Context) -> Iterator[Violation]:
+    limit = ctx.clinician.rules.max_daily_load
+    if limit is None:
+        return
+    weights = ctx.classification.weights
+    for day, sessions in ctx.days():
+        load = sum(weights[s.level] for s in sessions)
+        if load > limit:
+            scale = ", ".join(f"{lvl} {w}" for lvl, w in weights.items())
+            yield ctx.day_violation(
+                "max_daily_load",
+                day,
+                1,
+                f"a session load of {load} on {day_name(day)} ({scale} per session); "
+                f"your limit is {limit}",
+                sessions,
+            )

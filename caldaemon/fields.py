@@ -1,0 +1,128 @@
+"""The value types of the config file, shared by every settings model (the daemon's, the
+rules', each provider's): durations, times of day, weekdays, ids, e-mail addresses, and
+paths that are resolved against the config's folder (or, for secrets, against
+``$CREDENTIALS_DIRECTORY``). Each parse error is a plain sentence that the config's
+messages show with file:line."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from caldaemon.text import WEEKDAYS
+
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def fail(kind: str, message: str) -> PydanticCustomError:
+    """A validation error whose message is shown as written (braces are not templates)."""
+    return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or not any(match.groups()):
+        raise fail("duration", f"{value!r} is not a duration like 15m, 1h30m or 14d")
+    weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_clock(value: Any, *, allow_24: bool = False) -> int:
+    """``HH:MM`` → minutes after midnight."""
+    match = _CLOCK.match(value) if isinstance(value, str) else None
+    minutes = int(match.group(1)) * 60 + int(match.group(2)) if match else -1
+    if not match or minutes > (1440 if allow_24 else 1439):
+        raise fail("clock", f"{value!r} is not a time of day like 09:30")
+    return minutes
+
+
+def parse_weekday(value: Any) -> str:
+    if isinstance(value, str) and value.strip().lower()[:3] in WEEKDAYS:
+        return value.strip().lower()[:3]
+    raise fail("weekday", f"{value!r} is not a weekday (mon, tue, wed, thu, fri, sat, sun)")
+
+
+def parse_weekdays(spec: str) -> list[int]:
+    """``mon-thu``, ``mon,wed,fri``, ``sat`` → weekday numbers (Monday is 0)."""
+    days: list[int] = []
+    for part in spec.split(","):
+        first, _, last = part.strip().partition("-")
+        a = WEEKDAYS.index(parse_weekday(first))
+        b = WEEKDAYS.index(parse_weekday(last)) if last else a
+        days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return days
+
+
+def parse_range(value: Any) -> tuple[int, int]:
+    """``09:00-17:00`` → (540, 1020) minutes after midnight; the end may be 24:00."""
+    if not isinstance(value, str) or value.count("-") != 1:
+        raise fail("range", f"{value!r} is not a time range like 09:00-17:00")
+    start_text, end_text = (part.strip() for part in value.split("-"))
+    start, end = parse_clock(start_text), parse_clock(end_text, allow_24=True)
+    if end <= start:
+        raise fail("range", f"{value!r} ends before it starts")
+    return start, end
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise fail("id", f"{value!r} is not an id: use letters, digits, '-', '_' or '.'")
+    return value
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise fail("email", f"{value!r} is not an email address")
+    return value
+
+
+class PathRole(Enum):
+    """How the loader resolves a path key (see :func:`path_role`)."""
+
+    # Relative to the config file's folder.
+    FILE = "file"
+    # A secret: relative to $CREDENTIALS_DIRECTORY when set (systemd's LoadCredential=,
+    # systemd.exec(5)), else to the config file's folder.
+    SECRET = "secret"
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Clock = Annotated[int, BeforeValidator(parse_clock)]
+Weekday = Annotated[str, BeforeValidator(parse_weekday)]
+Count = Annotated[int, Field(ge=0, strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Name = Annotated[str, Field(min_length=1)]
+Id = Annotated[str, AfterValidator(_check_id)]
+Email = Annotated[str, AfterValidator(_check_email)]
+FilePath = Annotated[Path, PathRole.FILE]
+SecretPath = Annotated[Path, PathRole.SECRET]
+
+
+def path_role(model: type[BaseModel], key: str) -> PathRole | None:
+    """Whether ``key`` of ``model`` is a path, and how it is resolved."""
+    field = model.model_fields.get(key)
+    if field is None:
+        return None
+    found = [*field.metadata]
+    # ``FilePath | None``: the marker sits on a member of the union.
+    for member in get_args(field.annotation):
+        if get_origin(member) is Annotated:
+            found.extend(member.__metadata__)
+    return next((m for m in found if isinstance(m, PathRole)), None)
+
+
+class Strict(BaseModel):
+    """Every settings model: unknown keys are errors, values never change after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

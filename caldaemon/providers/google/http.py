@@ -1,0 +1,314 @@
+"""HTTP to Google Calendar API v3 for the google provider: one httplib2 connection pool
+per thread shared by every calendar, one Calendar service per calendar, batches
+("Sending batch requests", https://developers.google.com/calendar/api/guides/batch) and
+caldaemon's own retries.
+
+Errors follow "Handle API errors" (https://developers.google.com/calendar/api/guides/errors):
+rate limits, 5xx and broken connections are retried; other 4xx are not, and what still
+fails becomes a :class:`~caldaemon.errors.CalendarError` naming the calendar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.client
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import google_auth_httplib2
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from googleapiclient.discovery import build_from_document
+from googleapiclient.discovery_cache import get_static_doc
+from googleapiclient.errors import HttpError
+from googleapiclient.http import BatchHttpRequest, HttpRequest
+
+from caldaemon.errors import AuthorizationError, CalendarError, TransientError
+from caldaemon.providers.google.mapping import error_reasons
+from caldaemon.retry import RetryPolicy, RetryVerdict, parse_retry_after, with_retries
+
+if TYPE_CHECKING:
+    from caldaemon.providers.base import ProviderContext
+    from caldaemon.providers.google import auth as google_auth
+    from caldaemon.providers.google.settings import GoogleCalendar
+
+T = TypeVar("T")
+GOOGLE_BATCH_URI = "https://www.googleapis.com/batch/calendar/v3"
+# "Handle API errors": 403 with these reasons, like 429, means "slow down".
+RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+# Timeouts, resets, truncated bodies (http.client.IncompleteRead), a failed token request.
+TRANSPORT_ERRORS = (
+    TimeoutError,
+    ConnectionError,
+    http.client.HTTPException,
+    httplib2.HttpLib2Error,
+    TransportError,
+)
+
+
+# httplib2 is not thread-safe ("Thread safety", google-api-python-client): each worker
+# thread has its own connection pools, shared by all the calendars it serves, so a
+# thousand calendars on 32 threads hold 32 pools, not 32,000.
+_THREAD = threading.local()
+
+
+def thread_http(timeout: float) -> httplib2.Http:
+    """This thread's Http for requests with ``timeout`` (one pool per distinct timeout)."""
+    pools: dict[float, httplib2.Http] = _THREAD.__dict__.setdefault("pools", {})
+    if timeout not in pools:
+        pools[timeout] = httplib2.Http(timeout=timeout)
+    return pools[timeout]
+
+
+@functools.lru_cache(maxsize=1)
+def _calendar_discovery() -> dict[str, Any]:
+    """The Calendar v3 discovery document shipped with the library (no fetch), parsed
+    once per process rather than once per calendar."""
+    document: dict[str, Any] = json.loads(get_static_doc("calendar", "v3"))
+    return document
+
+
+class SyncTokenExpired(CalendarError):
+    """410 on a listing with a sync token: "wipe the store and perform a full sync"."""
+
+
+class _PartsToRetry(Exception):
+    """Some parts of a batch failed in a way worth retrying; only those are sent again."""
+
+    def __init__(self, delay: float | None) -> None:
+        super().__init__("batch parts to retry")
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One batch part's outcome: the decoded resource, or the part's HTTP error."""
+
+    resource: dict[str, Any] | None
+    error: HttpError | None
+
+
+class _Batch(BatchHttpRequest):
+    """A batch whose token refresh after a part's 401 goes through an Http with our
+    timeout (the library's own uses a new ``httplib2.Http()`` without one)."""
+
+    def __init__(self, refresh: google_auth_httplib2.Request, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._refresh_request = refresh
+
+    def _refresh_and_apply_credentials(self, request: HttpRequest, http: Any) -> None:
+        credentials = http.credentials
+        if id(credentials) not in self._refreshed_credentials:
+            credentials.refresh(self._refresh_request)
+            self._refreshed_credentials[id(credentials)] = 1
+
+
+class CalendarClient:
+    """One provider's requests to Calendar API v3.
+
+    Errors name the provider's calendar (``calendar_id``, ``describe()``). ``context()``
+    is asked for the provider's context at each use rather than once, so a context
+    swapped in later (another clock or sleep) is the one that counts."""
+
+    def __init__(
+        self,
+        config: GoogleCalendar,
+        *,
+        calendar_id: str,
+        describe: Callable[[], str],
+        auth: google_auth.Authorization,
+        log: logging.Logger,
+        context: Callable[[], ProviderContext],
+    ) -> None:
+        self.config = config
+        self.calendar_id = calendar_id
+        self.describe = describe
+        self.auth = auth
+        self.log = log
+        self.context = context
+        self.policy = RetryPolicy()
+        self.rng = random.Random()
+        self._lock = threading.Lock()
+        self._service: Any = None
+        self._generation: object = None
+
+    def http(self) -> google_auth_httplib2.AuthorizedHttp:
+        """This calendar's credentials over this thread's connection pool."""
+        credentials, _ = self.auth.credentials()
+        return google_auth_httplib2.AuthorizedHttp(
+            credentials, http=thread_http(self.config.timeout.total_seconds())
+        )
+
+    def events(self) -> Any:
+        """The Calendar service's events collection, built on first use (opening a
+        provider costs no I/O). Requests built from it run with ``execute(http=...)``."""
+        _, generation = self.auth.credentials()
+        with self._lock:
+            if self._service is None or self._generation != generation:
+                endpoint = self.config.api_endpoint
+                options = {"api_endpoint": endpoint.rstrip("/") + "/"} if endpoint else None
+                self._service = build_from_document(
+                    _calendar_discovery(), http=self.http(), client_options=options
+                )
+                self._generation = generation
+            return self._service.events()
+
+    def execute(self, request: HttpRequest) -> Any:
+        return request.execute(http=self.http())
+
+    def close(self) -> None:
+        with self._lock:
+            self._service = None
+
+    def _batch_uri(self) -> str:
+        # service.new_batch_http_request() ignores api_endpoint, so the URI is set here.
+        endpoint = self.config.api_endpoint
+        return endpoint.rstrip("/") + "/batch/calendar/v3" if endpoint else GOOGLE_BATCH_URI
+
+    # -- errors and retries --------------------------------------------------------------
+
+    def _retryable(self, error: HttpError | None) -> bool:
+        return error is not None and self.verdict(error) is not None
+
+    def _verdict_of(self, error: HttpError | None) -> RetryVerdict | None:
+        return None if error is None else self.verdict(error)
+
+    def verdict(self, exc: BaseException) -> RetryVerdict | None:
+        if isinstance(exc, _PartsToRetry):
+            return RetryVerdict(exc.delay)
+        if isinstance(exc, HttpError):
+            status = exc.resp.status
+            if (
+                status == 429
+                or status >= 500
+                or (status == 403 and error_reasons(exc.content) & RATE_LIMITED)
+            ):
+                return RetryVerdict(
+                    parse_retry_after(exc.resp.get("retry-after"), self.context().clock)
+                )
+            return None
+        return RetryVerdict() if isinstance(exc, TRANSPORT_ERRORS) else None
+
+    def _on_retry(self, exc: BaseException, delay: float) -> None:
+        self.log.info("%s: %s; trying again in %.1f s", self.describe(), describe_error(exc), delay)
+        if isinstance(exc, TRANSPORT_ERRORS):
+            # httplib2 would reuse the broken keep-alive connection.
+            thread_http(self.config.timeout.total_seconds()).close()
+
+    def retrying(self, operation: Callable[[], T]) -> T:
+        """``operation`` with our retries; what still fails becomes a CalendarError."""
+        try:
+            return with_retries(
+                operation,
+                classify=self.verdict,
+                policy=self.policy,
+                sleep=self.context().sleep,
+                rng=self.rng,
+                on_retry=self._on_retry,
+            )
+        except (RefreshError, HttpError, *TRANSPORT_ERRORS) as exc:
+            raise self.failure(exc) from None
+        finally:
+            self.auth.save_refreshed()
+
+    def failure(self, exc: BaseException) -> CalendarError:
+        where = self.describe()
+        if isinstance(exc, RefreshError):
+            return self.auth.refused(exc)
+        if not isinstance(exc, HttpError):
+            return TransientError(
+                self.calendar_id, where, f"cannot reach Google Calendar ({describe_error(exc)})"
+            )
+        status = exc.resp.status
+        if status == 401:
+            self.auth.forget()
+            return AuthorizationError(
+                self.calendar_id,
+                where,
+                "Google no longer accepts the stored authorization",
+                self.auth.command,
+            )
+        if status == 410:
+            return SyncTokenExpired(self.calendar_id, where, "the sync token expired")
+        if self.verdict(exc) is not None:
+            return TransientError(
+                self.calendar_id, where, f"Google Calendar answered {describe_error(exc)}"
+            )
+        if status == 404:
+            return CalendarError(
+                self.calendar_id,
+                where,
+                f"calendar '{self.config.calendar}' "
+                "was not found, or is not shared with this account",
+            )
+        return CalendarError(
+            self.calendar_id, where, f"Google Calendar answered {describe_error(exc)}"
+        )
+
+    # -- batches -------------------------------------------------------------------------
+
+    def send(
+        self, makers: Mapping[int, Callable[[], HttpRequest]], batch_size: int
+    ) -> dict[int, Answer]:
+        """Send requests as batches of ≤ ``batch_size``. Parts that fail with a retryable
+        error, and whole batches that do, are sent again with backoff until the retries
+        run out; such parts then keep their last error."""
+        answers: dict[int, Answer] = {}
+        pending = list(makers)
+
+        def attempt() -> None:
+            nonlocal pending
+            retry: list[int] = []
+            while pending:
+                chunk = pending[:batch_size]
+                got: dict[int, Answer] = {}
+                try:
+                    self._execute_batch({key: makers[key] for key in chunk}, got)
+                except BaseException:
+                    pending = retry + pending  # the whole batch goes again
+                    raise
+                answers.update(got)
+                retry += [key for key in chunk if self._retryable(got[key].error)]
+                pending = pending[batch_size:]
+            pending = retry
+            if retry:
+                verdicts = [self._verdict_of(answers[key].error) for key in retry]
+                delays = [v.delay for v in verdicts if v is not None and v.delay is not None]
+                raise _PartsToRetry(max(delays) if delays else None)
+
+        if pending:
+            # Parts still failing once the retries run out keep their last error.
+            with contextlib.suppress(_PartsToRetry):
+                self.retrying(attempt)
+        return answers
+
+    def _execute_batch(
+        self, makers: Mapping[int, Callable[[], HttpRequest]], got: dict[int, Answer]
+    ) -> None:
+        def collect(request_id: str, resource: Any, error: HttpError | None) -> None:
+            got[int(request_id)] = Answer(resource, error)
+
+        authorized = self.http()
+        refresh = google_auth_httplib2.Request(authorized.http)
+        if not authorized.credentials.valid:
+            authorized.credentials.refresh(refresh)  # with our timeout, not the batch's
+        batch = _Batch(refresh, callback=collect, batch_uri=self._batch_uri())
+        for key, make in makers.items():
+            batch.add(make(), request_id=str(key))
+        batch.execute(http=authorized)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error for messages and logs: status, Google's message and reasons; never a URL
+    (it may carry a sync token) nor a credential."""
+    if isinstance(exc, HttpError):
+        reasons = ", ".join(sorted(error_reasons(exc.content)))
+        text = f"{exc.resp.status} {exc.reason or ''}".strip()
+        return f"{text} ({reasons})" if reasons else text
+    return type(exc).__name__

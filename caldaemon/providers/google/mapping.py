@@ -1,0 +1,192 @@
+"""Google Calendar event resources ↔ caldaemon's model, as pure functions.
+
+Events resource: https://developers.google.com/calendar/api/v3/reference/events
+Colour palette (``colors.get``, the names Google Calendar's UI shows):
+https://developers.google.com/calendar/api/v3/reference/colors
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from caldaemon.model import Buffer, Event
+from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY
+
+# Event colours by colorId, named as in Google Calendar's UI; classification.colors
+# in the config names them this way (DESIGN.md §3).
+PALETTE: Mapping[str, str] = {
+    "1": "lavender",
+    "2": "sage",
+    "3": "grape",
+    "4": "flamingo",
+    "5": "banana",
+    "6": "tangerine",
+    "7": "peacock",
+    "8": "graphite",
+    "9": "blueberry",
+    "10": "basil",
+    "11": "tomato",
+}
+
+# Events resource, ``id``: "characters allowed in the ID are those used in base32hex
+# encoding, i.e. lowercase letters a-v and digits 0-9 ... between 5 and 1024 characters".
+_BASE32HEX_ID = re.compile(r"[a-v0-9]{5,1024}")
+_IDENTITY = re.compile(r"[0-9a-f]{40}")
+_ID_PREFIX = "cd"
+
+
+def event_id(identity: str) -> str:
+    """The event id of a buffer: fixed by its identity, so a repeated insert of the same
+    buffer is refused with 409 instead of making a second event (DESIGN.md §5)."""
+    if not _IDENTITY.fullmatch(identity):
+        raise ValueError(f"a buffer identity is 40 lowercase hex digits, not {identity!r}")
+    result = _ID_PREFIX + identity
+    # Hex digits are a subset of base32hex, so this holds by construction.
+    assert _BASE32HEX_ID.fullmatch(result)
+    return result
+
+
+def rfc3339(moment: datetime) -> str:
+    """An aware datetime as RFC 3339 in UTC, as events.list's timeMin/timeMax want it."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def buffer_body(buffer: Buffer, identity: str) -> dict[str, Any]:
+    """The event resource of a buffer: busy, no reminders, no attendees, marked ours in
+    ``extendedProperties.private`` (visible only to this calendar's copy of the event)."""
+    return {
+        "id": event_id(identity),
+        "summary": buffer.title,
+        "description": BUFFER_DESCRIPTION,
+        "start": {"dateTime": rfc3339(buffer.start)},
+        "end": {"dateTime": rfc3339(buffer.end)},
+        "transparency": "opaque",
+        "reminders": {"useDefault": False, "overrides": []},
+        "extendedProperties": {"private": {OWNER_KEY: identity}},
+    }
+
+
+def owner_of(resource: Mapping[str, Any]) -> str | None:
+    """The buffer identity an event carries, if it is one of ours. The marker alone is
+    not enough: Google's "Duplicate" copies extended properties, so the id must be the
+    one caldaemon gives that identity too."""
+    private = (resource.get("extendedProperties") or {}).get("private") or {}
+    identity = private.get(OWNER_KEY)
+    if not isinstance(identity, str) or not _IDENTITY.fullmatch(identity):
+        return None
+    return identity if resource.get("id") == _ID_PREFIX + identity else None
+
+
+def same_buffer(resource: Mapping[str, Any], buffer: Buffer, identity: str) -> bool:
+    """Whether an event on the calendar is exactly the buffer we meant to write (used to
+    tell our own retried update, which already landed, from a user's edit)."""
+    if resource.get("status") == "cancelled" or owner_of(resource) != identity:
+        return False
+    try:
+        start, _ = _moment(resource["start"], UTC)
+        end, _ = _moment(resource["end"], UTC)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (start, end) == (buffer.start, buffer.end) and (
+        resource.get("summary", "") == buffer.title
+        and resource.get("description", "") == BUFFER_DESCRIPTION
+        and resource.get("transparency", "opaque") == "opaque"
+    )
+
+
+def _moment(when: Mapping[str, Any], tz: ZoneInfo | timezone) -> tuple[datetime, bool]:
+    """An EventDateTime as an aware datetime, and whether it is a date (all-day).
+
+    All-day: ``date`` "yyyy-mm-dd", the start of that day where the clinician is; the end
+    date is exclusive. Timed: ``dateTime`` is RFC 3339 with an offset ("A time zone offset
+    is required unless a time zone is explicitly specified in timeZone").
+    """
+    if when.get("date"):
+        day = date.fromisoformat(when["date"])
+        return datetime(day.year, day.month, day.day, tzinfo=tz), True
+    moment = datetime.fromisoformat(when["dateTime"])
+    if moment.tzinfo is None:
+        zone = when.get("timeZone")
+        moment = moment.replace(tzinfo=ZoneInfo(zone) if zone else tz)
+    return moment, False
+
+
+def _declined(resource: Mapping[str, Any], self_addresses: frozenset[str]) -> bool:
+    """The clinician's own answer: the attendee entry marked ``self`` (the calendar's
+    owner) or carrying one of their addresses."""
+    mine = {address.lower() for address in self_addresses}
+    for attendee in resource.get("attendees") or ():
+        if attendee.get("self") or str(attendee.get("email", "")).lower() in mine:
+            return bool(attendee.get("responseStatus") == "declined")
+    return False
+
+
+def event_from_resource(
+    resource: Mapping[str, Any],
+    *,
+    calendar: str,
+    tz: ZoneInfo,
+    self_addresses: frozenset[str] = frozenset(),
+) -> Event:
+    """One event resource (``singleEvents=true``: no recurring masters) as an Event.
+
+    Raises KeyError/ValueError/TypeError for a resource without readable times (a
+    cancelled stub has none: callers treat those as removals).
+    """
+    start, all_day = _moment(resource["start"], tz)
+    end, _ = _moment(resource["end"], tz)
+    return Event(
+        calendar=calendar,
+        id=str(resource["id"]),
+        start=start,
+        end=end,
+        all_day=all_day,
+        title=str(resource.get("summary") or ""),
+        description=str(resource.get("description") or ""),
+        color=PALETTE.get(str(resource.get("colorId") or "")),
+        cancelled=resource.get("status") == "cancelled",
+        # "transparency": "opaque" (default, blocks time) or "transparent" (free).
+        busy=resource.get("transparency", "opaque") != "transparent",
+        declined=_declined(resource, self_addresses),
+        owner=owner_of(resource),
+        series=resource.get("recurringEventId"),
+        etag=resource.get("etag"),
+    )
+
+
+def error_reasons(content: bytes | str | None) -> set[str]:
+    """``errors[].reason`` and ``details[].reason`` of Google's error JSON ("Handle API
+    errors": ``{"error": {"errors": [{"domain", "reason", "message"}], "code", ...}}``)."""
+    try:
+        body = json.loads(content or b"{}").get("error") or {}
+    except (ValueError, AttributeError):
+        return set()
+    if not isinstance(body, dict):
+        return set()
+    entries = [*(body.get("errors") or ()), *(body.get("details") or ())]
+    return {str(e["reason"]) for e in entries if isinstance(e, dict) and e.get("reason")}
+
+
+def write_token(calendar: str, sync: str | None) -> str | None:
+    """Listing.token: the sync token, with the calendar it belongs to."""
+    return json.dumps({"calendar": calendar, "sync": sync}) if sync else None
+
+
+def read_token(token: str | None, calendar: str) -> str | None:
+    """The sync token, if ``token`` is ours and for this calendar (a changed ``calendar``
+    in the config, or a token from elsewhere, starts again with a full listing)."""
+    try:
+        data = json.loads(token) if token else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("calendar") != calendar:
+        return None
+    sync = data.get("sync")
+    return sync if isinstance(sync, str) and sync else None

@@ -1,0 +1,300 @@
+"""``caldaemon run``: the service loop (DESIGN.md §6).
+
+APScheduler 3 runs one job per clinician every ``poll_interval`` (never two runs of one
+job at once, missed runs coalesced, phases spread and jittered so a practice's
+clinicians do not all poll in the same second), a digest job per clinician, and the
+outbox job. The main thread waits for signals: SIGHUP (or a change of the config file)
+reloads — a broken new config is reported and the old one keeps running — and SIGTERM
+lets the running cycles finish, then exits 0. Under systemd it reports READY, STATUS and
+WATCHDOG through $NOTIFY_SOCKET; the watchdog is pinged only while cycles keep
+completing, so a hung daemon gets restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from caldaemon import config as config_module
+from caldaemon import failpoints
+from caldaemon.clock import Clock, system_clock
+from caldaemon.config import Settings
+from caldaemon.errors import ConfigError, Error
+from caldaemon.notices import compose, outbox
+from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
+from caldaemon.service.cycle import Cycle, CycleReport
+from caldaemon.service.providers import Providers
+from caldaemon.service.systemd import notify_systemd, watchdog_interval
+from caldaemon.state import State
+from caldaemon.text import plural
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger("caldaemon.daemon")
+
+
+def open_state(settings: Settings, *, dry_run: bool = False) -> State:
+    """The state database; a dry run works on an in-memory copy and keeps nothing."""
+    return State(settings.state_file, memory_copy=dry_run or settings.daemon.dry_run)
+
+
+@dataclass
+class Health:
+    started: datetime
+    last_cycle: dict[str, datetime] = field(default_factory=dict)
+    last_report: dict[str, CycleReport] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, report: CycleReport, finished: datetime) -> None:
+        with self.lock:
+            self.last_cycle[report.clinician] = finished
+            self.last_report[report.clinician] = report
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: str | None,
+        *,
+        dry_run: bool = False,
+        clock: Clock = system_clock,
+        sleep: Callable[[float], None] = time.sleep,
+        settings: Settings | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.clock = clock
+        self.dry_run = dry_run
+        self.settings = settings or config_module.load(config_path)
+        self.state = open_state(self.settings, dry_run=dry_run)
+        self.sleep = sleep
+        self.providers = Providers(self.settings, sleep)
+        self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
+        self.mailer = _mailer(self.settings, dry_run)
+        self.health = Health(clock())
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._wake = threading.Event()
+        self._mtime = _mtime(self.settings.path)
+        self.scheduler: BackgroundScheduler | None = None
+
+    # -- one cycle ---------------------------------------------------------------------
+
+    def run_clinician(self, clinician_id: str) -> CycleReport | None:
+        try:
+            clinician = self.settings.clinician(clinician_id)
+        except ConfigError:
+            return None  # removed by a reload while this run was queued
+        try:
+            report = self.cycle.run(clinician)
+        except Error as exc:
+            log.error("cycle for %s failed: %s", clinician_id, exc)
+            return None
+        except Exception:
+            log.exception("cycle for %s failed unexpectedly", clinician_id)
+            return None
+        self.health.record(report, self.clock())
+        return report
+
+    def deliver(self) -> tuple[int, int]:
+        if self.mailer is None:
+            return 0, 0
+        try:
+            return deliver_due(self.state, self.mailer, self.clock())
+        except Exception:
+            log.exception("delivering notices failed")
+            return 0, 0
+
+    def digest(self, clinician_id: str) -> None:
+        try:
+            outbox.queue_digest(
+                self.state,
+                self.settings,
+                self.settings.clinician(clinician_id),
+                self.clock(),
+                self.cycle.titles.get(clinician_id),
+            )
+        except Exception:
+            log.exception("the digest for %s failed", clinician_id)
+        self.deliver()
+
+    def once(self) -> list[CycleReport]:
+        reports = [r for c in self.settings.clinicians if (r := self.run_clinician(c.id))]
+        failpoints.reach("before-delivery")
+        self.deliver()
+        return reports
+
+    # -- the service -------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            job.remove()
+        poll = self.settings.daemon.poll_interval.total_seconds()
+        # Each clinician gets its own phase, spread evenly over the interval, so a
+        # practice's calendars are not all polled in the same second (and a reload does
+        # not queue them all at once). The random jitter on top stays small: APScheduler
+        # 3 adds it to every run, counted from the last jittered one, so polls drift
+        # later by half of it each time.
+        jitter = min(1, int(poll / 60)) or None
+        first = datetime.now(UTC)
+        count = max(len(self.settings.clinicians), 1)
+        for index, clinician in enumerate(self.settings.clinicians):
+            phase = timedelta(seconds=poll * index / count)
+            self.scheduler.add_job(
+                self.run_clinician,
+                IntervalTrigger(seconds=poll, jitter=jitter),
+                args=[clinician.id],
+                id=f"cycle:{clinician.id}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=int(poll),
+                next_run_time=first + phase,
+            )
+            if self.settings.notices.mode == "digest":
+                at = self.settings.notices.digest_at
+                self.scheduler.add_job(
+                    self.digest,
+                    CronTrigger(hour=at // 60, minute=at % 60, timezone=clinician.tz),
+                    args=[clinician.id],
+                    id=f"digest:{clinician.id}",
+                    max_instances=1,
+                    coalesce=True,
+                )
+        self.scheduler.add_job(
+            self.deliver, IntervalTrigger(seconds=30), id="outbox", max_instances=1, coalesce=True
+        )
+
+    def reload(self) -> bool:
+        """Load the config again; keep running the old one if the new one is broken."""
+        self._mtime = _mtime(self.settings.path)
+        try:
+            settings = config_module.load(self.config_path)
+        except ConfigError as exc:
+            log.error("the new config is not valid; still running the previous one:\n%s", exc)
+            problem, advice = compose.config_problem(exc)
+            outbox.raise_problem(
+                self.state,
+                self.settings,
+                f"config:{hash(str(exc)) & 0xFFFFFFFF:x}",
+                problem,
+                advice,
+                None,
+                self.clock(),
+            )
+            self.deliver()
+            return False
+        if settings.state_file != self.settings.state_file:
+            log.error("state_dir cannot change while running; restart caldaemon for that")
+            return False
+        outbox.clear_problem(self.state, "config:")
+        self.providers.close()
+        self.settings = settings
+        self.providers = Providers(settings, self.sleep)
+        self.cycle = Cycle(
+            settings, self.state, self.providers, clock=self.clock, dry_run=self.dry_run
+        )
+        self.mailer = _mailer(settings, self.dry_run)
+        with self.state.transaction() as tables:
+            tables.calendars.resume_all()  # a fixed authorization resumes
+        if self.scheduler is not None:
+            self._schedule()
+        log.info("config reloaded: %d clinician(s)", len(settings.clinicians))
+        return True
+
+    def serve(self) -> int:
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        workers = max(2, min(32, len(self.settings.clinicians) + 2))
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC
+        )
+        self._schedule()
+
+        def on_signal(flag: threading.Event) -> Callable[..., None]:
+            def handler(*_: object) -> None:
+                flag.set()
+                self._wake.set()
+
+            return handler
+
+        signal.signal(signal.SIGHUP, on_signal(self._reload))
+        signal.signal(signal.SIGTERM, on_signal(self._stop))
+        signal.signal(signal.SIGINT, on_signal(self._stop))
+        self.scheduler.start()
+        notify_systemd("READY=1\nSTATUS=" + self.status_line())
+        log.info(
+            "caldaemon running: %d clinician(s), polling every %s",
+            len(self.settings.clinicians),
+            self.settings.daemon.poll_interval,
+        )
+        tick = min(watchdog_interval() or 5.0, 5.0)
+        while not self._stop.is_set():
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if self._reload.is_set() or _mtime(self.settings.path) != self._mtime:
+                self._reload.clear()
+                notify_systemd("RELOADING=1")
+                self.reload()
+                notify_systemd("READY=1")
+            if self.healthy():
+                notify_systemd("WATCHDOG=1\nSTATUS=" + self.status_line())
+        notify_systemd("STOPPING=1\nSTATUS=finishing the current cycle")
+        log.info("stopping: finishing running cycles")
+        self.scheduler.shutdown(wait=True)
+        self.deliver()
+        self.close()
+        return 0
+
+    def healthy(self) -> bool:
+        """Cycles are completing: every clinician's last run is recent enough."""
+        limit = max(self.settings.daemon.poll_interval * 3, timedelta(minutes=5))
+        now = self.clock()
+        with self.health.lock:
+            if now - self.health.started < limit:
+                return True
+            return all(
+                now - self.health.last_cycle.get(c.id, self.health.started) < limit
+                for c in self.settings.clinicians
+            )
+
+    def status_line(self) -> str:
+        with self.state.read() as tables:
+            open_violations = tables.violations.count_open()
+        with self.health.lock:
+            last = max(self.health.last_cycle.values(), default=None)
+        when = last.astimezone(self.settings.tz).strftime("%H:%M") if last else "none yet"
+        return (
+            f"{plural(len(self.settings.clinicians), 'clinician')}, last cycle {when}, "
+            f"{plural(open_violations, 'open violation')}"
+        )
+
+    def close(self) -> None:
+        self.providers.close()
+        self.state.close()
+
+
+def _mailer(settings: Settings, dry_run: bool) -> Mailer | None:
+    if dry_run or settings.daemon.dry_run:
+        return None
+    return mailer_for(settings)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None

@@ -1,0 +1,187 @@
+"""Keeping the event cache in step with one calendar: incremental listing, the listing and
+its token stored in one transaction, and the empty-read guard (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from caldaemon.config import ClinicianSettings, Settings
+from caldaemon.core.classify import tags_of
+from caldaemon.errors import AuthorizationError, CalendarError
+from caldaemon.model import Window
+from caldaemon.providers.base import Listing, Provider
+from caldaemon.state import State
+from caldaemon.state.calendars import CalendarState
+from caldaemon.state.events import Cached
+
+log = logging.getLogger("caldaemon.sync")
+
+# A full listing covers this much beyond what the rules need, so incremental syncs keep
+# working for a week before the window has to move (and a full listing is due again).
+WINDOW_SLACK = timedelta(days=7)
+# An authorization that failed is tried again this often (the person may have fixed it).
+PAUSE_RETRY = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    calendar: str
+    ok: bool
+    trusted: bool
+    error: CalendarError | None = None
+    warnings: tuple[str, ...] = ()
+    titles: dict[str, str] | None = None
+
+
+def vocabulary(settings: Settings, clinician: ClinicianSettings) -> str:
+    """What the cached classification inputs depend on; when it changes the cache is
+    rebuilt by a full listing (the cache keeps only known tags and a title-match bit)."""
+    c = settings.classification
+    raw = "\n".join(
+        [
+            ",".join(sorted(c.tags)),
+            ",".join(sorted(c.colors)),
+            c.title_pattern.pattern if c.title_pattern else "",
+            str(clinician.tz),
+        ]
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def sync_calendar(
+    settings: Settings,
+    clinician: ClinicianSettings,
+    provider: Provider,
+    state: State,
+    needed: Window,
+    now: datetime,
+) -> SyncResult:
+    """Bring the cache of one calendar up to date. Never raises for calendar problems:
+    they are recorded and returned, so one calendar never stops the others."""
+    with state.read() as tables:
+        row = tables.calendars.get(clinician.id, provider.id)
+    if (
+        row is not None
+        and row.paused
+        and row.last_error_at
+        and (row.last_error_at > now - PAUSE_RETRY)
+    ):
+        return SyncResult(
+            provider.id,
+            ok=False,
+            trusted=False,
+            error=CalendarError(provider.id, provider.describe(), row.paused),
+        )
+    vocab = vocabulary(settings, clinician)
+    stored = row.window if row is not None else None
+    token = row.token if row is not None else None
+    full = (
+        row is None
+        or token is None
+        or row.vocabulary != vocab
+        or stored is None
+        or not stored.covers(needed)
+    )
+    window = Window(needed.start, needed.end + WINDOW_SLACK) if full or stored is None else stored
+    try:
+        listing = provider.changes(window, None if full else token)
+    except CalendarError as exc:
+        _record_failure(state, clinician.id, provider.id, exc, now)
+        return SyncResult(provider.id, ok=False, trusted=False, error=exc)
+    except Exception as exc:  # a bug or an unexpected library error: contain it
+        log.exception("reading calendar %s of %s failed unexpectedly", provider.id, clinician.id)
+        error = CalendarError(
+            provider.id, provider.describe(), f"unexpected error: {type(exc).__name__}"
+        )
+        _record_failure(state, clinician.id, provider.id, error, now)
+        return SyncResult(provider.id, ok=False, trusted=False, error=error)
+
+    for warning in listing.warnings:
+        log.warning("%s", warning)
+    # Titles stay in memory only, and only when notices may show them (privacy: full).
+    titles = (
+        {e.key: e.title for e in listing.events} if settings.notices.privacy == "full" else None
+    )
+    if _looks_emptied(state, clinician.id, provider.id, listing, window, row):
+        log.warning(
+            "calendar %s of %s came back empty where events were known; "
+            "nothing is deleted this cycle",
+            provider.id,
+            clinician.id,
+        )
+        with state.transaction() as tables:
+            tables.calendars.record_empty_read(clinician.id, provider.id)
+        return SyncResult(provider.id, ok=True, trusted=False, warnings=listing.warnings)
+    _store(settings, state, clinician.id, provider.id, listing, window, vocab, now)
+    return SyncResult(provider.id, ok=True, trusted=True, warnings=listing.warnings, titles=titles)
+
+
+def _looks_emptied(
+    state: State,
+    clinician: str,
+    calendar: str,
+    listing: Listing,
+    window: Window,
+    row: CalendarState | None,
+) -> bool:
+    """A listing that suddenly holds nothing where we knew events is more often an
+    outage or a wrong account than a cleared calendar: believe it the second time."""
+    if (
+        row is None
+        or row.empty_reads > 0
+        or listing.events
+        or (not listing.full and not listing.removed)
+    ):
+        return False  # events came back, or nothing changed: the usual poll costs no query
+    with state.read() as tables:
+        known = tables.events.count(clinician, calendar, window)
+    if not known:
+        return False
+    return listing.full or len(set(listing.removed)) >= known
+
+
+def _store(
+    settings: Settings,
+    state: State,
+    clinician: str,
+    calendar: str,
+    listing: Listing,
+    window: Window,
+    vocab: str,
+    now: datetime,
+) -> None:
+    known_tags = set(settings.classification.tags)
+    pattern = settings.classification.title_pattern
+    keep: list[Cached] = []
+    drop = list(listing.removed)
+    for event in listing.events:
+        if window.overlaps(event.start, event.end):
+            matches = bool(pattern.search(event.title)) if pattern is not None else False
+            keep.append(Cached(event, frozenset(tags_of(event) & known_tags), matches))
+        else:
+            drop.append(event.id)
+    with state.transaction() as tables:
+        if listing.full:
+            tables.events.clear(clinician, calendar)
+        else:
+            tables.events.remove(clinician, calendar, drop)
+            tables.events.drop_ended_before(clinician, calendar, window.start)
+        tables.events.store(clinician, keep)
+        tables.calendars.record_success(
+            clinician, calendar, token=listing.token, window=window, vocabulary=vocab, now=now
+        )
+        tables.problems.clear(f"calendar:{clinician}/{calendar}:")
+
+
+def _record_failure(
+    state: State, clinician: str, calendar: str, error: CalendarError, now: datetime
+) -> None:
+    log.warning("calendar %s of %s: %s", calendar, clinician, error)
+    paused = error.reason if isinstance(error, AuthorizationError) else None
+    with state.transaction() as tables:
+        tables.calendars.record_failure(
+            clinician, calendar, error=str(error), paused=paused, now=now
+        )

@@ -1,0 +1,215 @@
+"""The state database: one SQLite file in ``state_dir`` (DESIGN.md §6), its schema and
+migrations, its lock, and the typed tables over it.
+
+The folder is 0700 and the files 0600; WAL keeps readers (``caldaemon status``) from
+blocking the daemon. Every change of a cycle that must not be half done (a listing and its
+token; a violation and its notice) goes in one transaction::
+
+    with state.transaction() as tables:
+        tables.events.replace(...)
+        tables.calendars.record_success(...)
+
+The modules beside this one hold every SQL statement caldaemon runs, one module per table
+family; nothing outside this package writes SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from caldaemon.errors import Error
+from caldaemon.state.buffers import Buffers
+from caldaemon.state.calendars import Calendars
+from caldaemon.state.events import Events
+from caldaemon.state.outbox import Digests, Outbox
+from caldaemon.state.problems import Problems
+from caldaemon.state.violations import Violations
+
+SCHEMA_VERSION = 1
+
+# Each entry upgrades the schema by one version; never edit a released entry, add one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE calendars (
+        clinician TEXT NOT NULL, calendar TEXT NOT NULL,
+        token TEXT, window_start TEXT, window_end TEXT, vocabulary TEXT,
+        last_success TEXT, last_error TEXT, last_error_at TEXT, failing_since TEXT,
+        paused TEXT, empty_reads INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (clinician, calendar));
+    CREATE TABLE events (
+        clinician TEXT NOT NULL, calendar TEXT NOT NULL, id TEXT NOT NULL,
+        start TEXT NOT NULL, end TEXT NOT NULL, all_day INTEGER NOT NULL,
+        tags TEXT NOT NULL, color TEXT, cancelled INTEGER NOT NULL, busy INTEGER NOT NULL,
+        declined INTEGER NOT NULL, owner TEXT, series TEXT, etag TEXT, title_matches INTEGER,
+        PRIMARY KEY (clinician, calendar, id));
+    CREATE TABLE buffers (
+        clinician TEXT NOT NULL, identity TEXT NOT NULL, calendar TEXT NOT NULL,
+        remote_id TEXT NOT NULL, etag TEXT, start TEXT NOT NULL, end TEXT NOT NULL,
+        title TEXT NOT NULL, after TEXT NOT NULL, status TEXT NOT NULL,
+        pending_start TEXT, pending_end TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (clinician, identity));
+    CREATE TABLE violations (
+        clinician TEXT NOT NULL, fingerprint TEXT NOT NULL, rule TEXT NOT NULL,
+        severity TEXT NOT NULL, date TEXT NOT NULL, start TEXT NOT NULL, end TEXT NOT NULL,
+        message TEXT NOT NULL, events TEXT NOT NULL, level TEXT, kind TEXT,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, last_notified TEXT,
+        resolved_at TEXT, resolution_notified INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (clinician, fingerprint));
+    CREATE TABLE outbox (
+        message_id TEXT PRIMARY KEY, clinician TEXT, recipient TEXT NOT NULL,
+        subject TEXT NOT NULL, text TEXT NOT NULL, html TEXT NOT NULL,
+        created TEXT NOT NULL, not_before TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'pending', last_error TEXT, sent_at TEXT);
+    CREATE TABLE problems (
+        key TEXT PRIMARY KEY, message TEXT NOT NULL, first_seen TEXT NOT NULL,
+        notified_at TEXT);
+    CREATE TABLE digests (clinician TEXT PRIMARY KEY, last_sent TEXT NOT NULL);
+    """,
+)
+
+
+class StateError(Error):
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+
+
+class Tables:
+    """The typed tables over one connection (see the module of each)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.calendars = Calendars(db)
+        self.events = Events(db)
+        self.buffers = Buffers(db)
+        self.violations = Violations(db)
+        self.outbox = Outbox(db)
+        self.digests = Digests(db)
+        self.problems = Problems(db)
+
+
+class State:
+    """One connection shared by the daemon's threads; each transaction holds the lock.
+
+    ``memory_copy``: work on an in-memory copy of the file (a dry run keeps nothing);
+    ``read_only``: open the file for reading only (``caldaemon status`` beside a running
+    daemon), without creating or migrating it.
+    """
+
+    def __init__(
+        self, path: Path | str, *, memory_copy: bool = False, read_only: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            if read_only:
+                self.db = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+                )
+            elif memory_copy:
+                self.db = sqlite3.connect(":memory:", check_same_thread=False)
+                if self.path.exists():
+                    with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as source:
+                        source.backup(self.db)
+            else:
+                self.db = self._open_private()
+            self.db.row_factory = sqlite3.Row
+            if not read_only:
+                self.db.execute("PRAGMA synchronous=FULL")
+                self._migrate()
+            self._tables = Tables(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(self.path, f"the state database cannot be used: {exc}") from None
+        except OSError as exc:
+            raise StateError(self.path, f"cannot open the state: {exc.strerror}") from None
+
+    def _open_private(self) -> sqlite3.Connection:
+        """The file and its folder readable by this user only (DESIGN.md §7)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path.parent, 0o700)
+        old_umask = os.umask(0o077)
+        try:
+            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA journal_mode=WAL")
+        finally:
+            os.umask(old_umask)
+        for suffix in ("", "-wal", "-shm"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                os.chmod(candidate, 0o600)
+        return db
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
+                )
+                version = self.schema_version()
+                if version > SCHEMA_VERSION:
+                    raise StateError(self.path, f"written by a newer caldaemon (schema {version})")
+                for number in range(version, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+            except BaseException:
+                self.db.rollback()
+                raise
+            self.db.commit()
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tables]:
+        """The tables, in one transaction that commits at the end or rolls back on error."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._tables
+            except BaseException:
+                self.db.rollback()
+                raise
+            self.db.commit()
+
+    @contextmanager
+    def read(self) -> Iterator[Tables]:
+        """The tables for reading, under the lock (the connection is shared by threads)."""
+        with self._lock:
+            yield self._tables
+
+    def dump(self) -> dict[str, list[tuple[object, ...]]]:
+        """Every row of every table, for audits (what does the state hold about events?)."""
+        with self._lock:
+            names = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
+                )
+            ]
+            return {
+                name: [tuple(row) for row in self.db.execute(f'SELECT * FROM "{name}"')]
+                for name in names
+            }
+
+    def integrity(self) -> str:
+        """SQLite's own check of the file: ``ok`` when it is sound."""
+        with self._lock:
+            return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def journal_mode(self) -> str:
+        with self._lock:
+            return str(self.db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()

@@ -1,0 +1,121 @@
+"""``outbox``: notices queued for delivery, at least once, each under its deterministic
+Message-ID; ``digests``: when each clinician's last digest went out."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from caldaemon.state.convert import iso, optional_iso, parse_iso
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+
+@dataclass(frozen=True)
+class QueuedNotice:
+    message_id: str
+    clinician: str | None
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    created: datetime
+    not_before: datetime
+    attempts: int
+    # pending | sent | failed (for good)
+    status: str
+    last_error: str | None
+    sent_at: datetime | None
+
+
+def _notice(row: sqlite3.Row) -> QueuedNotice:
+    return QueuedNotice(
+        message_id=row["message_id"],
+        clinician=row["clinician"],
+        recipient=row["recipient"],
+        subject=row["subject"],
+        text=row["text"],
+        html=row["html"],
+        created=parse_iso(row["created"]),
+        not_before=parse_iso(row["not_before"]),
+        attempts=row["attempts"],
+        status=row["status"],
+        last_error=row["last_error"],
+        sent_at=optional_iso(row["sent_at"]),
+    )
+
+
+class Outbox:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def queue(
+        self,
+        *,
+        message_id: str,
+        clinician: str | None,
+        recipient: str,
+        subject: str,
+        text: str,
+        html: str,
+        now: datetime,
+        not_before: datetime,
+    ) -> None:
+        """Queue a notice once: the same Message-ID again is the same notice."""
+        self.db.execute(
+            "INSERT OR IGNORE INTO outbox (message_id, clinician, recipient, subject, text, "
+            "html, created, not_before) VALUES (?,?,?,?,?,?,?,?)",
+            (message_id, clinician, recipient, subject, text, html, iso(now), iso(not_before)),
+        )
+
+    def due(self, now: datetime) -> list[QueuedNotice]:
+        """Pending notices whose time has come, oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM outbox WHERE status=? AND not_before<=? ORDER BY created",
+            (PENDING, iso(now)),
+        )
+        return [_notice(row) for row in rows]
+
+    def all(self) -> list[QueuedNotice]:
+        return [_notice(row) for row in self.db.execute("SELECT * FROM outbox ORDER BY created")]
+
+    def failed(self) -> list[QueuedNotice]:
+        rows = self.db.execute("SELECT * FROM outbox WHERE status=? ORDER BY created", (FAILED,))
+        return [_notice(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many notices have each status."""
+        rows = self.db.execute("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
+
+    def sent(self, message_id: str, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE outbox SET status=?, sent_at=?, attempts=attempts+1 WHERE message_id=?",
+            (SENT, iso(now), message_id),
+        )
+
+    def attempt_failed(
+        self, message_id: str, *, attempts: int, error: str, for_good: bool, retry_at: datetime
+    ) -> None:
+        self.db.execute(
+            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=? WHERE message_id=?",
+            (attempts, error, FAILED if for_good else PENDING, iso(retry_at), message_id),
+        )
+
+
+class Digests:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def last_sent(self, clinician: str) -> datetime | None:
+        row = self.db.execute(
+            "SELECT last_sent FROM digests WHERE clinician=?", (clinician,)
+        ).fetchone()
+        return parse_iso(row[0]) if row else None
+
+    def sent(self, clinician: str, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO digests (clinician, last_sent) VALUES (?, ?)",
+            (clinician, iso(now)),
+        )

@@ -1,0 +1,142 @@
+"""``violations``: every boundary crossed, by fingerprint, with when it was first and last
+seen, last notified and resolved (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from caldaemon.model import Severity, Violation
+from caldaemon.state.convert import iso, optional_iso, parse_iso
+
+
+@dataclass(frozen=True)
+class ViolationRecord:
+    """A violation as state remembers it. ``violation.subject`` is not kept: the
+    ``fingerprint`` made from it is."""
+
+    fingerprint: str
+    violation: Violation
+    first_seen: datetime
+    last_seen: datetime
+    last_notified: datetime | None
+    resolved_at: datetime | None
+    resolution_notified: bool
+
+
+def _record(row: sqlite3.Row) -> ViolationRecord:
+    return ViolationRecord(
+        fingerprint=row["fingerprint"],
+        violation=Violation(
+            clinician=row["clinician"],
+            rule=row["rule"],
+            severity=Severity(row["severity"]),
+            date=date.fromisoformat(row["date"]),
+            start=parse_iso(row["start"]),
+            end=parse_iso(row["end"]),
+            message=row["message"],
+            events=tuple(json.loads(row["events"])),
+            level=row["level"],
+            kind=row["kind"],
+        ),
+        first_seen=parse_iso(row["first_seen"]),
+        last_seen=parse_iso(row["last_seen"]),
+        last_notified=optional_iso(row["last_notified"]),
+        resolved_at=optional_iso(row["resolved_at"]),
+        resolution_notified=bool(row["resolution_notified"]),
+    )
+
+
+class Violations:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def open(self, clinician: str) -> dict[str, ViolationRecord]:
+        """A clinician's unresolved violations, by fingerprint."""
+        rows = self.db.execute(
+            "SELECT * FROM violations WHERE clinician=? AND resolved_at IS NULL", (clinician,)
+        )
+        return {record.fingerprint: record for record in map(_record, rows)}
+
+    def open_from(self, clinician: str, day: date) -> list[ViolationRecord]:
+        """Unresolved violations dated ``day`` or later."""
+        rows = self.db.execute(
+            "SELECT * FROM violations WHERE clinician=? AND resolved_at IS NULL AND date>=?",
+            (clinician, day.isoformat()),
+        )
+        return [_record(row) for row in rows]
+
+    def resolved_unannounced(
+        self, clinician: str, since: datetime, day: date
+    ) -> list[ViolationRecord]:
+        """Violations resolved since ``since``, dated ``day`` or later, that were notified
+        and whose resolution was not."""
+        rows = self.db.execute(
+            "SELECT * FROM violations WHERE clinician=? AND resolved_at>=? AND date>=? AND "
+            "last_notified IS NOT NULL AND resolution_notified=0",
+            (clinician, iso(since), day.isoformat()),
+        )
+        return [_record(row) for row in rows]
+
+    def all_open(self) -> list[ViolationRecord]:
+        rows = self.db.execute(
+            "SELECT * FROM violations WHERE resolved_at IS NULL ORDER BY clinician, date, rule"
+        )
+        return [_record(row) for row in rows]
+
+    def count_open(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM violations WHERE resolved_at IS NULL")
+        return int(row.fetchone()[0])
+
+    def seen(self, violation: Violation, now: datetime) -> None:
+        """Record a violation found this cycle (again open, if it had resolved)."""
+        self.db.execute(
+            "INSERT INTO violations (clinician, fingerprint, rule, severity, date, start, end, "
+            "message, events, level, kind, first_seen, last_seen) VALUES (:clinician, "
+            ":fingerprint, :rule, :severity, :date, :start, :end, :message, :events, :level, "
+            ":kind, :now, :now) ON CONFLICT (clinician, fingerprint) DO UPDATE SET "
+            "severity=excluded.severity, date=excluded.date, start=excluded.start, "
+            "end=excluded.end, message=excluded.message, events=excluded.events, "
+            "last_seen=excluded.last_seen, resolved_at=NULL, resolution_notified=0",
+            {
+                "clinician": violation.clinician,
+                "fingerprint": violation.fingerprint,
+                "rule": violation.rule,
+                "severity": violation.severity.value,
+                "date": violation.date.isoformat(),
+                "start": iso(violation.start),
+                "end": iso(violation.end),
+                "message": violation.message,
+                "events": json.dumps(list(violation.events)),
+                "level": violation.level,
+                "kind": violation.kind,
+                "now": iso(now),
+            },
+        )
+
+    def resolve(self, clinician: str, fingerprints: Iterable[str], now: datetime) -> None:
+        self.db.executemany(
+            "UPDATE violations SET resolved_at=? WHERE clinician=? AND fingerprint=?",
+            ((iso(now), clinician, fingerprint) for fingerprint in fingerprints),
+        )
+
+    def notified(
+        self,
+        clinician: str,
+        now: datetime,
+        *,
+        told: Iterable[str] = (),
+        resolutions: Iterable[str] = (),
+    ) -> None:
+        """A queued notice told of these violations, and of these resolutions."""
+        self.db.executemany(
+            "UPDATE violations SET last_notified=? WHERE clinician=? AND fingerprint=?",
+            ((iso(now), clinician, fingerprint) for fingerprint in told),
+        )
+        self.db.executemany(
+            "UPDATE violations SET resolution_notified=1 WHERE clinician=? AND fingerprint=?",
+            ((clinician, fingerprint) for fingerprint in resolutions),
+        )

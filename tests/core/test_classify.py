@@ -1,0 +1,123 @@
+"""Classification exactly as DESIGN.md §3 says: what is ignored, kind, level, and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from caldaemon.core.classify import classify, tags_of
+from caldaemon.model import Kind
+from tests.support import MONDAY, all_day, make_settings, session
+
+SETTINGS = make_settings(
+    {},
+    classification={
+        "levels": ["low", "moderate", "high"],
+        "default_level": "moderate",
+        "tags": {
+            "heavy": "high",
+            "light": "low",
+            "supervision": "supervision",
+            "team": "peer_support",
+            "off": "day_off",
+            "notes": "admin",
+            "selfcare": "personal",
+            "client": "session",
+        },
+        "colors": {"tomato": "high", "banana": "moderate", "graphite": "admin"},
+        "sessions": {"tagged": True, "title_matches": r"(?i)\bsession\b", "calendars": ["intake"]},
+    },
+    clinician={
+        "calendars": [
+            {"id": "work", "provider": "ics", "path": "w.ics"},
+            {"id": "intake", "provider": "ics", "path": "i.ics"},
+            {"id": "home", "provider": "ics", "path": "h.ics", "use": "busy"},
+        ]
+    },
+).classification
+
+
+def kind_level(event, busy_only=False):
+    c = classify(event, SETTINGS, busy_only=busy_only)
+    return c.kind, c.level
+
+
+def test_tags_come_from_hash_brackets_and_categories_case_insensitively():
+    ev = session(
+        MONDAY,
+        "09:00",
+        "10:00",
+        "Anna #Heavy [TEAM]",
+        description="see #notes",
+        categories=("SelfCare", " "),
+    )
+    assert tags_of(ev) == {"heavy", "team", "notes", "selfcare"}
+
+
+def test_html_entities_are_not_tags():
+    assert tags_of(session(MONDAY, "09:00", "10:00", "O&#39;Brien")) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("title", "fields", "expected"),
+    [
+        ("Session #heavy", {}, (Kind.SESSION, "high")),
+        ("Lunch #heavy", {}, (Kind.SESSION, "high")),  # tagged: true
+        ("Session", {}, (Kind.SESSION, "moderate")),  # default level
+        ("Session #light", {"color": "Tomato"}, (Kind.SESSION, "high")),  # highest wins
+        ("Session", {"color": "banana"}, (Kind.SESSION, "moderate")),
+        ("Lunch", {}, (Kind.OTHER, None)),
+        ("Meeting #client", {}, (Kind.SESSION, "moderate")),  # a tag naming the kind session
+        ("Session #heavy #supervision", {}, (Kind.SUPERVISION, None)),  # a kind tag wins
+        ("Session #team #supervision #off", {}, (Kind.DAY_OFF, None)),  # day_off first
+        ("#team #supervision", {}, (Kind.SUPERVISION, None)),
+        ("#selfcare #notes", {}, (Kind.ADMIN, None)),
+        ("Anything", {"color": "graphite"}, (Kind.ADMIN, None)),
+        ("Session #heavy", {"cancelled": True}, (Kind.IGNORED, None)),
+        ("Session #heavy", {"declined": True}, (Kind.IGNORED, None)),
+        ("Session #heavy", {"busy": False}, (Kind.IGNORED, None)),
+        ("Grounding time", {"owner": "x"}, (Kind.BUFFER, None)),
+    ],
+)
+def test_kind_and_level(title, fields, expected):
+    assert kind_level(session(MONDAY, "09:00", "10:00", title, **fields)) == expected
+
+
+def test_sessions_calendars_make_every_busy_event_a_session():
+    assert kind_level(session(MONDAY, "09:00", "10:00", "A.B.", calendar="intake")) == (
+        Kind.SESSION,
+        "moderate",
+    )
+
+
+def test_busy_calendars_only_occupy_time_whatever_their_tags():
+    assert kind_level(
+        session(MONDAY, "09:00", "10:00", "Session #heavy #supervision"), busy_only=True
+    ) == (Kind.OTHER, None)
+
+
+def test_all_day_events_are_never_sessions_but_can_be_days_off():
+    assert kind_level(all_day(MONDAY, "Session #heavy")) == (Kind.OTHER, None)
+    assert kind_level(all_day(MONDAY, "Holiday #off")) == (Kind.DAY_OFF, None)
+
+
+def test_why_names_the_deciding_tag_or_colour():
+    assert (
+        classify(session(MONDAY, "9:00", "10:00", "x #heavy"), SETTINGS).why == "tag #heavy → high"
+    )
+    assert classify(session(MONDAY, "9:00", "10:00", "x", color="tomato"), SETTINGS).why == (
+        "colour tomato → high"
+    )
+    assert classify(session(MONDAY, "9:00", "10:00", "Session"), SETTINGS).why == (
+        "title matches sessions.title_matches; default level moderate"
+    )
+
+
+def test_untagged_sessions_need_a_title_match_when_tagged_is_false():
+    settings = make_settings(
+        {},
+        classification={
+            "tags": {"heavy": "high"},
+            "sessions": {"tagged": False, "title_matches": None},
+        },
+    ).classification
+    assert classify(session(MONDAY, "9:00", "10:00", "x #heavy"), settings).kind is Kind.OTHER

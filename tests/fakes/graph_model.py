@@ -1,0 +1,349 @@
+"""The store of the fake Microsoft Graph: mailboxes, calendars, events and their properties.
+
+Event resource: https://learn.microsoft.com/graph/api/resources/event
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any, Literal
+
+from .graph_common import GraphError
+from .graph_time import check_recurrence, dtz_to_aware
+from .identity_model import User
+
+__all__ = [
+    "SEEDABLE",
+    "WRITABLE",
+    "Calendar",
+    "Instance",
+    "Mailbox",
+    "Occurrence",
+    "StoredEvent",
+    "View",
+    "apply_props",
+    "default_props",
+    "derived_change_key",
+    "etag_matches",
+    "new_change_key",
+    "new_id",
+    "occurrence_id",
+    "parse_occurrence_id",
+    "validate_event",
+]
+
+_SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+_RESPONSES = (
+    "none",
+    "organizer",
+    "tentativelyAccepted",
+    "accepted",
+    "declined",
+    "notResponded",
+)
+# Writable through the API (POST/PATCH).  Anything else that is not read-only
+# is rejected the way Graph's OData reader does.
+WRITABLE = frozenset(
+    {
+        "subject",
+        "body",
+        "start",
+        "end",
+        "isAllDay",
+        "showAs",
+        "categories",
+        "transactionId",
+        "isReminderOn",
+        "reminderMinutesBeforeStart",
+        "attendees",
+        "location",
+        "locations",
+        "importance",
+        "sensitivity",
+        "recurrence",
+        "singleValueExtendedProperties",
+        "allowNewTimeProposals",
+        "hideAttendees",
+        "isOnlineMeeting",
+        "onlineMeetingProvider",
+        "responseRequested",
+        "originalStartTimeZone",
+        "originalEndTimeZone",
+        "organizer",
+    }
+)
+# Read-only: ignored when written through the API.  Seeding (put_event) may
+# set the ones in SEEDABLE to mimic meetings organised by someone else.
+_READ_ONLY = frozenset(
+    {
+        "id",
+        "createdDateTime",
+        "lastModifiedDateTime",
+        "changeKey",
+        "type",
+        "seriesMasterId",
+        "iCalUId",
+        "bodyPreview",
+        "hasAttachments",
+        "isOrganizer",
+        "webLink",
+        "onlineMeeting",
+        "onlineMeetingUrl",
+        "isDraft",
+        "isCancelled",
+        "responseStatus",
+        "originalStart",
+        "uid",
+    }
+)
+SEEDABLE = frozenset({"isCancelled", "responseStatus", "isOrganizer", "iCalUId"})
+_EXTENDED_ID = re.compile(
+    r"^(String|Integer|Boolean|SystemTime|Binary|Double|Float|Long|Short|Guid|"
+    r"Currency|Object|CLSID)\s+(\{[0-9a-f-]{36}\}\s+(Name|Id)\s+\S.*|0x[0-9a-f]{1,4})$",
+    re.IGNORECASE,
+)
+_OCCURRENCE_PREFIX = "AAMkO"
+
+
+def new_id() -> str:
+    return "AAMkA" + secrets.token_urlsafe(33)
+
+
+def new_change_key() -> str:
+    return base64.b64encode(secrets.token_bytes(18)).decode("ascii")
+
+
+def derived_change_key(*parts: str) -> str:
+    digest = hashlib.sha256("|".join(parts).encode("utf-8")).digest()
+    return base64.b64encode(digest[:18]).decode("ascii")
+
+
+def occurrence_id(master_id: str, original: date) -> str:
+    raw = f"{master_id}|{original.isoformat()}".encode("ascii")
+    return _OCCURRENCE_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def parse_occurrence_id(event_id: str) -> tuple[str, date] | None:
+    if not event_id.startswith(_OCCURRENCE_PREFIX):
+        return None
+    encoded = event_id[len(_OCCURRENCE_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("ascii")
+        master_id, _, day = raw.rpartition("|")
+        return master_id, date.fromisoformat(day)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def etag_matches(if_match: str, change_key: str) -> bool:
+    for candidate in if_match.split(","):
+        value = candidate.strip()
+        if value == "*":
+            return True
+        if value.removeprefix("W/").strip('"') == change_key:
+            return True
+    return False
+
+
+@dataclass
+class Calendar:
+    id: str
+    name: str
+    is_default: bool
+    change_key: str = field(default_factory=new_change_key)
+
+
+@dataclass
+class Occurrence:
+    """Per-occurrence state kept on a series master (Outlook stores exceptions there)."""
+
+    overrides: dict[str, Any]
+    extended: dict[str, tuple[str, str]]
+    change_key: str
+    modified: datetime
+
+
+@dataclass
+class StoredEvent:
+    id: str
+    calendar_id: str
+    props: dict[str, Any]
+    extended: dict[str, tuple[str, str]]  # lower-cased property id -> (id, value)
+    created: datetime
+    modified: datetime
+    change_key: str
+    exceptions: dict[date, Occurrence] = field(default_factory=dict)
+    cancelled: set[date] = field(default_factory=set)
+
+    @property
+    def is_series_master(self) -> bool:
+        return bool(self.props.get("recurrence"))
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An event as seen by a reader: a single instance, master, occurrence or exception."""
+
+    id: str
+    kind: Literal["singleInstance", "seriesMaster", "occurrence", "exception"]
+    event: StoredEvent
+    props: Mapping[str, Any]
+    extended: Mapping[str, tuple[str, str]]
+    start: datetime
+    end: datetime
+    change_key: str
+    modified: datetime
+    original: date | None = None  # an occurrence's date in its series
+
+
+@dataclass
+class Mailbox:
+    user: User
+    calendars: dict[str, Calendar] = field(default_factory=dict)
+    events: dict[str, StoredEvent] = field(default_factory=dict)
+
+    @property
+    def default_calendar(self) -> Calendar:
+        return next(c for c in self.calendars.values() if c.is_default)
+
+
+@dataclass(frozen=True)
+class View:
+    """How to render events for one request."""
+
+    zone_name: str = "UTC"
+    zone: tzinfo = UTC
+    expand: frozenset[str] | None = None  # None: no extended properties; empty: all
+    select: frozenset[str] | None = None
+
+
+# -- properties -------------------------------------------------------------------
+
+
+def default_props(user: User) -> dict[str, Any]:
+    return {
+        "subject": "",
+        "body": {"contentType": "html", "content": ""},
+        "start": None,
+        "end": None,
+        "isAllDay": False,
+        "showAs": "busy",
+        "categories": [],
+        "transactionId": None,
+        "isReminderOn": True,
+        "reminderMinutesBeforeStart": 15,
+        "attendees": [],
+        "location": {"displayName": "", "locationType": "default", "uniqueIdType": "unknown"},
+        "locations": [],
+        "importance": "normal",
+        "sensitivity": "normal",
+        "recurrence": None,
+        "allowNewTimeProposals": True,
+        "hideAttendees": False,
+        "isOnlineMeeting": False,
+        "onlineMeetingProvider": "unknown",
+        "responseRequested": True,
+        "originalStartTimeZone": None,
+        "originalEndTimeZone": None,
+        "organizer": {"emailAddress": {"name": user.display_name, "address": user.upn}},
+        "isOrganizer": True,
+        "isCancelled": False,
+        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "iCalUId": "040000008200E00074C5B7101A82E008" + secrets.token_hex(28).upper(),
+    }
+
+
+def apply_props(
+    props: dict[str, Any],
+    extended: dict[str, tuple[str, str]],
+    body: Mapping[str, Any],
+    *,
+    seeding: bool,
+    creating: bool,
+) -> None:
+    for key, value in body.items():
+        if key.startswith("@odata.") or key == "id":
+            continue
+        if key == "singleValueExtendedProperties":
+            for prop in _extended_properties(value):
+                extended[prop[0].lower()] = prop
+            continue
+        if key == "transactionId" and not creating:
+            continue
+        if key in _READ_ONLY:
+            if seeding and key in SEEDABLE:
+                props[key] = value
+            continue
+        if key not in WRITABLE:
+            raise GraphError(
+                400,
+                "RequestBodyRead",
+                f"The property '{key}' does not exist on type 'microsoft.graph.event'. Make "
+                "sure to only use property names that are defined by the type or mark the "
+                "type as open type.",
+            )
+        props[key] = value
+
+
+def _extended_properties(value: Any) -> list[tuple[str, str]]:
+    if not isinstance(value, list):
+        raise GraphError(400, "RequestBodyRead", "singleValueExtendedProperties must be an array.")
+    result = []
+    for prop in value:
+        prop_id = prop.get("id") if isinstance(prop, dict) else None
+        if not isinstance(prop_id, str) or not _EXTENDED_ID.match(prop_id.strip()):
+            raise GraphError(
+                400, "ErrorInvalidProperty", f"The extended property id '{prop_id}' is malformed."
+            )
+        result.append((prop_id.strip(), str(prop.get("value", ""))))
+    return result
+
+
+def validate_event(props: dict[str, Any], *, is_exception: bool) -> None:
+    """Check an event's merged properties; normalises start/end to carry a timeZone."""
+    if props.get("start") is None or props.get("end") is None:
+        raise GraphError(400, "ErrorInvalidRequest", "An event must have a start and an end.")
+    start = dtz_to_aware(props["start"], "start")
+    end = dtz_to_aware(props["end"], "end")
+    for name in ("start", "end"):
+        props[name] = {
+            "dateTime": props[name]["dateTime"],
+            "timeZone": props[name].get("timeZone") or "UTC",
+        }
+    if end < start:
+        raise GraphError(
+            400, "ErrorInvalidRequest", "The end time of an event can't be before its start time."
+        )
+    if props.get("isAllDay") and any(
+        (t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0) for t in (start, end)
+    ):
+        # "start and end time must be set to midnight" for all-day events.
+        raise GraphError(
+            400,
+            "ErrorInvalidRequest",
+            "For an all-day event, the start and end times must be set to midnight.",
+        )
+    if props.get("showAs") not in _SHOW_AS:
+        raise GraphError(
+            400,
+            "RequestBodyRead",
+            f"Cannot convert the literal '{props.get('showAs')}' to the expected type "
+            "'microsoft.graph.freeBusyStatus'.",
+        )
+    response = props.get("responseStatus") or {}
+    if response.get("response") not in _RESPONSES:
+        raise GraphError(
+            400, "RequestBodyRead", f"Invalid responseStatus '{response.get('response')}'."
+        )
+    body = props.get("body") or {}
+    if str(body.get("contentType", "html")).lower() not in ("text", "html"):
+        raise GraphError(400, "RequestBodyRead", "body.contentType must be 'text' or 'html'.")
+    if props.get("recurrence") and not is_exception:
+        check_recurrence(props["recurrence"])

@@ -1,0 +1,118 @@
+"""Notices from the daemon: over real SMTP with a verified test CA, retried when the server
+is away, kept and shown when refused for good, held outside working hours, not repeated
+before repeat_after, a short line when resolved — and never a client's name."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from caldaemon.cli import main
+from caldaemon.service.daemon import Daemon
+from tests.notices.smtp_server import SmtpServer
+from tests.service.workspace import CANARY, Session, Workspace
+from tests.support import TZ
+
+MON_10 = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)
+
+
+def smtp_notices(server: SmtpServer, port: int | None = None, mode: str = "immediate") -> str:
+    return (
+        f"mode: {mode}\nemail:\n  from: caldaemon@example.org\n  smtp: {{host: 127.0.0.1, "
+        f"port: {port or server.port}, security: starttls, ca_file: '{server.ca_file}', "
+        f"timeout: 5s}}"
+    )
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(
+        tmp_path,
+        sessions=[
+            Session("s1@practice", MON_10),
+            Session("s2@practice", MON_10 + timedelta(hours=2)),
+        ],
+    )
+
+
+def test_notice_is_delivered_over_starttls_and_has_no_client_data(ws):
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server)
+        ws.cycle(NOW)
+        [received] = server.received
+    message = received.message
+    assert message["To"] == "lee@example.org"
+    assert message["Subject"] == "caldaemon: 1 boundary crossed on Mon 30 Nov"
+    assert CANARY not in message.as_string()
+    assert {p.get_content_type() for p in message.walk()} >= {"text/plain", "text/html"}
+
+
+def test_an_unreachable_smtp_server_is_retried_and_shown_by_status(ws):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server, port=port)
+        ws.cycle(NOW)
+        result = CliRunner().invoke(main, ["status", "--config", str(ws.config)])
+        assert "1 pending" in result.output
+        ws.notices = smtp_notices(server)
+        ws.cycle(NOW + timedelta(hours=1))  # the backoff has passed; the server is back
+        assert len(server.received) == 1
+
+
+def test_a_permanent_refusal_is_kept_and_shown(ws):
+    with SmtpServer(security="starttls", reply="550") as server:
+        ws.notices = smtp_notices(server)
+        ws.cycle(NOW)
+        result = CliRunner().invoke(main, ["status", "--config", str(ws.config)])
+    assert "1 failed" in result.output and "not delivered" in result.output
+
+
+def test_notices_wait_for_working_hours_when_asked(ws):
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server)
+        ws.write_config()
+        ws.config.write_text(
+            ws.config.read_text().replace(
+                "quiet_outside_working_hours: false", "quiet_outside_working_hours: true"
+            )
+        )
+        ws.write_practice()
+        early = datetime(2026, 11, 30, 7, 0, tzinfo=TZ)
+        service = Daemon(str(ws.config), clock=lambda: early)
+        service.once()
+        assert server.received == []
+        service.clock = service.cycle.clock = lambda: early + timedelta(hours=2)
+        service.deliver()
+        service.close()
+        assert len(server.received) == 1
+
+
+def test_an_open_violation_is_not_repeated_before_repeat_after_and_resolution_is_told(ws):
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server)
+        ws.cycle(NOW)
+        ws.cycle(NOW + timedelta(minutes=5))
+        assert len(server.received) == 1
+        ws.sessions[1].status = "CANCELLED"
+        ws.cycle(NOW + timedelta(minutes=10))
+        assert len(server.received) == 2
+        resolved = server.received[1].message
+        assert "resolved" in resolved["Subject"]
+
+
+def test_digest_mode_sends_one_message_at_digest_time(ws):
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server, mode="digest")
+        ws.cycle(NOW)
+        assert server.received == []
+        service = ws.daemon(NOW + timedelta(minutes=1))
+        service.digest("lee")
+        service.close()
+        [digest] = server.received
+        assert "1 boundary crossed on Mon 30 Nov" in digest.message["Subject"]
