@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
 
 import icalendar
 
@@ -16,7 +15,7 @@ from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_PROPERTY
 PRODID = "-//caldaemon//caldaemon//EN"
 
 
-def buffer_etag(component: Any) -> str:
+def buffer_etag(component: icalendar.Component) -> str:
     """What identifies a buffer's content: changes when the user edits time or text.
     Times count as instants, so reading a file with X-WR-TIMEZONE (which turns UTC
     times into local ones) gives the same etag as the raw block."""
