@@ -59,7 +59,12 @@ class TransientError(CalendarError):
     """A calendar is unreachable for now (network, 5xx, throttling); try again later."""
 
 
-class AuthorizationError(CalendarError):
+class CalendarPaused(CalendarError):
+    """The service refuses this calendar for a while (Google's ``quotaExceeded`` puts it in
+    read-only mode for hours): not retried; reading pauses as for an expired sign-in."""
+
+
+class AuthorizationError(CalendarPaused):
     """The stored authorization no longer works (expired or revoked): a person must act."""
 
     def __init__(self, calendar: str, source: str, reason: str, command: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from caldaemon.errors import Error
@@ -62,12 +62,27 @@ class Event:
     cancelled: bool = False
     busy: bool = True
     declined: bool = False
+    # The identity in caldaemon's owner marker, set only when the marker is bound to this
+    # event: its id is the one caldaemon's write of that identity produced (a derived id,
+    # or Outlook's transactionId). A copy the user makes carries the marker under another
+    # id: ``marked`` but no ``owner`` (DESIGN.md §5).
     owner: str | None = None
+    marked: bool = False
     series: str | None = None
     etag: str | None = None
     # Set on events read back from the state cache, which keeps no titles: whether the
     # title matched ``sessions.title_matches`` when it was cached.
     title_matches: bool | None = None
+    # Of marked events: the digest of their content (:func:`content_digest`), kept in the
+    # cache in place of the title, to tell a user's edit from an etag that changed alone.
+    digest: str | None = None
+
+    @property
+    def content(self) -> str:
+        """This event's :func:`content_digest` (the cached one when the title is gone)."""
+        if self.digest is not None:
+            return self.digest
+        return content_digest(self.start, self.end, self.title, self.busy)
 
     @property
     def key(self) -> str:
@@ -143,6 +158,30 @@ class Buffer:
         return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
+def content_digest(start: datetime, end: datetime, title: str, busy: bool = True) -> str:
+    """What a user sees of a buffer and may change: its instants, its title, busy or free.
+    Instants count in UTC, so the repeated hour of a DST change compares as it should."""
+    raw = "\0".join(
+        (start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat(), title, str(busy))
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def written_identity(identity: str, generation: int) -> str:
+    """The identity a buffer's marker carries on the calendar: the buffer's own for its
+    first life, with ``-g<n>`` after caldaemon deleted it ``n`` times (each life gets new
+    ids: a deleted event is never brought back by updating it, DESIGN.md §5)."""
+    return identity if generation == 0 else f"{identity}-g{generation}"
+
+
+def parse_written_identity(written: str) -> tuple[str, int]:
+    """(identity, generation) of a marker value; generation 0 when it has no suffix."""
+    identity, sep, generation = written.rpartition("-g")
+    if sep and generation.isdigit() and identity:
+        return identity, int(generation)
+    return written, 0
+
+
 class BufferStatus(StrEnum):
     """Where an owned buffer stands (DESIGN.md §5)."""
 
@@ -172,6 +211,18 @@ class OwnedBuffer:
     status: BufferStatus
     # Where an update under way moves the buffer: tells our own lost update from a user edit.
     pending: tuple[datetime, datetime] | None = None
+    # How many times caldaemon deleted this buffer and it came back (see written_identity).
+    generation: int = 0
+
+    @property
+    def written(self) -> str:
+        """The identity its marker carries on the calendar."""
+        return written_identity(self.identity, self.generation)
+
+    @property
+    def content(self) -> str:
+        """The digest of what caldaemon last wrote."""
+        return content_digest(self.start, self.end, self.title)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +249,13 @@ class Remote:
 
 @dataclass(frozen=True, slots=True)
 class Create:
+    """Create ``buffer`` with its marker carrying ``identity`` (a written identity, see
+    :func:`written_identity`): idempotent for the same identity. A provider that finds the
+    id taken by a deleted event answers :class:`~caldaemon.errors.RemoteGone` (the next
+    generation is used)."""
+
     buffer: Buffer
     identity: str
-    # caldaemon itself deleted this buffer before (its session was cancelled, then came
-    # back): a service that keeps deleted events under their id (Google) restores it.
-    revive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

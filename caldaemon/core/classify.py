@@ -31,6 +31,10 @@ def classify(
     """Decide one event's kind and level; ``busy_only`` for calendars with ``use: busy``."""
     if event.owner is not None:
         return Classified(event, Kind.BUFFER, None, "caldaemon's own buffer")
+    if event.marked:
+        # A copy of one of caldaemon's buffers (the user duplicated it): the user's event,
+        # never touched, and buffer time rather than a conflict with the buffer it copies.
+        return Classified(event, Kind.BUFFER, None, "a copy of a caldaemon buffer")
     if event.cancelled:
         return Classified(event, Kind.IGNORED, None, "cancelled")
     if event.declined:

@@ -1,22 +1,57 @@
 """Reconciliation, planned as a pure function: the buffers the rules want, against the
-buffers caldaemon owns, against what the calendar shows → writes (DESIGN.md §5).
+buffers caldaemon owns, against what the calendar shows → writes and new statuses
+(DESIGN.md §5). **The calendar is the truth; state is a memory of what caldaemon wrote.**
 
-Safety comes first. An event is changed or deleted only when it carries the owner
-marker *and* is recorded as ours, and only with the etag we wrote: a different etag means
-the user edited it, and it is left alone from then on. A buffer the user deleted is not
-recreated. Nothing that started before now is touched. When the listing cannot be
-trusted (it failed, or came back empty where we knew events) nothing is deleted, and
-never more than ``max_deletes`` in one cycle.
+Evidence. A record's event is the listed event whose marker is bound to the record's
+written identity (the provider sets ``Event.owner`` only when id and marker agree) and, once
+caldaemon knows its id, has that id. Its content (instants, title, busy) is compared with
+what caldaemon last wrote: an etag alone says nothing (services change them on their
+own). Absence counts only when the listing is complete and trusted and the record's slot
+lies inside the window it covered ("judged absent"); otherwise absence proves nothing.
+Records before ``now`` or from ``view_end`` on are out of view: never changed, marked or
+deleted (a shorter horizon or a clock step is no deletion).
+
+The buffer lifecycle. ``W``: the rules want the buffer; ``L``: its event is listed;
+``same``: L's content is what caldaemon last wrote (or the update under way landed);
+``gone``: judged absent. Statuses are recomputed from evidence every cycle, so no guess
+outlives the evidence ("user deleted" reverses when the event reappears)::
+
+    record        evidence           wanted (W)                    not wanted
+    ------------  -----------------  ----------------------------  -------------------------
+    none          L, content = W     adopt: active                 leave alone (not ours to
+                  L, content ≠ W     adopt: user_edited            judge without a record)
+                  none               create (generation 0)         -
+    creating      L, same            adopt: active                 delete
+                  L, not same        adopt: user_edited            adopt: user_edited
+                  gone               create again (same id)        forget (never landed)
+                  unknown            wait                          wait
+    active        L, same            update if W moved             delete (capped)
+                  L, not same        mark user_edited              mark user_edited
+                  gone               mark user_deleted             mark user_deleted
+    deleting      L, same            adopt: active                 delete again
+                  L, not same        adopt: user_edited            adopt: user_edited
+                  gone               mark deleted                  mark deleted
+    deleted       L (restored)       adopt: active / user_edited   adopt: active / edited
+                  none               create (next generation)      -
+    user_edited   L, same            adopt: active (edit undone)   adopt: active
+                  L, not same        leave alone                   leave alone
+                  gone               mark user_deleted             mark user_deleted
+    user_deleted  L                  adopt: active / user_edited   adopt: active / edited
+                  none               leave alone (not recreated)   -
+
+A buffer that comes back after caldaemon deleted it is created as the next generation,
+under a new id: a deleted event is never updated back to life (Google answers 403, Graph
+keeps the old transactionId).
 
 Crash safety: before a write is sent its intent is recorded (status ``creating`` or
-``deleting``, or the ``pending`` times of an update). A cycle that finds an intent whose
-write did land adopts the result instead of mistaking it for a user's change.
+``deleting``, or the ``pending`` times of an update); the table above settles an intent
+whose write did or did not land.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from caldaemon.model import (
@@ -28,23 +63,31 @@ from caldaemon.model import (
     OwnedBuffer,
     Remote,
     Update,
+    Window,
     Write,
+    content_digest,
+    parse_written_identity,
+    written_identity,
 )
+
+Status = BufferStatus
 
 
 @dataclass(frozen=True)
 class Adopt:
-    """A buffer on the calendar with our marker whose write was never committed (a crash
-    between the two): recorded as ours, with the times it actually has."""
+    """Record what the calendar shows as the buffer ``identity``: its event ``remote``, its
+    generation and ``status``; ``buffer`` replaces the recorded content (None: keep it)."""
 
     identity: str
-    buffer: Buffer
+    generation: int
+    status: BufferStatus
     remote: Remote
+    buffer: Buffer | None = None
 
 
 @dataclass(frozen=True)
 class Mark:
-    """The user took a buffer over: it is never touched again."""
+    """A new status for a recorded buffer, from the evidence."""
 
     identity: str
     status: BufferStatus
@@ -56,6 +99,8 @@ class Plan:
     adopt: list[Adopt] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
     forget: list[str] = field(default_factory=list)
+    # Generation of each Create, by identity (the intent records it before the write).
+    generations: dict[str, int] = field(default_factory=dict)
     held_deletes: int = 0
 
     @property
@@ -63,94 +108,146 @@ class Plan:
         return not (self.writes or self.adopt or self.marks or self.forget)
 
 
-def _as_found(buffer: Buffer, remote: Event) -> Buffer:
-    return Buffer(
-        buffer.clinician,
-        buffer.calendar,
-        remote.start,
-        remote.end,
-        buffer.title,
-        buffer.after,
-        buffer.rule,
-    )
+@dataclass(frozen=True)
+class Evidence:
+    """What one listing can say: the window it covered, and whether absence counts."""
+
+    window: Window | None
+    trusted: bool
+
+    def judged_absent(self, record: OwnedBuffer) -> bool:
+        return (
+            self.trusted
+            and self.window is not None
+            and self.window.start <= record.start
+            and record.end <= self.window.end
+        )
 
 
 def plan(
     desired: Sequence[Buffer],
     owned: Mapping[str, OwnedBuffer],
-    listed: Mapping[str, Event],
+    listed: Sequence[Event],
     now: datetime,
     *,
-    listing_trusted: bool,
+    view_end: datetime,
+    evidence: Evidence,
     max_deletes: int,
 ) -> Plan:
-    """``listed``: events on the buffers calendar that carry our marker, by identity."""
+    """``listed``: the events of the buffers calendar; only those whose marker is bound
+    (``owner`` set) are evidence."""
     result = Plan()
-    wanted = {b.identity: b for b in desired if b.start >= now}
+    bound: dict[str, Event] = {}
+    for event in listed:
+        if event.owner is not None:
+            bound.setdefault(event.owner, event)
+    wanted = {b.identity: b for b in desired if now <= b.start < view_end}
+    deletes: list[tuple[datetime, Delete]] = []
     for identity, buffer in wanted.items():
-        record, remote = owned.get(identity), listed.get(identity)
-        if record is None or record.status in (
-            BufferStatus.CREATING,
-            BufferStatus.DELETING,
-            BufferStatus.DELETED,
-        ):
-            if remote is not None:
-                result.adopt.append(
-                    Adopt(identity, _as_found(buffer, remote), Remote(remote.id, remote.etag))
-                )
-            elif record is None or record.status == BufferStatus.DELETED or listing_trusted:
-                revive = record is not None and record.status in (
-                    BufferStatus.DELETING,
-                    BufferStatus.DELETED,
-                )
-                result.writes.append(Create(buffer, identity, revive=revive))
-            continue
-        if record.status != BufferStatus.ACTIVE:
-            continue
-        if remote is None:
-            if listing_trusted:
-                result.marks.append(Mark(identity, BufferStatus.USER_DELETED))
-            continue
-        if remote.etag != record.etag:
-            if record.pending == (remote.start, remote.end):
-                result.adopt.append(
-                    Adopt(identity, _as_found(buffer, remote), Remote(remote.id, remote.etag))
-                )
-            else:
-                result.marks.append(Mark(identity, BufferStatus.USER_EDITED))
-            continue
-        if record.start >= now and (record.start, record.end, record.title) != (
-            buffer.start,
-            buffer.end,
-            buffer.title,
-        ):
-            result.writes.append(Update(buffer, identity, Remote(record.remote_id, record.etag)))
-
-    deletes: list[Delete] = []
+        record = owned.get(identity)
+        if record is None:
+            _unrecorded(identity, buffer, bound, result)
+        else:
+            _recorded(record, buffer, _event_of(record, bound), evidence, now, result, deletes)
     for identity, record in owned.items():
-        if identity in wanted or record.status not in (
-            BufferStatus.ACTIVE,
-            BufferStatus.CREATING,
-            BufferStatus.DELETING,
-        ):
+        if identity in wanted or not now <= record.start < view_end:
             continue
-        remote = listed.get(identity)
-        if remote is None:
-            if record.status == BufferStatus.DELETING:
-                result.marks.append(Mark(identity, BufferStatus.DELETED))  # our delete landed
-            elif record.status == BufferStatus.CREATING:
-                result.forget.append(identity)  # our create never landed
-            elif listing_trusted and record.start >= now:
-                result.marks.append(Mark(identity, BufferStatus.USER_DELETED))
-            continue
-        if record.start < now and record.status == BufferStatus.ACTIVE:
-            continue
-        ours = record.status == BufferStatus.CREATING or remote.etag == record.etag
-        if not ours:
-            result.marks.append(Mark(identity, BufferStatus.USER_EDITED))
-        elif listing_trusted:
-            deletes.append(Delete(identity, Remote(remote.id, remote.etag)))
-    deletes.sort(key=lambda d: owned[d.identity].start)
-    result.writes.extend(deletes[:max_deletes])
+        _recorded(record, None, _event_of(record, bound), evidence, now, result, deletes)
+    deletes.sort(key=lambda item: item[0])
+    result.writes.extend(delete for _, delete in deletes[:max_deletes])
     result.held_deletes = max(0, len(deletes) - max_deletes)
     return result
+
+
+def _event_of(record: OwnedBuffer, bound: Mapping[str, Event]) -> Event | None:
+    """The listed event that is this record's: marker bound to its written identity and,
+    once caldaemon knows its id, that id."""
+    event = bound.get(record.written)
+    if event is None or (record.remote_id and event.id != record.remote_id):
+        return None
+    return event
+
+
+def _unrecorded(identity: str, buffer: Buffer, bound: Mapping[str, Event], result: Plan) -> None:
+    """No record (a first buffer, or the state was lost): adopt a marked event only when it
+    holds what caldaemon would write now; otherwise it is the user's edit."""
+    found = [
+        (parse_written_identity(owner)[1], event)
+        for owner, event in bound.items()
+        if parse_written_identity(owner)[0] == identity
+    ]
+    if not found:
+        result.writes.append(Create(buffer, written_identity(identity, 0)))
+        result.generations[identity] = 0
+        return
+    generation, event = max(found, key=lambda item: item[0])
+    status = Status.ACTIVE if event.content == _content(buffer) else Status.USER_EDITED
+    remote = Remote(event.id, event.etag)
+    result.adopt.append(Adopt(identity, generation, status, remote, buffer))
+
+
+def _content(buffer: Buffer) -> str:
+    return content_digest(buffer.start, buffer.end, buffer.title)
+
+
+def _recorded(
+    record: OwnedBuffer,
+    buffer: Buffer | None,
+    event: Event | None,
+    evidence: Evidence,
+    now: datetime,
+    result: Plan,
+    deletes: list[tuple[datetime, Delete]],
+) -> None:
+    identity, status = record.identity, record.status
+    gone = event is None and evidence.judged_absent(record)
+    if event is None:
+        if status is Status.DELETED and buffer is not None:
+            generation = record.generation + 1
+            result.writes.append(Create(buffer, written_identity(identity, generation)))
+            result.generations[identity] = generation
+        elif not gone or status in (Status.DELETED, Status.USER_DELETED):
+            return
+        elif status is Status.CREATING:
+            if buffer is not None:
+                result.writes.append(Create(buffer, record.written))
+                result.generations[identity] = record.generation
+            else:
+                result.forget.append(identity)
+        elif status is Status.DELETING:
+            result.marks.append(Mark(identity, Status.DELETED))
+        else:
+            result.marks.append(Mark(identity, Status.USER_DELETED))
+        return
+
+    remote = Remote(event.id, event.etag)
+    landed = _landed_update(record, buffer, event)
+    if event.content != record.content and landed is None:
+        if status is not Status.USER_EDITED:
+            result.adopt.append(Adopt(identity, record.generation, Status.USER_EDITED, remote))
+        return
+    if buffer is None and status in (Status.ACTIVE, Status.DELETING, Status.CREATING):
+        if status is not Status.ACTIVE or evidence.trusted:
+            deletes.append((record.start, Delete(record.written, remote)))
+        return
+    if status is not Status.ACTIVE or landed is not None:
+        result.adopt.append(Adopt(identity, record.generation, Status.ACTIVE, remote, landed))
+        return
+    if buffer is not None and record.start >= now and _content(buffer) != record.content:
+        result.writes.append(Update(buffer, record.written, remote))
+
+
+def _landed_update(record: OwnedBuffer, buffer: Buffer | None, event: Event) -> Buffer | None:
+    """What an update under way wrote, when the calendar shows it landed (the crash came
+    before its result was recorded)."""
+    if record.pending is None:
+        return None
+    start, end = record.pending
+    base = buffer or Buffer(
+        record.clinician, record.calendar, record.start, record.end, record.title, record.after, ""
+    )
+    for title in dict.fromkeys((base.title, record.title)):
+        written = replace(base, start=start, end=end, title=title)
+        if event.content == _content(written):
+            return written
+    return None

@@ -17,7 +17,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from caldaemon.config import ClinicianSettings
-from caldaemon.errors import AuthorizationError, ConfigError
+from caldaemon.errors import AuthorizationError, CalendarPaused, ConfigError
 from caldaemon.model import Severity, Violation
 from caldaemon.text import clock, day_name, plural
 
@@ -249,6 +249,18 @@ def authorization_problem(error: AuthorizationError) -> tuple[str, str]:
         f"Calendar '{error.calendar}' needs to be authorized again. Until then "
         "caldaemon can neither read it nor place buffers on it.",
         f"Run this command on the machine running caldaemon:\n{error.command}",
+    )
+
+
+def paused_problem(error: CalendarPaused) -> tuple[str, str]:
+    """(problem, advice) for a calendar the service refuses for a while (Google's usage
+    limits put a calendar into read-only mode for hours)."""
+    return (
+        f"Calendar '{error.calendar}' is refused by its service for now "
+        f"({error.reason}). caldaemon pauses it and tries again in an hour; meanwhile it "
+        "neither reads it nor places buffers on it.",
+        "Nothing needs doing unless it lasts: then check the account's usage limits "
+        "(for Google: the Calendar API quota of the project in Google Cloud console).",
     )
 
 

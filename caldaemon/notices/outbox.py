@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
-from caldaemon.errors import AuthorizationError, CalendarError
+from caldaemon.errors import AuthorizationError, CalendarError, CalendarPaused
 from caldaemon.model import Violation
 from caldaemon.notices import compose
 from caldaemon.state import State, Tables
@@ -218,6 +218,10 @@ def calendar_problems(
         if isinstance(error, AuthorizationError):
             problem, advice = compose.authorization_problem(error)
             raise_problem(state, settings, key + "auth", problem, advice, clinician, now)
+            continue
+        if isinstance(error, CalendarPaused):
+            problem, advice = compose.paused_problem(error)
+            raise_problem(state, settings, key + "paused", problem, advice, clinician, now)
             continue
         with state.read() as tables:
             row = tables.calendars.get(clinician.id, calendar_id)

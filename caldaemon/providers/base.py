@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from caldaemon.errors import Error
+from caldaemon.errors import Error, TransientError
 from caldaemon.model import (
     Buffer,
     Create,
@@ -103,9 +103,16 @@ class Provider(ABC):
         """
 
     def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
-        """Carry out writes; one result per write, in order. Batch providers override."""
-        results = []
+        """Carry out writes; one result per write, in order. Batch providers override.
+
+        Once a write fails because the service is unreachable (after its own retries), the
+        rest are not tried this cycle: each would wait out the same outage again."""
+        results: list[WriteResult] = []
         for write in writes:
+            outage = next((r.error for r in results if isinstance(r.error, TransientError)), None)
+            if outage is not None:
+                results.append(WriteResult(write, error=outage))
+                continue
             try:
                 if isinstance(write, Create):
                     results.append(

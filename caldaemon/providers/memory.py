@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
-from caldaemon.errors import RemoteGone, WriteConflict
+from caldaemon.errors import CalendarError, RemoteGone, WriteConflict
 from caldaemon.fields import Name
 from caldaemon.model import Buffer, Create, Event, Remote, Update, Window, Write, WriteResult
 from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, token_fields
@@ -45,6 +45,10 @@ class MemoryStore:
         self.events: dict[str, Event] = {}
         self.version = 0
         self.changes: list[_Change] = []
+        # What the service answers every request with while it is down or refusing.
+        self.refusal: CalendarError | None = None
+        # How many times the calendar was read (one request per listing).
+        self.reads = 0
 
     @classmethod
     def named(cls, name: str) -> MemoryStore:
@@ -87,6 +91,15 @@ def buffer_id(identity: str) -> str:
     return f"caldaemon-{identity}"
 
 
+def _as_listed(event: Event) -> Event:
+    """The marker counts as caldaemon's only on the id caldaemon's write gave the event; a
+    copy under another id is the user's (DESIGN.md §5)."""
+    if event.owner is None:
+        return event
+    bound = event.id == buffer_id(event.owner)
+    return replace(event, owner=event.owner if bound else None, marked=True)
+
+
 class MemoryProvider(BatchProvider):
     batch_size = 50
     config: MemoryCalendar
@@ -104,8 +117,13 @@ class MemoryProvider(BatchProvider):
         known = token_fields(token)
         listed = [window.start.isoformat(), window.end.isoformat()]
         with self.store.lock:
+            self.store.reads += 1
+            if self.store.refusal is not None:
+                raise self.store.refusal
             version = self.store.version
-            events = [e for e in self.store.events.values() if window.overlaps(e.start, e.end)]
+            events = [
+                _as_listed(e) for e in self.store.events.values() if window.overlaps(e.start, e.end)
+            ]
             since = known.get("version")
             if not isinstance(since, int) or known.get("window") != listed or since > version:
                 return Listing(tuple(events), (), self._token(version, listed), full=True)
@@ -120,6 +138,8 @@ class MemoryProvider(BatchProvider):
 
     def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
         with self.store.lock:
+            if self.store.refusal is not None:
+                return [WriteResult(write, error=self.store.refusal) for write in writes]
             return [self._one(write) for write in writes]
 
     def _one(self, write: Write) -> WriteResult:

@@ -1,6 +1,5 @@
 """One cycle for one clinician: sync every calendar, evaluate from the cache, reconcile the
-buffers, record violations and queue notices. The single place where planned writes are
-carried out."""
+buffers (:mod:`.buffers`), record violations and queue notices."""
 
 from __future__ import annotations
 
@@ -9,17 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from caldaemon import failpoints
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.core.assess import assess, window
-from caldaemon.core.reconcile import Plan, plan
-from caldaemon.errors import CalendarError, RemoteGone, WriteConflict
-from caldaemon.model import Buffer, BufferStatus, Create, Delete, Event, Update, Window, WriteResult
+from caldaemon.core.reconcile import Evidence
+from caldaemon.errors import CalendarError, TransientError
+from caldaemon.model import Window
 from caldaemon.notices import outbox
+from caldaemon.service.buffers import Target, reconcile
 from caldaemon.service.providers import Providers
 from caldaemon.service.sync import SyncResult, sync_calendar
 from caldaemon.state import State
-from caldaemon.state.events import Cached
 
 log = logging.getLogger("caldaemon.cycle")
 
@@ -65,9 +63,16 @@ class Cycle:
         horizon = self.settings.daemon.horizon
         start, end = window(clinician, now, horizon)
         needed = Window(start, end)
+        # A cycle has a deadline (DESIGN.md §5): its poll interval. A calendar not reached
+        # by then counts as not read this cycle, never as read.
+        deadline = now + self.settings.daemon.poll_interval
         results: dict[str, SyncResult] = {}
         for calendar in clinician.calendars:
             try:
+                if self.clock() > deadline:
+                    raise TransientError(
+                        calendar.id, calendar.id, "not read: the cycle ran out of time"
+                    )
                 provider = self.providers.get(clinician, calendar.id)
             except CalendarError as exc:
                 results[calendar.id] = SyncResult(calendar.id, ok=False, trusted=False, error=exc)
@@ -95,17 +100,34 @@ class Cycle:
             }
         assessment = assess(clinician, self.settings.classification, events, now, horizon)
         report.violations = len(assessment.evaluation.violations)
-        if clinician.buffers_to:
-            target = results.get(clinician.buffers_to)
-            if target is not None and target.ok:
-                self._reconcile(
-                    clinician,
-                    list(assessment.evaluation.buffers),
-                    events,
-                    now,
-                    trusted=target.trusted and all(r.ok for r in results.values()),
-                    report=report,
-                )
+        target = results.get(clinician.buffers_to) if clinician.buffers_to else None
+        if clinician.buffers_to and target is not None and target.ok:
+            with self.state.read() as tables:
+                read = tables.calendars.get(clinician.id, clinician.buffers_to)
+            evidence = Evidence(
+                window=read.window if read is not None else None,
+                trusted=target.trusted and all(r.ok for r in results.values()),
+            )
+            buffers_to = clinician.buffers_to
+            outcome = reconcile(
+                self.state,
+                Target(
+                    clinician.id,
+                    buffers_to,
+                    lambda: self.providers.get(clinician, buffers_to),
+                    evidence,
+                ),
+                list(assessment.evaluation.buffers),
+                events,
+                now=now,
+                view_end=now + horizon,
+                max_deletes=self.settings.daemon.max_deletes_per_cycle,
+                dry_run=self.dry_run,
+                deadline=deadline,
+                clock=self.clock,
+            )
+            report.created, report.updated = outcome.created, outcome.updated
+            report.deleted, report.held_deletes = outcome.deleted, outcome.held_deletes
         report.notices = outbox.record_violations(
             self.state,
             self.settings,
@@ -125,154 +147,3 @@ class Cycle:
             report.deleted,
         )
         return report
-
-    def _reconcile(
-        self,
-        clinician: ClinicianSettings,
-        desired: list[Buffer],
-        events: list[Event],
-        now: datetime,
-        *,
-        trusted: bool,
-        report: CycleReport,
-    ) -> None:
-        calendar = clinician.buffers_to
-        assert calendar is not None
-        with self.state.read() as tables:
-            owned = tables.buffers.owned(clinician.id, calendar)
-        listed = {e.owner: e for e in events if e.owner and e.calendar == calendar}
-        actions = plan(
-            desired,
-            owned,
-            listed,
-            now,
-            listing_trusted=trusted,
-            max_deletes=self.settings.daemon.max_deletes_per_cycle,
-        )
-        report.held_deletes = actions.held_deletes
-        if actions.held_deletes:
-            log.warning(
-                "%s: %d buffer deletions held back (max_deletes_per_cycle)",
-                clinician.id,
-                actions.held_deletes,
-            )
-        if actions.empty:
-            return
-        if self.dry_run:
-            for write in actions.writes:
-                log.warning("dry run: would %s", _describe(write))
-            return
-        provider = self.providers.get(clinician, calendar)
-        self._record_plan(clinician.id, calendar, actions, now)
-        failpoints.reach("before-write")
-        results: list[WriteResult] = []
-        for offset in range(0, len(actions.writes), max(provider.batch_size, 1)):
-            chunk = actions.writes[offset : offset + max(provider.batch_size, 1)]
-            try:
-                results.extend(provider.apply(chunk))
-            except CalendarError as exc:
-                log.warning("%s: writing buffers to %s failed: %s", clinician.id, calendar, exc)
-                break
-        failpoints.reach("after-write")
-        self._record_results(clinician.id, calendar, results, now, report)
-        failpoints.reach("after-commit")
-
-    def _record_plan(self, clinician: str, calendar: str, actions: Plan, now: datetime) -> None:
-        """Adoptions, the user's take-overs, and the intent of every write, committed
-        before any write is sent (see core/reconcile.py on crash safety)."""
-        with self.state.transaction() as tables:
-            for adopt in actions.adopt:
-                tables.buffers.save(
-                    clinician,
-                    calendar,
-                    adopt.identity,
-                    adopt.buffer,
-                    remote_id=adopt.remote.id,
-                    etag=adopt.remote.etag,
-                    now=now,
-                )
-            for mark in actions.marks:
-                tables.buffers.set_status(clinician, mark.identity, mark.status, now)
-                log.info(
-                    "%s: buffer %s is now %s; caldaemon leaves it alone",
-                    clinician,
-                    mark.identity[:8],
-                    mark.status.replace("_", " "),
-                )
-            tables.buffers.forget(clinician, actions.forget)
-            for write in actions.writes:
-                if isinstance(write, Create):
-                    tables.buffers.intend_create(
-                        clinician, calendar, write.identity, write.buffer, now
-                    )
-                elif isinstance(write, Update):
-                    tables.buffers.intend_update(clinician, write.identity, write.buffer)
-                else:
-                    tables.buffers.intend_delete(clinician, write.identity)
-
-    def _record_results(
-        self,
-        clinician: str,
-        calendar: str,
-        results: list[WriteResult],
-        now: datetime,
-        report: CycleReport,
-    ) -> None:
-        with self.state.transaction() as tables:
-            for result in results:
-                write = result.write
-                if isinstance(write, Delete) and (
-                    result.error is None or isinstance(result.error, RemoteGone)
-                ):
-                    # Kept as ``deleted``: if the session comes back, so does the buffer.
-                    tables.buffers.deleted(clinician, write.identity, now)
-                    tables.events.remove(clinician, calendar, [write.remote.id])
-                    report.deleted += result.error is None
-                    continue
-                if isinstance(result.error, (WriteConflict, RemoteGone)):
-                    status = (
-                        BufferStatus.USER_EDITED
-                        if isinstance(result.error, WriteConflict)
-                        else BufferStatus.USER_DELETED
-                    )
-                    tables.buffers.set_status(clinician, write.identity, status, now)
-                    continue
-                if result.error is not None:
-                    # The intent stays recorded; the next cycle finds out what happened.
-                    log.warning("%s: %s failed: %s", clinician, _describe(write), result.error)
-                    continue
-                assert result.remote is not None and isinstance(write, (Create, Update))
-                tables.buffers.save(
-                    clinician,
-                    calendar,
-                    write.identity,
-                    write.buffer,
-                    remote_id=result.remote.id,
-                    etag=result.remote.etag,
-                    now=now,
-                )
-                # Mirror the write in the cache so the next plan sees it even before the
-                # calendar's next listing reports it.
-                mirrored = Event(
-                    calendar=calendar,
-                    id=result.remote.id,
-                    start=write.buffer.start,
-                    end=write.buffer.end,
-                    owner=write.identity,
-                    etag=result.remote.etag,
-                )
-                tables.events.store(clinician, [Cached(mirrored, title_matches=False)])
-                if isinstance(write, Create):
-                    report.created += 1
-                else:
-                    report.updated += 1
-
-
-def _describe(write: Create | Update | Delete) -> str:
-    if isinstance(write, Delete):
-        return f"delete buffer {write.identity[:8]}"
-    verb = "create" if isinstance(write, Create) else "move"
-    b = write.buffer
-    return (
-        f"{verb} buffer {write.identity[:8]} '{b.title}' {b.start.isoformat()}–{b.end.isoformat()}"
-    )

@@ -33,6 +33,7 @@ from caldaemon.service.cycle import Cycle, CycleReport
 from caldaemon.service.providers import Providers
 from caldaemon.service.systemd import notify_systemd, watchdog_interval
 from caldaemon.state import State
+from caldaemon.state.lock import StateLock
 from caldaemon.text import plural
 
 if TYPE_CHECKING:
@@ -73,7 +74,14 @@ class Daemon:
         self.clock = clock
         self.dry_run = dry_run
         self.settings = settings or config_module.load(config_path)
-        self.state = open_state(self.settings, dry_run=dry_run)
+        self.lock = StateLock(self.settings.daemon.state_dir)
+        if not (dry_run or self.settings.daemon.dry_run):
+            self.lock.acquire()  # a dry run changes nothing and may run beside the daemon
+        try:
+            self.state = open_state(self.settings, dry_run=dry_run)
+        except BaseException:
+            self.lock.release()
+            raise
         self.sleep = sleep
         self.providers = Providers(self.settings, sleep)
         self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
@@ -285,6 +293,7 @@ class Daemon:
     def close(self) -> None:
         self.providers.close()
         self.state.close()
+        self.lock.release()
 
 
 def _mailer(settings: Settings, dry_run: bool) -> Mailer | None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.core.classify import tags_of
-from caldaemon.errors import AuthorizationError, CalendarError
+from caldaemon.errors import CalendarError, CalendarPaused
 from caldaemon.model import Window
 from caldaemon.providers.base import Listing, Provider
 from caldaemon.state import State
@@ -180,7 +180,9 @@ def _record_failure(
     state: State, clinician: str, calendar: str, error: CalendarError, now: datetime
 ) -> None:
     log.warning("calendar %s of %s: %s", calendar, clinician, error)
-    paused = error.reason if isinstance(error, AuthorizationError) else None
+    # An expired sign-in, or a service that refuses the calendar for hours: not asked
+    # again before PAUSE_RETRY (a person may act meanwhile).
+    paused = error.reason if isinstance(error, CalendarPaused) else None
     with state.transaction() as tables:
         tables.calendars.record_failure(
             clinician, calendar, error=str(error), paused=paused, now=now

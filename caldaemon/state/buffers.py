@@ -13,7 +13,7 @@ from caldaemon.state.convert import iso, parse_iso
 
 _COLUMNS = (
     "clinician, identity, calendar, remote_id, etag, start, end, title, after, status, "
-    "pending_start, pending_end, updated_at"
+    "pending_start, pending_end, updated_at, generation"
 )
 
 
@@ -32,6 +32,7 @@ def _owned(row: sqlite3.Row) -> OwnedBuffer:
         pending=(parse_iso(row["pending_start"]), parse_iso(row["pending_end"]))
         if row["pending_start"]
         else None,
+        generation=row["generation"],
     )
 
 
@@ -63,19 +64,21 @@ class Buffers:
 
     def _put(
         self,
-        verb: str,
         clinician: str,
         calendar: str,
         identity: str,
         buffer: Buffer,
+        *,
         remote_id: str,
         etag: str | None,
         status: BufferStatus,
+        generation: int,
         now: datetime,
     ) -> None:
         self.db.execute(
-            f"{verb} INTO buffers ({_COLUMNS}) VALUES (:clinician, :identity, :calendar, "
-            ":remote_id, :etag, :start, :end, :title, :after, :status, NULL, NULL, :now)",
+            f"INSERT OR REPLACE INTO buffers ({_COLUMNS}) VALUES (:clinician, :identity, "
+            ":calendar, :remote_id, :etag, :start, :end, :title, :after, :status, NULL, NULL, "
+            ":now, :generation)",
             {
                 "clinician": clinician,
                 "identity": identity,
@@ -88,6 +91,7 @@ class Buffers:
                 "after": buffer.after,
                 "status": status.value,
                 "now": iso(now),
+                "generation": generation,
             },
         )
 
@@ -100,35 +104,62 @@ class Buffers:
         *,
         remote_id: str,
         etag: str | None,
+        generation: int,
+        status: BufferStatus = BufferStatus.ACTIVE,
         now: datetime,
     ) -> None:
-        """The calendar holds this buffer as we wrote it (or adopted it): active."""
+        """The calendar holds this buffer with this content (as written, or adopted)."""
         self._put(
-            "INSERT OR REPLACE",
             clinician,
             calendar,
             identity,
             buffer,
-            remote_id,
-            etag,
-            BufferStatus.ACTIVE,
-            now,
+            remote_id=remote_id,
+            etag=etag,
+            status=status,
+            generation=generation,
+            now=now,
         )
 
     def intend_create(
-        self, clinician: str, calendar: str, identity: str, buffer: Buffer, now: datetime
+        self,
+        clinician: str,
+        calendar: str,
+        identity: str,
+        buffer: Buffer,
+        *,
+        generation: int,
+        now: datetime,
     ) -> None:
         """Recorded before the create is sent: a crash leaves ``creating`` behind."""
         self._put(
-            "INSERT OR IGNORE",
             clinician,
             calendar,
             identity,
             buffer,
-            "",
-            None,
-            BufferStatus.CREATING,
-            now,
+            remote_id="",
+            etag=None,
+            status=BufferStatus.CREATING,
+            generation=generation,
+            now=now,
+        )
+
+    def settle(
+        self,
+        clinician: str,
+        identity: str,
+        *,
+        status: BufferStatus,
+        remote_id: str,
+        etag: str | None,
+        now: datetime,
+    ) -> None:
+        """What the calendar shows of a recorded buffer: its event and the status that
+        evidence gives it (the recorded content stays what caldaemon last wrote)."""
+        self.db.execute(
+            "UPDATE buffers SET status=?, remote_id=?, etag=?, pending_start=NULL, "
+            "pending_end=NULL, updated_at=? WHERE clinician=? AND identity=?",
+            (status.value, remote_id, etag, iso(now), clinician, identity),
         )
 
     def intend_update(self, clinician: str, identity: str, buffer: Buffer) -> None:

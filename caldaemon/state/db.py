@@ -30,7 +30,7 @@ from caldaemon.state.outbox import Digests, Outbox
 from caldaemon.state.problems import Problems
 from caldaemon.state.violations import Violations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry upgrades the schema by one version; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -69,6 +69,16 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT PRIMARY KEY, message TEXT NOT NULL, first_seen TEXT NOT NULL,
         notified_at TEXT);
     CREATE TABLE digests (clinician TEXT PRIMARY KEY, last_sent TEXT NOT NULL);
+    """,
+    # 2: ownership from content (DESIGN.md §5): a buffer's generation; of each cached event
+    # whether it carries a marker, and the digest of its content. Tokens are dropped so
+    # the next cycle lists every calendar in full and fills the digests.
+    """
+    ALTER TABLE buffers ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN marked INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN digest TEXT;
+    UPDATE events SET marked = 1 WHERE owner IS NOT NULL;
+    UPDATE calendars SET token = NULL;
     """,
 )
 

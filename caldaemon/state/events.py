@@ -17,7 +17,8 @@ from caldaemon.state.convert import iso, parse_iso
 @dataclass(frozen=True)
 class Cached:
     """An event as the cache keeps it: the tags that mean something in the config, and
-    whether its title matched ``sessions.title_matches`` (the title itself is dropped)."""
+    whether its title matched ``sessions.title_matches`` (the title itself is dropped;
+    of a marked event, the digest of its content is kept instead)."""
 
     event: Event
     tags: frozenset[str] = frozenset()
@@ -26,7 +27,7 @@ class Cached:
 
 _COLUMNS = (
     "clinician, calendar, id, start, end, all_day, tags, color, cancelled, busy, declined, "
-    "owner, series, etag, title_matches"
+    "owner, series, etag, title_matches, marked, digest"
 )
 
 
@@ -46,6 +47,8 @@ def _event(row: sqlite3.Row) -> Event:
         series=row["series"],
         etag=row["etag"],
         title_matches=None if row["title_matches"] is None else bool(row["title_matches"]),
+        marked=bool(row["marked"]),
+        digest=row["digest"],
     )
 
 
@@ -74,7 +77,7 @@ class Events:
         self.db.executemany(
             f"INSERT OR REPLACE INTO events ({_COLUMNS}) VALUES "
             "(:clinician, :calendar, :id, :start, :end, :all_day, :tags, :color, :cancelled, "
-            ":busy, :declined, :owner, :series, :etag, :title_matches)",
+            ":busy, :declined, :owner, :series, :etag, :title_matches, :marked, :digest)",
             (_row(clinician, item) for item in items),
         )
 
@@ -116,4 +119,6 @@ def _row(clinician: str, item: Cached) -> dict[str, object]:
         "series": event.series,
         "etag": event.etag,
         "title_matches": None if item.title_matches is None else int(item.title_matches),
+        "marked": int(event.marked or event.owner is not None),
+        "digest": event.content if event.marked or event.owner is not None else None,
     }

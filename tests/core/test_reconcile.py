@@ -1,15 +1,33 @@
-"""Reconciliation as a pure function: what is created, moved, deleted, adopted or left
-alone, and the safety rules around it (DESIGN.md §5)."""
+"""Reconciliation as a pure function (DESIGN.md §5): every cell of the lifecycle table in
+``caldaemon/core/reconcile.py``, then the safety rules around it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
-from caldaemon.core.reconcile import Mark, plan
-from caldaemon.model import Buffer, BufferStatus, Create, Delete, Event, OwnedBuffer, Update
+import pytest
+
+from caldaemon.core.reconcile import Adopt, Evidence, Mark, Plan, plan
+from caldaemon.model import (
+    Buffer,
+    BufferStatus,
+    Create,
+    Delete,
+    Event,
+    OwnedBuffer,
+    Update,
+    Window,
+    written_identity,
+)
 from tests.support import NOW, TZ
 
+S = BufferStatus
 T = datetime(2026, 11, 30, 10, 50, tzinfo=TZ)
+WINDOW = Window(NOW - timedelta(days=7), NOW + timedelta(days=35))
+VIEW_END = NOW + timedelta(days=28)
+TRUSTED = Evidence(WINDOW, trusted=True)
+UNTRUSTED = Evidence(WINDOW, trusted=False)
 
 
 def buffer(after: str = "work/s1", start: datetime = T, minutes: int = 15) -> Buffer:
@@ -19,13 +37,20 @@ def buffer(after: str = "work/s1", start: datetime = T, minutes: int = 15) -> Bu
 
 
 def record(
-    b: Buffer, *, status: str = BufferStatus.ACTIVE, etag: str = "e1", pending=None
+    b: Buffer,
+    status: BufferStatus = S.ACTIVE,
+    *,
+    etag: str | None = "e1",
+    pending: tuple[datetime, datetime] | None = None,
+    generation: int = 0,
+    remote_id: str | None = None,
 ) -> OwnedBuffer:
+    rid = remote_id if remote_id is not None else f"r-{b.identity[:6]}-{generation}"
     return OwnedBuffer(
         "lee",
         b.identity,
         "work",
-        f"r-{b.identity[:6]}",
+        rid,
         etag,
         b.start,
         b.end,
@@ -33,126 +58,232 @@ def record(
         b.after,
         status,
         pending,
+        generation,
     )
 
 
-def remote(b: Buffer, *, etag: str = "e1", start: datetime | None = None) -> Event:
+def event(
+    b: Buffer,
+    *,
+    etag: str = "e1",
+    start: datetime | None = None,
+    title: str | None = None,
+    generation: int = 0,
+    event_id: str | None = None,
+) -> Event:
     start = start or b.start
     return Event(
-        "work", f"r-{b.identity[:6]}", start, start + (b.end - b.start), owner=b.identity, etag=etag
+        "work",
+        event_id or f"r-{b.identity[:6]}-{generation}",
+        start,
+        start + (b.end - b.start),
+        title=b.title if title is None else title,
+        owner=written_identity(b.identity, generation),
+        marked=True,
+        etag=etag,
     )
 
 
-def run(desired, owned=(), listed=(), *, trusted=True, max_deletes=20, now=NOW):
+def run(
+    desired: list[Buffer],
+    owned: list[OwnedBuffer] = (),  # type: ignore[assignment]
+    listed: list[Event] = (),  # type: ignore[assignment]
+    *,
+    evidence: Evidence = TRUSTED,
+    max_deletes: int = 20,
+    now: datetime = NOW,
+) -> Plan:
     return plan(
         desired,
         {o.identity: o for o in owned},
-        {e.owner: e for e in listed},
+        listed,
         now,
-        listing_trusted=trusted,
+        view_end=VIEW_END,
+        evidence=evidence,
         max_deletes=max_deletes,
     )
 
 
-def test_a_wanted_buffer_we_do_not_have_is_created():
-    b = buffer()
-    assert run([b]).writes == [Create(b, b.identity)]
+def outcome(result: Plan) -> str:
+    """The plan in one word, as the table in core/reconcile.py writes it."""
+    found: list[str] = []
+    for write in result.writes:
+        if isinstance(write, Create):
+            found.append("create" if write.identity.endswith("-g1") is False else "create next")
+        else:
+            found.append("update" if isinstance(write, Update) else "delete")
+    found += [f"adopt {a.status}" for a in result.adopt]
+    found += [f"mark {m.status}" for m in result.marks]
+    found += ["forget" for _ in result.forget]
+    assert len(found) <= 1, found
+    return found[0] if found else "nothing"
 
 
-def test_nothing_to_do_when_calendar_and_state_agree():
-    b = buffer()
-    assert run([b], [record(b)], [remote(b)]).empty
+B = buffer()
+MOVED = buffer(start=T + timedelta(hours=2))
+SAME = event(B)
+EDITED = event(B, title="Grounding walk")
+
+# record status, what the calendar shows, wanted?, expected — one row per cell of the table.
+CELLS = [
+    (None, SAME, True, "adopt active"),
+    (None, EDITED, True, "adopt user_edited"),
+    (None, "gone", True, "create"),
+    (None, "unknown", True, "create"),
+    (None, SAME, False, "nothing"),
+    (None, "gone", False, "nothing"),
+    (S.CREATING, SAME, True, "adopt active"),
+    (S.CREATING, SAME, False, "delete"),
+    (S.CREATING, EDITED, True, "adopt user_edited"),
+    (S.CREATING, EDITED, False, "adopt user_edited"),
+    (S.CREATING, "gone", True, "create"),
+    (S.CREATING, "gone", False, "forget"),
+    (S.CREATING, "unknown", True, "nothing"),
+    (S.CREATING, "unknown", False, "nothing"),
+    (S.ACTIVE, SAME, True, "nothing"),
+    (S.ACTIVE, SAME, False, "delete"),
+    (S.ACTIVE, EDITED, True, "adopt user_edited"),
+    (S.ACTIVE, EDITED, False, "adopt user_edited"),
+    (S.ACTIVE, "gone", True, "mark user_deleted"),
+    (S.ACTIVE, "gone", False, "mark user_deleted"),
+    (S.ACTIVE, "unknown", True, "nothing"),
+    (S.ACTIVE, "unknown", False, "nothing"),
+    (S.DELETING, SAME, True, "adopt active"),
+    (S.DELETING, SAME, False, "delete"),
+    (S.DELETING, EDITED, True, "adopt user_edited"),
+    (S.DELETING, EDITED, False, "adopt user_edited"),
+    (S.DELETING, "gone", True, "mark deleted"),
+    (S.DELETING, "gone", False, "mark deleted"),
+    (S.DELETING, "unknown", True, "nothing"),
+    (S.DELETING, "unknown", False, "nothing"),
+    (S.DELETED, SAME, True, "adopt active"),
+    (S.DELETED, SAME, False, "adopt active"),
+    (S.DELETED, EDITED, True, "adopt user_edited"),
+    (S.DELETED, EDITED, False, "adopt user_edited"),
+    (S.DELETED, "gone", True, "create next"),
+    (S.DELETED, "unknown", True, "create next"),
+    (S.DELETED, "gone", False, "nothing"),
+    (S.USER_EDITED, SAME, True, "adopt active"),
+    (S.USER_EDITED, SAME, False, "adopt active"),
+    (S.USER_EDITED, EDITED, True, "nothing"),
+    (S.USER_EDITED, EDITED, False, "nothing"),
+    (S.USER_EDITED, "gone", True, "mark user_deleted"),
+    (S.USER_EDITED, "unknown", True, "nothing"),
+    (S.USER_DELETED, SAME, True, "adopt active"),
+    (S.USER_DELETED, SAME, False, "adopt active"),
+    (S.USER_DELETED, EDITED, True, "adopt user_edited"),
+    (S.USER_DELETED, "gone", True, "nothing"),
+    (S.USER_DELETED, "unknown", False, "nothing"),
+]
 
 
-def test_moved_session_moves_its_buffer_with_the_etag_we_hold():
-    old, new = buffer(), buffer(start=T + timedelta(hours=2))
-    [write] = run([new], [record(old)], [remote(old)]).writes
-    assert isinstance(write, Update) and write.remote.etag == "e1" and write.buffer == new
+@pytest.mark.parametrize(
+    ("status", "shown", "wanted", "expected"),
+    CELLS,
+    ids=[f"{s or 'none'}-{e if isinstance(e, str) else e.title}-{w}" for s, e, w, _ in CELLS],
+)
+def test_every_cell_of_the_lifecycle_table(
+    status: BufferStatus | None, shown: Event | str, wanted: bool, expected: str
+) -> None:
+    owned = [record(B, status)] if status is not None else []
+    if status is S.CREATING:
+        owned = [record(B, status, etag=None, remote_id="")]
+    listed = [shown] if isinstance(shown, Event) else []
+    evidence = UNTRUSTED if shown == "unknown" else TRUSTED
+    assert outcome(run([B] if wanted else [], owned, listed, evidence=evidence)) == expected
 
 
-def test_cancelled_session_deletes_its_buffer():
-    b = buffer()
-    [write] = run([], [record(b)], [remote(b)]).writes
-    assert isinstance(write, Delete) and write.remote.etag == "e1"
+def test_a_moved_session_moves_its_buffer_with_the_etag_the_calendar_shows_now() -> None:
+    # The service changed the etag on its own (Graph changeKeys do): not an edit.
+    [write] = run([MOVED], [record(B)], [event(B, etag="drifted")]).writes
+    assert isinstance(write, Update) and write.buffer == MOVED
+    assert write.remote.etag == "drifted" and write.identity == B.identity
 
 
-def test_a_buffer_the_user_edited_is_left_alone_from_then_on():
-    b, moved = buffer(), buffer(start=T + timedelta(hours=1))
-    result = run([moved], [record(b)], [remote(b, etag="user-changed")])
-    assert result.writes == [] and result.marks == [Mark(b.identity, BufferStatus.USER_EDITED)]
-    assert run([moved], [record(b, status=BufferStatus.USER_EDITED)], [remote(b, etag="x")]).empty
-    assert run([], [record(b, status=BufferStatus.USER_EDITED)], [remote(b, etag="x")]).empty
+def test_an_etag_that_changed_alone_is_no_user_edit() -> None:
+    assert run([B], [record(B)], [event(B, etag="e9")]).empty
 
 
-def test_a_buffer_the_user_deleted_is_not_recreated():
-    b = buffer()
-    result = run([b], [record(b)], [])
-    assert result.writes == [] and result.marks == [Mark(b.identity, BufferStatus.USER_DELETED)]
-    assert run([b], [record(b, status=BufferStatus.USER_DELETED)], []).empty
+def test_a_copy_the_user_made_is_never_written_to_nor_counted_as_ours() -> None:
+    copy = dataclasses.replace(SAME, id="users-copy", owner=None)
+    result = run([], [record(B)], [copy])
+    assert result.writes == [] and result.marks == [Mark(B.identity, S.USER_DELETED)]
 
 
-def test_an_untrusted_listing_deletes_nothing_and_concludes_nothing():
-    kept, gone = buffer(), buffer(after="work/s2", start=T + timedelta(hours=3))
-    result = run([], [record(kept), record(gone)], [remote(kept)], trusted=False)
-    assert result.empty
+def test_an_event_with_our_marker_under_another_id_than_recorded_is_not_ours() -> None:
+    stranger = event(B, event_id="someone-else")
+    assert run([], [record(B)], [stranger], evidence=UNTRUSTED).writes == []
 
 
-def test_deletes_are_capped_per_cycle_and_the_rest_held():
-    buffers = [buffer(after=f"work/s{i}", start=T + timedelta(hours=i)) for i in range(5)]
-    result = run([], [record(b) for b in buffers], [remote(b) for b in buffers], max_deletes=2)
-    assert [w.identity for w in result.writes] == [buffers[0].identity, buffers[1].identity]
-    assert result.held_deletes == 3
+def test_absence_outside_the_listed_window_proves_nothing() -> None:
+    # A shorter horizon or a clock step: the record's slot is not in what was listed.
+    late = buffer(start=NOW + timedelta(days=20))
+    narrow = Evidence(Window(NOW - timedelta(days=7), NOW + timedelta(days=14)), trusted=True)
+    assert run([late], [record(late)], [], evidence=narrow).empty
+    assert run([], [record(late)], [], evidence=narrow).empty
 
 
-def test_nothing_that_started_before_now_is_touched():
+def test_buffers_beyond_the_horizon_are_out_of_view_and_never_deleted() -> None:
+    far = buffer(start=VIEW_END + timedelta(days=1))
+    assert run([], [record(far)], [event(far)]).empty
+
+
+def test_nothing_that_started_before_now_is_touched() -> None:
     past = buffer(start=NOW - timedelta(hours=1))
-    assert run([], [record(past)], [remote(past)]).empty
-    assert run([past]).empty
-    moved_into_the_past = buffer(start=NOW - timedelta(minutes=5))
-    future = buffer(start=NOW + timedelta(hours=1))
-    [write] = run([moved_into_the_past], [record(future)], [remote(future)]).writes
-    assert isinstance(write, Delete)
+    assert run([], [record(past)], [event(past)]).empty
+    assert run([past], [], []).empty
+    moved_from_past = buffer(start=NOW + timedelta(hours=2))
+    result = run([moved_from_past], [record(past)], [event(past)])
+    assert not any(isinstance(w, Update) for w in result.writes)
 
 
-def test_a_write_whose_commit_was_lost_is_adopted_not_duplicated():
-    b = buffer()
-    [adopt] = run([b], [], [remote(b, etag="e9")]).adopt
-    assert adopt.remote.etag == "e9"
-    result = run([b], [record(b, status=BufferStatus.CREATING, etag=None)], [remote(b, etag="e9")])
-    assert result.writes == [] and len(result.adopt) == 1
+def test_a_buffer_caldaemon_deleted_comes_back_as_the_next_generation() -> None:
+    [write] = run([B], [record(B, S.DELETED, generation=2)], []).writes
+    assert write == Create(B, f"{B.identity}-g3")
+    assert run([B], [record(B, S.DELETED, generation=2)], []).generations == {B.identity: 3}
 
 
-def test_a_buffer_we_deleted_comes_back_with_its_session():
-    b = buffer()
-    assert run([b], [record(b, status=BufferStatus.DELETED)], []).writes == [
-        Create(b, b.identity, revive=True)
-    ]
-    assert run([], [record(b, status=BufferStatus.DELETED)], []).empty
+def test_with_no_record_the_latest_generation_on_the_calendar_is_adopted() -> None:
+    old, new = event(B, generation=1), event(B, generation=2)
+    [adopt] = run([B], [], [old, new]).adopt
+    assert adopt == Adopt(B.identity, 2, S.ACTIVE, dataclasses.replace(adopt.remote), B)
+    assert adopt.remote.id == new.id
 
 
-def test_a_create_that_never_landed_is_forgotten_when_no_longer_wanted():
-    b = buffer()
-    assert run([], [record(b, status=BufferStatus.CREATING, etag=None)], []).forget == [b.identity]
+def test_our_own_update_that_landed_before_a_crash_is_adopted_not_taken_for_an_edit() -> None:
+    pending = (MOVED.start, MOVED.end)
+    [adopt] = run([MOVED], [record(B, pending=pending)], [event(MOVED)]).adopt
+    assert adopt.status is S.ACTIVE and adopt.buffer == MOVED
 
 
-def test_a_create_that_never_landed_is_sent_again():
-    b = buffer()
-    assert run([b], [record(b, status=BufferStatus.CREATING, etag=None)], []).writes == [
-        Create(b, b.identity)
-    ]
+def test_deletes_are_capped_per_cycle_earliest_first() -> None:
+    buffers = [buffer(after=f"work/s{i}", start=T + timedelta(days=i)) for i in range(5)]
+    result = run([], [record(b) for b in buffers], [event(b) for b in buffers], max_deletes=2)
+    assert [w.identity for w in result.writes] == [b.identity for b in buffers[:2]]
+    assert all(isinstance(w, Delete) for w in result.writes) and result.held_deletes == 3
 
 
-def test_our_own_update_whose_commit_was_lost_is_not_taken_for_a_user_edit():
-    old, new = buffer(), buffer(start=T + timedelta(hours=2))
-    owned = record(old, pending=(new.start, new.end))
-    result = run([new], [owned], [remote(old, etag="e2", start=new.start)])
-    assert result.marks == [] and len(result.adopt) == 1 and result.adopt[0].remote.etag == "e2"
+def test_an_untrusted_listing_deletes_nothing_of_ours_and_concludes_nothing() -> None:
+    assert run([], [record(B)], [SAME], evidence=UNTRUSTED).empty
+    assert run([], [record(B)], [], evidence=UNTRUSTED).empty
 
 
-def test_a_delete_whose_commit_was_lost_is_recorded_as_done():
-    b = buffer()
-    assert run([], [record(b, status=BufferStatus.DELETING)], []).marks == [
-        Mark(b.identity, BufferStatus.DELETED)
-    ]
-    [write] = run([], [record(b, status=BufferStatus.DELETING)], [remote(b)]).writes
-    assert isinstance(write, Delete)
+def test_a_buffer_in_the_repeated_dst_hour_is_not_rewritten_every_cycle() -> None:
+    # 2026-11-01 01:20 happens twice in Toronto; the buffer after a session ending in the
+    # second 01:20 (fold=1) starts then. State stores UTC; the rules work in local time.
+    start = datetime(2026, 11, 1, 1, 20, fold=1, tzinfo=TZ)
+    wanted = Buffer("lee", "work", start, start + timedelta(minutes=15), "Notes", "work/n", "low")
+    stored = dataclasses.replace(
+        record(wanted), start=start.astimezone(UTC), end=wanted.end.astimezone(UTC)
+    )
+    earlier = datetime(2026, 10, 31, 20, 0, tzinfo=TZ)
+    result = plan(
+        [wanted],
+        {wanted.identity: stored},
+        [event(wanted)],
+        earlier,
+        view_end=earlier + timedelta(days=28),
+        evidence=TRUSTED,
+        max_deletes=20,
+    )
+    assert result.empty

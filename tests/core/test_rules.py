@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from caldaemon.model import Event, Severity
@@ -390,3 +390,24 @@ def test_buffer_identity_is_deterministic_per_session_and_rule():
     [a] = evaluate(settings, [heavy]).buffers
     [b] = evaluate(settings, [moved]).buffers
     assert a.identity == b.identity and a.start != b.start
+
+
+def test_a_users_copy_of_a_buffer_leaves_room_like_the_buffer_it_copies():
+    settings = make_settings(BUFFERS)
+    heavy = session(MONDAY, "09:00", "09:50", "#heavy")
+    copy = session(MONDAY, "09:50", "10:05", "Grounding time", marked=True)
+    assert len(evaluate(settings, [heavy, copy]).buffers) == 1
+
+
+def test_a_buffer_after_a_session_ending_in_the_repeated_dst_hour_ends_after_it_starts():
+    # 2026-11-01: clocks in Toronto go back at 02:00; 01:00-02:00 happens twice. A session
+    # 00:30 EDT - 01:20 EST ends in the second 01:20 (fold=1).
+    night = datetime(2026, 11, 1, tzinfo=TZ).date()
+    start = datetime(2026, 11, 1, 0, 30, tzinfo=TZ)
+    end = datetime(2026, 11, 1, 1, 20, fold=1, tzinfo=TZ)
+    heavy = Event("work", "late", start, end, title="#heavy")
+    settings = make_settings(BUFFERS)
+    [b] = evaluate(settings, [heavy], now=datetime(2026, 10, 31, 20, 0, tzinfo=TZ)).buffers
+    assert b.start.astimezone(UTC) == end.astimezone(UTC)
+    assert b.end.astimezone(UTC) - b.start.astimezone(UTC) == timedelta(minutes=15)
+    assert b.start.date() == night

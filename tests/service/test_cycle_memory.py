@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from caldaemon.errors import CalendarPaused
 from caldaemon.model import Event
 from caldaemon.providers.memory import MemoryStore
 from caldaemon.service.cycle import CycleReport
@@ -42,6 +43,27 @@ class MemoryWorld:
         )
         self.practice.put(dataclasses.replace(event, **changes))  # type: ignore[arg-type]
 
+    def configure(self, horizon: str = "14d") -> None:
+        (self.root / "config.yaml").write_text(
+            textwrap.dedent(f"""\
+            timezone: America/Toronto
+            daemon: {{state_dir: state, horizon: {horizon}}}
+            clinicians:
+              - id: lee
+                rules: standard
+                calendars:
+                  - {{id: practice, provider: memory, store: {self.names[0]}}}
+                  - {{id: buffers, provider: memory, store: {self.names[1]}}}
+                buffers_to: buffers
+            rule_sets:
+              standard:
+                buffers:
+                  - {{after: high, length: 15m, title: Grounding time}}
+            notices:
+              quiet_outside_working_hours: false
+            """)
+        )
+
     def cycle(self, now: datetime) -> CycleReport:
         service = Daemon(str(self.root / "config.yaml"), clock=lambda: now)
         try:
@@ -62,26 +84,8 @@ class MemoryWorld:
 def world(tmp_path: Path) -> Iterator[MemoryWorld]:
     n = next(_worlds)
     names = (f"practice-{n}", f"buffers-{n}")
-    (tmp_path / "config.yaml").write_text(
-        textwrap.dedent(f"""\
-        timezone: America/Toronto
-        daemon: {{state_dir: state, horizon: 14d}}
-        clinicians:
-          - id: lee
-            rules: standard
-            calendars:
-              - {{id: practice, provider: memory, store: {names[0]}}}
-              - {{id: buffers, provider: memory, store: {names[1]}}}
-            buffers_to: buffers
-        rule_sets:
-          standard:
-            buffers:
-              - {{after: high, length: 15m, title: Grounding time}}
-        notices:
-          quiet_outside_working_hours: false
-        """)
-    )
     world = MemoryWorld(tmp_path, MemoryStore.named(names[0]), MemoryStore.named(names[1]), names)
+    world.configure()
     world.session("s1", MON_10)
     world.session("s2", MON_10 + timedelta(days=1))
     yield world
@@ -166,3 +170,111 @@ def test_the_users_own_events_on_the_buffers_calendar_are_never_touched(
     world.cycle(NOW + timedelta(minutes=2))
     assert world.placed() == []
     assert world.buffers.get("dentist") == stored
+
+
+def test_a_calendar_the_service_refuses_for_hours_is_paused_with_one_notice(
+    world: MemoryWorld,
+) -> None:
+    world.cycle(NOW)
+    world.practice.refusal = CalendarPaused(
+        "practice", "memory calendar", "usage limits exceeded (quotaExceeded)"
+    )
+    reads = world.practice.reads
+    for minute in range(2, 40, 2):
+        report = world.cycle(NOW + timedelta(minutes=minute))
+        assert [e.calendar for e in report.calendar_errors] == ["practice"]
+    assert world.practice.reads == reads + 1  # asked once, then paused for the hour
+    with state_view.tables(world.root / "state") as tables:
+        notices = [n for n in tables.outbox.all() if "refused by its service" in n.text]
+        assert len(notices) == 1
+        assert tables.calendars.get("lee", "practice").paused  # type: ignore[union-attr]
+    world.practice.refusal = None
+    report = world.cycle(NOW + timedelta(minutes=70))
+    assert report.calendar_errors == [] and world.practice.reads == reads + 2
+
+
+def test_after_the_state_is_lost_an_edited_buffer_stays_and_an_intact_one_is_adopted(
+    world: MemoryWorld,
+) -> None:
+    world.cycle(NOW)
+    first, second = world.placed()
+    world.buffers.put(dataclasses.replace(first, title="Grounding walk"))
+    (world.root / "state" / "state.sqlite3").unlink()
+    world.session("s1", MON_10 + timedelta(hours=3))  # its buffer would move
+    report = world.cycle(NOW + timedelta(minutes=2))
+    edited = world.buffers.get(first.id)
+    assert edited is not None and (edited.title, edited.start) == ("Grounding walk", first.start)
+    assert report.created == 0  # adopted or left alone, never duplicated
+    world.session("s2", MON_10 + timedelta(days=1, hours=3))  # the adopted one follows
+    world.cycle(NOW + timedelta(minutes=4))
+    moved = world.buffers.get(second.id)
+    assert moved is not None and moved.start == MON_10 + timedelta(days=1, hours=3, minutes=50)
+    assert len(world.placed()) == 2
+    assert world.statuses() == {"active": 1, "user_edited": 1}
+
+
+def test_a_shorter_horizon_leaves_the_buffers_beyond_it_managed_not_abandoned(
+    world: MemoryWorld,
+) -> None:
+    world.configure("28d")
+    world.session("late", MON_10 + timedelta(days=20))
+    assert world.cycle(NOW).created == 3
+    world.configure("7d")
+    report = world.cycle(NOW + timedelta(minutes=2))
+    assert (report.created, report.updated, report.deleted) == (0, 0, 0)
+    assert len(world.placed()) == 3 and world.statuses() == {"active": 3}
+    world.configure("28d")
+    world.session("late", MON_10 + timedelta(days=20, hours=2))
+    assert world.cycle(NOW + timedelta(minutes=4)).updated == 1
+
+
+def test_a_clock_stepped_back_abandons_nothing(world: MemoryWorld) -> None:
+    world.cycle(NOW)
+    world.cycle(NOW - timedelta(days=3))
+    world.cycle(NOW + timedelta(minutes=2))
+    assert world.statuses() == {"active": 2} and len(world.placed()) == 2
+
+
+def test_a_copy_of_a_buffer_the_user_made_survives_its_session_being_cancelled(
+    world: MemoryWorld,
+) -> None:
+    world.cycle(NOW)
+    original = world.placed()[0]
+    copy = world.buffers.put(dataclasses.replace(original, id="my-copy"))
+    world.session("s1", MON_10, cancelled=True)
+    assert world.cycle(NOW + timedelta(minutes=2)).deleted == 1
+    assert world.buffers.get("my-copy") == copy
+    assert world.buffers.get(original.id) is None
+
+
+def test_a_buffer_that_comes_back_after_caldaemon_deleted_it_gets_a_new_id(
+    world: MemoryWorld,
+) -> None:
+    world.cycle(NOW)
+    first = world.placed()[0]
+    world.session("s1", MON_10, cancelled=True)
+    world.cycle(NOW + timedelta(minutes=2))
+    world.session("s1", MON_10)
+    assert world.cycle(NOW + timedelta(minutes=4)).created == 1
+    again = [b for b in world.placed() if b.start == first.start]
+    assert len(again) == 1 and again[0].id != first.id and again[0].owner.endswith("-g1")
+
+
+def test_a_session_ending_in_the_repeated_dst_hour_gets_its_buffer_written_once(
+    world: MemoryWorld,
+) -> None:
+    start = datetime(2026, 11, 1, 0, 30, tzinfo=TZ)
+    world.practice.put(
+        Event(
+            calendar="practice",
+            id="night",
+            start=start,
+            end=datetime(2026, 11, 1, 1, 20, fold=1, tzinfo=TZ),
+            title="Session #heavy",
+        )
+    )
+    evening = datetime(2026, 10, 31, 20, 0, tzinfo=TZ)
+    assert world.cycle(evening).created == 1  # the others are beyond the 14-day horizon
+    for minute in (2, 4, 6):
+        report = world.cycle(evening + timedelta(minutes=minute))
+        assert (report.created, report.updated, report.deleted) == (0, 0, 0)

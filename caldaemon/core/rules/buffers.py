@@ -4,7 +4,7 @@ where nothing else is busy; where there is no room, a ``buffers`` violation inst
 from __future__ import annotations
 
 from bisect import bisect_left
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import accumulate
 
 from caldaemon.core.rules.context import Context
@@ -46,7 +46,10 @@ def plan_buffers(ctx: Context) -> tuple[list[Buffer], list[Violation]]:
         rule = next((r for r in rules if ctx.at_least(session.item.level, r.after.lower())), None)
         if rule is None:
             continue
-        start, end = session.end, session.end + rule.length
+        # In UTC: wall-clock arithmetic on a time in the repeated hour of a DST change
+        # (fold=1) lands an hour early, before the session ends (PEP 495).
+        start = session.end
+        end = (session.end.astimezone(UTC) + rule.length).astimezone(ctx.tz)
         if busy.overlaps(start, end):
             violations.append(
                 ctx.session_violation(
