@@ -28,14 +28,33 @@ def fail(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
 
 
+# No duration in a clinician's config needs more than a year; a longer one is a typo, and
+# one long enough overflows timedelta or makes the rules walk for minutes (DESIGN.md §5).
+MAX_DURATION = timedelta(days=366)
+_DURATION_DIGITS = 12  # bounds int() before any arithmetic: 10**12 seconds is 31,000 years
+
+
 def parse_duration(value: Any) -> timedelta:
+    """``15m``, ``1h30m``, ``14d``: at most 366 days (zero is allowed here; see
+    :data:`Duration` for the keys that need more than nothing)."""
     if isinstance(value, timedelta):
         return value
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not match or not any(match.groups()):
         raise fail("duration", f"{value!r} is not a duration like 15m, 1h30m or 14d")
+    if any(len(g) > _DURATION_DIGITS for g in match.groups() if g):
+        raise fail("duration", f"{value!r} is longer than {MAX_DURATION.days} days")
     weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    total = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    if total > MAX_DURATION:
+        raise fail("duration", f"{value!r} is longer than {MAX_DURATION.days} days")
+    return total
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise fail("duration", "must be longer than nothing (like 15m)")
+    return value
 
 
 def parse_clock(value: Any, *, allow_24: bool = False) -> int:
@@ -97,7 +116,10 @@ class PathRole(Enum):
     SECRET = "secret"
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# A duration that must be more than nothing (a buffer's length, how often, how long to wait).
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+# A duration where nothing is a meaningful answer (a break or gap of zero minutes).
+Span = Annotated[timedelta, BeforeValidator(parse_duration)]
 Clock = Annotated[int, BeforeValidator(parse_clock)]
 Weekday = Annotated[str, BeforeValidator(parse_weekday)]
 Count = Annotated[int, Field(ge=0, strict=True)]

@@ -25,6 +25,8 @@ from caldaemon.fields import PathRole, path_role
 from caldaemon.model import TAGGABLE_KINDS, Kind
 
 DEFAULT_PATH = "~/.config/caldaemon/config.yaml"
+# A clinician's config is a few kilobytes; a bigger file is a mistake, not a config.
+MAX_CONFIG_BYTES = 1024 * 1024
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
@@ -36,11 +38,18 @@ def load(path: str | Path | None = None) -> Settings:
     """Read and check the config at ``path``; raise ConfigError listing every problem."""
     file = Path(path).expanduser() if path else default_path()
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         problem = Problem(str(file), None, "", f"cannot read the config: {reason}")
         raise ConfigError([problem]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        problem = Problem(
+            str(file), None, "", "the config is larger than 1 MB; is this the right file?"
+        )
+        raise ConfigError([problem])
     return parse(text, file)
 
 

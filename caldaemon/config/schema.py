@@ -33,12 +33,24 @@ from caldaemon.providers.settings import CalendarSettings
 __all__ = ["Config", "Daemon", "EmailSettings", "Notices", "RuleSet", "Smtp"]
 
 
+# Polling more often than this gains nothing (the services' own limits are per minute)
+# and a poll of zero would spin (DESIGN.md §5).
+MIN_POLL_INTERVAL = timedelta(seconds=10)
+
+
 class Daemon(Strict):
     poll_interval: Duration = timedelta(minutes=2)
     horizon: Duration = timedelta(days=28)
     state_dir: FilePath = Path("~/.local/state/caldaemon")
     dry_run: Flag = False
     max_deletes_per_cycle: Count = 20
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _often_enough(cls, value: timedelta) -> timedelta:
+        if value < MIN_POLL_INTERVAL:
+            raise fail("poll_interval", "must be at least 10s")
+        return value
 
 
 class Sessions(Strict):

@@ -44,6 +44,10 @@ _CoreResolver.add_implicit_resolver(
 )
 
 
+class _Refused(yaml.MarkedYAMLError):
+    """YAML that is valid but not taken in a config (said as is, without "not valid")."""
+
+
 class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _CoreResolver):
     def __init__(self, stream: str) -> None:
         Reader.__init__(self, stream)
@@ -52,6 +56,18 @@ class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _CoreResolver)
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         _CoreResolver.__init__(self)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # Anchors and aliases let a few lines expand into gigabytes (ten nested aliases
+        # never finished loading): a clinician's config has no need of them.
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise _Refused(
+                problem="anchors and aliases (&name, *name) are not allowed in the config; "
+                "write each value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 @dataclass
@@ -89,6 +105,10 @@ def load(text: str, file: str) -> Document:
         return doc
     try:
         node = loader.get_single_node()
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        doc.problems.append(((), line, str(exc.problem)))
+        return doc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

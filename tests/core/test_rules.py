@@ -411,3 +411,25 @@ def test_a_buffer_after_a_session_ending_in_the_repeated_dst_hour_ends_after_it_
     assert b.start.astimezone(UTC) == end.astimezone(UTC)
     assert b.end.astimezone(UTC) - b.start.astimezone(UTC) == timedelta(minutes=15)
     assert b.start.date() == night
+
+
+def test_a_buffers_violation_is_timed_as_the_slot_its_message_names():
+    settings = make_settings(BUFFERS)
+    heavy = session(MONDAY, "09:00", "09:50", "#heavy")
+    dentist = session(MONDAY, "10:00", "11:00", "Dentist", calendar="home")
+    [v] = rules_hit(evaluate(settings, [heavy, dentist]), "buffers")
+    assert (v.start, v.end) == (heavy.end, heavy.end + timedelta(minutes=15))
+    assert v.date == MONDAY and v.events == (heavy.key,)
+
+
+def test_a_cadence_deadline_is_every_days_later_on_the_clinicians_clock_across_dst():
+    # A weekly team meeting, Tuesdays 11:00 in Toronto; clocks go back on Sun 1 Nov 2026.
+    # Written with a TZID or in UTC, the next one is due Tue 3 Nov at 11:00 local.
+    settings = make_settings({"cadence": [{"kind": "peer_support", "every": "7d"}]})
+    now = datetime(2026, 10, 28, 9, 0, tzinfo=TZ)
+    local = datetime(2026, 10, 27, 11, 0, tzinfo=TZ)
+    for start in (local, local.astimezone(UTC)):
+        meeting = Event("work", "team", start, start + timedelta(hours=1), title="#team")
+        first = rules_hit(evaluate(settings, [meeting], now=now), "cadence")[0]
+        assert first.start == datetime(2026, 11, 3, 11, 0, tzinfo=TZ)
+        assert "by Tue 3 Nov 11:00" in first.message

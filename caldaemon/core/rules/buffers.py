@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from itertools import accumulate
 
 from caldaemon.core.rules.context import Context
-from caldaemon.model import Buffer, Violation
+from caldaemon.model import Buffer, Kind, Violation
 from caldaemon.text import describe, minutes, span
 
 
@@ -51,12 +51,19 @@ def plan_buffers(ctx: Context) -> tuple[list[Buffer], list[Violation]]:
         start = session.end
         end = (session.end.astimezone(UTC) + rule.length).astimezone(ctx.tz)
         if busy.overlaps(start, end):
+            # About the session, dated and timed as the slot its message names.
             violations.append(
-                ctx.session_violation(
+                ctx.violation(
                     "buffers",
-                    session,
-                    f"{span(start, end)}: no room for {minutes(rule.length)} of "
+                    day=session.day,
+                    start=start,
+                    end=end,
+                    message=f"{span(start, end)}: no room for {minutes(rule.length)} of "
                     f"{rule.title.lower()} after a {describe(session.item.level)}",
+                    subject=session.key,
+                    events=(session.key,),
+                    level=session.item.level,
+                    kind=Kind.SESSION.value,
                 )
             )
             continue

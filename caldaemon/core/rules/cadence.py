@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 from caldaemon.core.rules.context import Context
 from caldaemon.model import Kind, Violation
@@ -25,6 +26,13 @@ def _every(days: float) -> str:
     return f"every {whole} days" if whole != 1 else "every day"
 
 
+def _later(moment: datetime, every: timedelta, ctx: Context) -> datetime:
+    """``every`` later on the clinician's clock: a Tuesday 11:00 meeting every 7 days is
+    due Tuesday 11:00 across a DST change, whether its event was written with a TZID or in
+    UTC (the difference of two aware times in one zone is wall-clock time)."""
+    return (moment.astimezone(ctx.tz) + every).astimezone(UTC)
+
+
 def cadence(ctx: Context) -> Iterator[Violation]:
     """Walk the chain of deadlines from the last occurrence before now (DESIGN.md §3):
     each deadline is met by an event of the kind starting by then, else it is missed and
@@ -39,7 +47,7 @@ def cadence(ctx: Context) -> Iterator[Violation]:
         else:
             previous, anchor = ctx.now, "now"
         missed = 0
-        while (deadline := previous + entry.every) <= ctx.horizon_end:
+        while (deadline := _later(previous, entry.every, ctx)) <= ctx.horizon_end:
             following = bisect_right(starts, previous)
             if following < len(starts) and starts[following] <= deadline:
                 previous, anchor = found[following]

@@ -18,6 +18,7 @@ from caldaemon.fields import (
     Duration,
     Flag,
     Name,
+    Span,
     Strict,
     Weekday,
     fail,
@@ -55,12 +56,12 @@ class LevelLimit(Strict):
 
 class Breaks(Strict):
     after_sessions: Annotated[int, Field(ge=1, strict=True)]
-    min_break: Duration
+    min_break: Span
 
 
 class NoBackToBack(Strict):
     level: LevelName
-    min_gap: Duration
+    min_gap: Span
 
 
 class BufferRule(Strict):
