@@ -91,8 +91,12 @@ class RemoteGone(Error):
 
 
 class DeliveryError(Error):
-    """A notice could not be delivered; ``permanent`` ones are not retried."""
+    """A notice could not be delivered. A temporary failure is retried with backoff; a
+    permanent one waits for the config to change (a certificate, STARTTLS, a password)
+    and is retried after a reload; only ``recipient_refused`` ends a notice for good
+    (DESIGN.md §5)."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, recipient_refused: bool = False) -> None:
         self.permanent = permanent
+        self.recipient_refused = recipient_refused
         super().__init__(message)

@@ -42,7 +42,8 @@ def check(
     config_path: str | None, now_text: str | None, clinician_id: str | None, as_json: bool
 ) -> None:
     """Read the calendars and show boundary violations and the buffers caldaemon would
-    place. Changes nothing. Exit 0: all fine; 1: violations; 2: bad config or input."""
+    place. Changes nothing. Exit 0: all fine; 1: violations; 2: bad config, or a calendar
+    that could not be read (nothing is then judged for its clinician)."""
     from caldaemon.cli import render
     from caldaemon.model import Severity
     from caldaemon.service.read import check as read_and_assess
@@ -56,7 +57,12 @@ def check(
     )
     if as_json:
         click.echo()
-    errors = any(v.severity is Severity.ERROR for r in results for v in r.evaluation.violations)
+    errors = any(
+        v.severity is Severity.ERROR
+        for r in results
+        if not r.errors
+        for v in r.evaluation.violations
+    )
     sys.exit(problem_code or (1 if errors else 0))
 
 

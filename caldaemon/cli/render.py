@@ -51,8 +51,18 @@ def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> s
     return json.dumps(
         {
             "now": now.isoformat(),
-            "violations": [violation_json(v) for r in results for v in r.evaluation.violations],
-            "buffers": [buffer_json(b) for r in results for b in r.evaluation.buffers],
+            "violations": [
+                violation_json(v) for r in results if not r.errors for v in r.evaluation.violations
+            ],
+            "buffers": [
+                buffer_json(b) for r in results if not r.errors for b in r.evaluation.buffers
+            ],
+            # Clinicians with a calendar that could not be read: judged on nothing.
+            "incomplete": [
+                {"clinician": r.clinician.id, "calendar": e.calendar, "error": str(e)}
+                for r in results
+                for e in r.errors
+            ],
             "warnings": [w for r in results for w in r.warnings],
             "errors": [str(e) for r in results for e in r.errors],
         }
@@ -70,6 +80,15 @@ def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
         tz = result.clinician.tz
         violations, buffers = result.evaluation.violations, result.evaluation.buffers
         horizon = f"from {day_name(result.now.astimezone(tz).date())}"
+        if result.errors:
+            # Failing closed: rules over a calendar that was not read judge partial data.
+            unread = ", ".join(f"'{e.calendar}' ({e.reason})" for e in result.errors)
+            lines.append(
+                f"{_who(result)}: incomplete: could not read {unread}. Nothing is judged "
+                "until every calendar can be read."
+            )
+            lines.append("")
+            continue
         if not violations:
             lines.append(f"{_who(result)}: everything fits inside your boundaries ({horizon}).")
         else:

@@ -16,7 +16,8 @@ from caldaemon.cli.app import config_option, load_settings, main, now_option, pa
 @now_option
 @user_errors
 def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None) -> None:
-    """Run the service: poll calendars, place buffers, send notices."""
+    """Run the service: poll calendars, place buffers, send notices. With --once, exit 0
+    when every calendar was read and every cycle completed, else 2."""
     from caldaemon.clock import offset_clock, pinned_clock, system_clock
     from caldaemon.service.daemon import Daemon
 
@@ -42,9 +43,14 @@ def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None
             f"{report.deleted} removed"
             + (" (dry run: nothing written or sent)" if service.cycle.dry_run else "")
         )
+    for failure in service.failed_cycles:
+        click.echo(f"{failure}: the cycle failed; nothing was judged or written for them")
     if not service.cycle.dry_run and service.mailer is not None:
         click.echo(
             "notices: sent by email"
             if settings.notices.email
             else f"notices: written to {settings.daemon.state_dir / 'notices'}"
         )
+    # Failing closed (DESIGN.md §5): a calendar not read or a cycle that failed is exit 2.
+    if service.failed_cycles or any(r.calendar_errors for r in reports):
+        sys.exit(2)

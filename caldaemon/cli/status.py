@@ -32,6 +32,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             violations = tables.violations.all_open()
             outbox = tables.outbox.counts()
             failed = tables.outbox.failed()
+            held = tables.outbox.held()
             buffers = tables.buffers.counts()
     finally:
         state.close()
@@ -72,6 +73,16 @@ def collect(settings: Settings) -> dict[str, Any]:
             }
             for n in failed
         ],
+        "held_notices": [
+            {
+                "message_id": n.message_id,
+                "recipient": n.recipient,
+                "subject": n.subject,
+                "attempts": n.attempts,
+                "last_error": n.last_error,
+            }
+            for n in held
+        ],
         "buffers": buffers,
     }
 
@@ -109,6 +120,11 @@ def render(settings: Settings, as_json: bool) -> str:
         lines.append(
             f"  not delivered: '{f['subject']}' to {f['recipient']} after "
             f"{f['attempts']} attempt(s): {f['last_error']}"
+        )
+    for h in data.get("held_notices", []):
+        lines.append(
+            f"  held until the config is fixed: '{h['subject']}' to {h['recipient']}: "
+            f"{h['last_error']}"
         )
     buffers = data.get("buffers", {})
     if buffers:

@@ -17,6 +17,7 @@ from caldaemon.notices.compose import Message
 from caldaemon.notices.maildir import MaildirMailer
 from caldaemon.notices.smtp import SmtpMailer
 from caldaemon.state import State
+from caldaemon.state.outbox import FAILED, HELD, PENDING
 
 log = logging.getLogger("caldaemon.notices")
 
@@ -61,7 +62,8 @@ def retry_delay(
 def deliver_due(
     state: State, mailer: Mailer, now: datetime, rng: random.Random | None = None
 ) -> tuple[int, int]:
-    """Send what is due. Returns (sent, failed for good)."""
+    """Send what is due. Returns (sent, not sent and no longer retried on a timer: held
+    for a config change or refused for good)."""
     rng = rng or random.Random()
     sent = failed = 0
     with _delivery_lock:
@@ -79,22 +81,23 @@ def deliver_due(
                 mailer.send(message)
             except DeliveryError as exc:
                 attempts = notice.attempts + 1
-                permanent = exc.permanent or attempts >= MAX_ATTEMPTS
+                if exc.recipient_refused:
+                    status, next_step = FAILED, "the recipient is refused for good"
+                elif exc.permanent or attempts >= MAX_ATTEMPTS:
+                    # Kept for when the config is fixed (DESIGN.md §5): not marked as done.
+                    status, next_step = HELD, "held until the config changes"
+                else:
+                    status, next_step = PENDING, "will retry"
                 with state.transaction() as tables:
                     tables.outbox.attempt_failed(
                         notice.message_id,
                         attempts=attempts,
                         error=str(exc),
-                        for_good=permanent,
+                        status=status,
                         retry_at=now + timedelta(seconds=retry_delay(attempts, rng)),
                     )
-                failed += permanent
-                log.warning(
-                    "notice %s not delivered (%s): %s",
-                    notice.message_id,
-                    "giving up" if permanent else "will retry",
-                    exc,
-                )
+                failed += status != PENDING
+                log.warning("notice %s not delivered (%s): %s", notice.message_id, next_step, exc)
                 continue
             failpoints.reach("after-send")
             with state.transaction() as tables:

@@ -126,9 +126,11 @@ def _classify(exc: BaseException, host: str, port: int, password: str | None) ->
         detail = "; ".join(
             f"{addr}: {code} {_text(reply)}" for addr, (code, reply) in exc.recipients.items()
         )
+        refused = bool(codes) and all(c >= 500 for c in codes)
         error = DeliveryError(
             f"the SMTP server {where} refused the recipient ({detail})",
-            permanent=bool(codes) and all(c >= 500 for c in codes),
+            permanent=refused,
+            recipient_refused=refused,
         )
     elif isinstance(exc, smtplib.SMTPAuthenticationError):
         error = DeliveryError(
@@ -175,7 +177,11 @@ def _classify(exc: BaseException, host: str, port: int, password: str | None) ->
             f"sending to {where} failed: {type(exc).__name__}: {exc}", permanent=False
         )
     if password and password in error.message:
-        return DeliveryError(error.message.replace(password, "********"), permanent=error.permanent)
+        return DeliveryError(
+            error.message.replace(password, "********"),
+            permanent=error.permanent,
+            recipient_refused=error.recipient_refused,
+        )
     return error
 
 

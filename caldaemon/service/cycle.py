@@ -100,8 +100,9 @@ class Cycle:
             }
         assessment = assess(clinician, self.settings.classification, events, now, horizon)
         report.violations = len(assessment.evaluation.violations)
+        # Placing a buffer is a verdict ("there is room here"): none from partial data.
         target = results.get(clinician.buffers_to) if clinician.buffers_to else None
-        if clinician.buffers_to and target is not None and target.ok:
+        if clinician.buffers_to and target is not None and report.ok:
             with self.state.read() as tables:
                 read = tables.calendars.get(clinician.id, clinician.buffers_to)
             evidence = Evidence(
@@ -128,14 +129,25 @@ class Cycle:
             )
             report.created, report.updated = outcome.created, outcome.updated
             report.deleted, report.held_deletes = outcome.deleted, outcome.held_deletes
-        report.notices = outbox.record_violations(
-            self.state,
-            self.settings,
-            clinician,
-            assessment.evaluation.violations,
-            now,
-            titles=self.titles.get(clinician.id, {}),
-        )
+        if report.ok:
+            report.notices = outbox.record_violations(
+                self.state,
+                self.settings,
+                clinician,
+                assessment.evaluation.violations,
+                now,
+                titles=self.titles.get(clinician.id, {}),
+            )
+        else:
+            # Failing closed (DESIGN.md §5): rules over a calendar that was not read would
+            # judge partial data. No new notice, nothing resolved; the failing calendar
+            # gets its own operational notice once it has failed for an hour.
+            log.warning(
+                "%s: not every calendar was read; no violations are recorded this cycle",
+                clinician.id,
+            )
+        with self.state.transaction() as tables:
+            tables.prune(clinician.id, now, self.settings.notices.repeat_after)
         log.info(
             "cycle %s: %d calendars ok, %d failed, %d violations, +%d ~%d -%d buffers",
             clinician.id,

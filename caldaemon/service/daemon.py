@@ -86,7 +86,13 @@ class Daemon:
         self.providers = Providers(self.settings, sleep)
         self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
         self.mailer = _mailer(self.settings, dry_run)
+        if self.mailer is not None:
+            # A restart usually follows a fixed config: held notices get another try.
+            with self.state.transaction() as tables:
+                tables.outbox.release_held(clock())
         self.health = Health(clock())
+        # Cycles that failed as a whole (``run --once`` exits 2 when there are any).
+        self.failed_cycles: list[str] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._wake = threading.Event()
@@ -104,9 +110,11 @@ class Daemon:
             report = self.cycle.run(clinician)
         except Error as exc:
             log.error("cycle for %s failed: %s", clinician_id, exc)
+            self.failed_cycles.append(f"{clinician_id}: {exc}")
             return None
-        except Exception:
+        except Exception as exc:
             log.exception("cycle for %s failed unexpectedly", clinician_id)
+            self.failed_cycles.append(f"{clinician_id}: {type(exc).__name__}")
             return None
         self.health.record(report, self.clock())
         return report
@@ -215,6 +223,9 @@ class Daemon:
         self.mailer = _mailer(settings, self.dry_run)
         with self.state.transaction() as tables:
             tables.calendars.resume_all()  # a fixed authorization resumes
+            released = tables.outbox.release_held(self.clock())
+        if released:
+            log.info("%d held notice(s) will be sent again with the new config", released)
         if self.scheduler is not None:
             self._schedule()
         log.info("config reloaded: %d clinician(s)", len(settings.clinicians))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
@@ -154,13 +154,18 @@ def _store(
     now: datetime,
 ) -> None:
     known_tags = set(settings.classification.tags)
+    known_colors = set(settings.classification.colors)
     pattern = settings.classification.title_pattern
     keep: list[Cached] = []
     drop = list(listing.removed)
     for event in listing.events:
         if window.overlaps(event.start, event.end):
             matches = bool(pattern.search(event.title)) if pattern is not None else False
-            keep.append(Cached(event, frozenset(tags_of(event) & known_tags), matches))
+            # Like tags, a colour is kept only when the config gives it a meaning: an ICS
+            # COLOR is free text (DESIGN.md §7).
+            color = event.color if (event.color or "").lower() in known_colors else None
+            cached = replace(event, color=color) if color != event.color else event
+            keep.append(Cached(cached, frozenset(tags_of(event) & known_tags), matches))
         else:
             drop.append(event.id)
     with state.transaction() as tables:

@@ -197,3 +197,9 @@ class Buffers:
             "DELETE FROM buffers WHERE clinician=? AND identity=?",
             ((clinician, identity) for identity in identities),
         )
+
+    def prune_ended(self, clinician: str, before: datetime) -> None:
+        """Forget buffers that ended before ``before``: nothing before now is changed."""
+        self.db.execute(
+            "DELETE FROM buffers WHERE clinician=? AND end<?", (clinician, iso(before))
+        )

@@ -20,6 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from caldaemon.errors import Error
@@ -88,6 +89,13 @@ class StateError(Error):
         super().__init__(f"{path}: {reason}")
 
 
+# Delivered notices are kept this long (``status`` counts them), without their text.
+KEEP_DELIVERED = timedelta(days=30)
+# Buffers that ended this long ago are never looked at again (nothing before now is
+# changed): their records go.
+KEEP_PAST_BUFFERS = timedelta(days=1)
+
+
 class Tables:
     """The typed tables over one connection (see the module of each)."""
 
@@ -99,6 +107,14 @@ class Tables:
         self.outbox = Outbox(db)
         self.digests = Digests(db)
         self.problems = Problems(db)
+
+    def prune(self, clinician: str, now: datetime, repeat_after: timedelta) -> None:
+        """Keep the state growing with the horizon, not with time (DESIGN.md §9):
+        resolved violations once they could no longer be repeated, delivered notices
+        after a month, buffers in the past."""
+        self.violations.prune_resolved(clinician, now - repeat_after)
+        self.outbox.prune_delivered(now - KEEP_DELIVERED)
+        self.buffers.prune_ended(clinician, now - KEEP_PAST_BUFFERS)
 
 
 class State:
@@ -115,6 +131,13 @@ class State:
         self.path = Path(path)
         self._lock = threading.RLock()
         try:
+            if self.path.exists() and self.path.stat().st_size == 0:
+                # Never silently start afresh over a file that is there: an empty one is a
+                # broken copy or a full disk, and starting afresh forgets which buffers
+                # are caldaemon's.
+                raise StateError(
+                    self.path, "the state file is empty; move it away to start afresh"
+                )
             if read_only:
                 self.db = sqlite3.connect(
                     f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
@@ -130,6 +153,8 @@ class State:
             if not read_only:
                 self.db.execute("PRAGMA synchronous=FULL")
                 self._migrate()
+            elif self.schema_version() > SCHEMA_VERSION:
+                raise StateError(self.path, "written by a newer caldaemon")
             self._tables = Tables(self.db)
         except sqlite3.DatabaseError as exc:
             raise StateError(self.path, f"the state database cannot be used: {exc}") from None
@@ -181,8 +206,10 @@ class State:
 
     @contextmanager
     def transaction(self) -> Iterator[Tables]:
-        """The tables, in one transaction that commits at the end or rolls back on error."""
-        with self._lock:
+        """The tables, in one transaction that commits at the end or rolls back on error.
+        A database that cannot be written (a full disk, a read-only folder) is a
+        :class:`StateError` naming the file, never a traceback."""
+        with self._lock, self._errors():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._tables
@@ -194,8 +221,22 @@ class State:
     @contextmanager
     def read(self) -> Iterator[Tables]:
         """The tables for reading, under the lock (the connection is shared by threads)."""
-        with self._lock:
+        with self._lock, self._errors():
             yield self._tables
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            text = str(exc)
+            if "full" in text:
+                reason = "the disk is full"
+            elif "readonly" in text or "read-only" in text:
+                reason = "the state cannot be written (read-only file or folder)"
+            else:
+                reason = f"the state database failed: {text}"
+            raise StateError(self.path, reason) from None
 
     def dump(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table, for audits (what does the state hold about events?)."""

@@ -9,7 +9,10 @@ from datetime import datetime
 
 from caldaemon.state.convert import iso, optional_iso, parse_iso
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
+# pending: to be sent; sent; held: refused for a reason the config can fix (a certificate,
+# STARTTLS, a password), sent again after a reload or restart; failed: refused for good
+# (a recipient the server does not take).
+PENDING, SENT, HELD, FAILED = "pending", "sent", "held", "failed"
 
 
 @dataclass(frozen=True)
@@ -90,18 +93,41 @@ class Outbox:
         return {row["status"]: row["n"] for row in rows}
 
     def sent(self, message_id: str, now: datetime) -> None:
+        """Delivered: its text goes at once (with ``privacy: full`` it names clients)."""
         self.db.execute(
-            "UPDATE outbox SET status=?, sent_at=?, attempts=attempts+1 WHERE message_id=?",
+            "UPDATE outbox SET status=?, sent_at=?, attempts=attempts+1, text='', html='' "
+            "WHERE message_id=?",
             (SENT, iso(now), message_id),
         )
 
-    def attempt_failed(
-        self, message_id: str, *, attempts: int, error: str, for_good: bool, retry_at: datetime
-    ) -> None:
+    def prune_delivered(self, before: datetime) -> None:
+        """Forget notices delivered (or given up) before ``before``."""
         self.db.execute(
-            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=? WHERE message_id=?",
-            (attempts, error, FAILED if for_good else PENDING, iso(retry_at), message_id),
+            "DELETE FROM outbox WHERE (status=? AND sent_at<?) OR (status=? AND created<?)",
+            (SENT, iso(before), FAILED, iso(before)),
         )
+
+    def attempt_failed(
+        self, message_id: str, *, attempts: int, error: str, status: str, retry_at: datetime
+    ) -> None:
+        """A failed attempt; ``status`` says what comes next (pending, held, failed)."""
+        self.db.execute(
+            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=? "
+            "WHERE message_id=?",
+            (attempts, error, status, iso(retry_at), message_id),
+        )
+
+    def release_held(self, now: datetime) -> int:
+        """The config changed: notices held for a config problem are tried again now."""
+        cursor = self.db.execute(
+            "UPDATE outbox SET status=?, not_before=?, attempts=0 WHERE status=?",
+            (PENDING, iso(now), HELD),
+        )
+        return cursor.rowcount
+
+    def held(self) -> list[QueuedNotice]:
+        rows = self.db.execute("SELECT * FROM outbox WHERE status=? ORDER BY created", (HELD,))
+        return [_notice(row) for row in rows]
 
 
 class Digests:

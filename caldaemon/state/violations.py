@@ -140,3 +140,10 @@ class Violations:
             "UPDATE violations SET resolution_notified=1 WHERE clinician=? AND fingerprint=?",
             ((clinician, fingerprint) for fingerprint in resolutions),
         )
+
+    def prune_resolved(self, clinician: str, before: datetime) -> None:
+        self.db.execute(
+            "DELETE FROM violations WHERE clinician=? AND resolved_at IS NOT NULL "
+            "AND resolved_at<?",
+            (clinician, iso(before)),
+        )

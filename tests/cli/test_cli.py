@@ -73,13 +73,23 @@ def test_check_for_one_clinician_and_an_unknown_one(example):
     assert result.exit_code == 2 and "no clinician 'kim' (known: lee)" in result.output
 
 
-def test_unreadable_calendar_file_is_one_line_and_exit_2_and_others_still_count(example):
+def test_an_unreadable_calendar_is_one_line_exit_2_and_nothing_is_judged_from_the_rest(
+    example,
+):
     (example.parent / "examples" / "personal.ics").write_text("this is not a calendar\n")
     result = invoke("check", "--config", str(example), "--now", NOW, "--json")
     assert result.exit_code == 2
     [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
     assert "personal.ics" in line
-    assert json.loads(result.stdout)["violations"]  # the practice calendar was still checked
+    out = json.loads(result.stdout)
+    # Failing closed (DESIGN.md §5): rules over the practice calendar alone would judge
+    # partial data (a busy personal event could be the reason a buffer has no room).
+    assert out["violations"] == [] and out["buffers"] == []
+    assert [i["calendar"] for i in out["incomplete"]] == ["personal"]
+    text = invoke("check", "--config", str(example), "--now", NOW)
+    assert text.exit_code == 2
+    assert "incomplete: could not read 'personal'" in text.stdout
+    assert "everything fits" not in text.stdout
 
 
 def test_missing_calendar_file_is_named(example):

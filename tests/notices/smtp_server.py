@@ -18,7 +18,7 @@ tests included::
 ``reply`` to DATA
     ``"accept"`` (default) records the message and answers 250; ``"451"`` a temporary
     failure; ``"550"`` a permanent one; ``"drop"`` aborts the connection after the body
-    instead of answering.
+    instead of answering; ``"550-rcpt"`` refuses the recipient for good (to RCPT).
 ``users``
     Enables AUTH (PLAIN, LOGIN) for these login → password pairs; with STARTTLS, mail
     without login is then refused (530). ``Received.login`` names who logged in.
@@ -49,7 +49,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from caldaemon.config.schema import EmailSettings
 
 Security = Literal["starttls", "tls", "plain"]
-Reply = Literal["accept", "451", "550", "drop"]
+Reply = Literal["accept", "451", "550", "550-rcpt", "drop"]
 SENDER = "caldaemon@example.org"
 
 _shared_ca: trustme.CA | None = None
@@ -78,6 +78,19 @@ class Received:
 class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if self.server.reply == "550-rcpt":
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         reply = self.server.reply

@@ -4,6 +4,7 @@ that settles, and random or mutated YAML and ICS that are reported, never raised
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,9 +12,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from caldaemon import config
-from caldaemon.core.reconcile import plan
+from caldaemon.core.reconcile import Evidence, Plan, plan
 from caldaemon.errors import CalendarError, ConfigError
-from caldaemon.model import BufferStatus, Create, Delete, Event, OwnedBuffer, Update, Window
+from caldaemon.model import (
+    Buffer,
+    BufferStatus,
+    Create,
+    Delete,
+    Event,
+    OwnedBuffer,
+    Update,
+    Window,
+)
 from tests.support import MONDAY, NOW, TZ, evaluate, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +99,20 @@ def test_placed_buffers_never_overlap_busy_events(week):
         assert not any(e.start < b.end and b.start < e.end for e in busy), b
 
 
+def plan_once(
+    desired: Sequence[Buffer], owned: dict[str, OwnedBuffer], listed: dict[str, Event]
+) -> Plan:
+    return plan(
+        desired,
+        owned,
+        list(listed.values()),
+        NOW,
+        view_end=NOW + timedelta(days=28),
+        evidence=Evidence(Window(NOW - timedelta(days=7), NOW + timedelta(days=60)), True),
+        max_deletes=1000,
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(week=weeks, later=weeks)
 def test_applying_a_plan_twice_changes_nothing(week, later):
@@ -98,7 +122,7 @@ def test_applying_a_plan_twice_changes_nothing(week, later):
     for desired_week in (week, later):
         desired = evaluate(RULES, desired_week).buffers
         for _ in range(2):
-            actions = plan(desired, owned, listed, NOW, listing_trusted=True, max_deletes=1000)
+            actions = plan_once(desired, owned, listed)
             for write in actions.writes:
                 if isinstance(write, Delete):
                     del owned[write.identity], listed[write.identity]
@@ -119,9 +143,16 @@ def test_applying_a_plan_twice_changes_nothing(week, later):
                     BufferStatus.ACTIVE,
                 )
                 listed[write.identity] = Event(
-                    "work", write.identity, b.start, b.end, owner=write.identity, etag=etag
+                    "work",
+                    write.identity,
+                    b.start,
+                    b.end,
+                    title=b.title,
+                    owner=write.identity,
+                    marked=True,
+                    etag=etag,
                 )
-        assert plan(desired, owned, listed, NOW, listing_trusted=True, max_deletes=1000).empty
+        assert plan_once(desired, owned, listed).empty
         assert {o.start for o in owned.values()} == {b.start for b in desired}
 
 

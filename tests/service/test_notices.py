@@ -65,8 +65,33 @@ def test_an_unreachable_smtp_server_is_retried_and_shown_by_status(ws):
         assert len(server.received) == 1
 
 
-def test_a_permanent_refusal_is_kept_and_shown(ws):
-    with SmtpServer(security="starttls", reply="550") as server:
+def test_a_permanent_refusal_is_held_shown_and_sent_once_the_config_is_fixed(ws):
+    with SmtpServer(security="starttls", reply="550") as refusing:
+        ws.notices = smtp_notices(refusing)
+        ws.cycle(NOW)
+        result = CliRunner().invoke(main, ["status", "--config", str(ws.config)])
+    assert "1 held" in result.output and "held until the config is fixed" in result.output
+    with SmtpServer(security="starttls") as fixed:
+        ws.notices = smtp_notices(fixed)  # the admin points the config at a working server
+        ws.cycle(NOW + timedelta(minutes=2))
+        assert len(fixed.received) == 1  # the notice was kept, not counted as told
+
+
+def test_a_certificate_that_fails_verification_holds_the_notice_for_a_config_fix(ws):
+    with SmtpServer(security="starttls") as server:
+        # No ca_file: the system's CAs do not know the test CA that signed the server.
+        ws.notices = smtp_notices(server).replace(f", ca_file: '{server.ca_file}'", "")
+        ws.cycle(NOW)
+        assert server.received == []
+        result = CliRunner().invoke(main, ["status", "--config", str(ws.config)])
+        assert "1 held" in result.output and "certificate" in result.output
+        ws.notices = smtp_notices(server)
+        ws.cycle(NOW + timedelta(minutes=2))
+        assert len(server.received) == 1
+
+
+def test_a_recipient_refused_for_good_ends_the_notice_and_status_shows_it(ws):
+    with SmtpServer(security="starttls", reply="550-rcpt") as server:
         ws.notices = smtp_notices(server)
         ws.cycle(NOW)
         result = CliRunner().invoke(main, ["status", "--config", str(ws.config)])

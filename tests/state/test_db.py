@@ -23,9 +23,17 @@ def test_state_is_private_and_in_wal_mode(tmp_path):
     state.close()
 
 
-def test_an_empty_file_is_migrated_to_the_current_schema(tmp_path):
+def test_a_zero_length_state_file_is_refused_never_silently_started_afresh(tmp_path):
     path = tmp_path / "state.sqlite3"
-    sqlite3.connect(path).close()
+    path.write_bytes(b"")
+    for read_only in (False, True):
+        with pytest.raises(StateError, match="the state file is empty; move it away"):
+            State(path, read_only=read_only)
+    assert path.read_bytes() == b""
+
+
+def test_a_new_state_file_is_created_at_the_current_schema(tmp_path):
+    path = tmp_path / "state.sqlite3"
     state = State(path)
     assert state.schema_version() == SCHEMA_VERSION
     assert set(state.dump()) >= {
@@ -57,3 +65,27 @@ def test_a_file_that_is_not_a_database_is_refused_clearly(tmp_path):
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StateError, match="the state database cannot be used"):
         State(path)
+
+
+def test_a_full_disk_fails_the_transaction_with_a_clear_message(tmp_path):
+    state = State(tmp_path / "state.sqlite3")
+    state.db.execute("PRAGMA max_page_count=1")  # what a full disk looks like to SQLite
+    with pytest.raises(StateError, match="the disk is full"), state.transaction() as tables:
+        for n in range(200):
+            tables.problems.add(f"k{n}", "m" * 500, NOW)
+    state.close()
+
+
+def test_a_state_that_cannot_be_written_fails_with_a_clear_message(tmp_path):
+    state = State(tmp_path / "state.sqlite3")
+    state.db.execute("PRAGMA query_only=1")  # as a read-only file behaves
+    with pytest.raises(StateError, match="cannot be written"), state.transaction() as tables:
+        tables.problems.add("k", "m", NOW)
+    state.close()
+
+
+def test_a_corrupt_state_is_refused_for_reading_too(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StateError, match="cannot be used"):
+        State(path, read_only=True)
