@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from caldaemon.cli.app import config_option, json_option, load_settings, main, user_errors
+from caldaemon.text import clock, day_name
 
 if TYPE_CHECKING:
     from caldaemon.config import Settings
@@ -87,6 +89,19 @@ def collect(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _zone_of(settings: Settings, clinician: str) -> ZoneInfo:
+    """The clinician's zone (the config's, for one no longer in the config)."""
+    return next((c.tz for c in settings.clinicians if c.id == clinician), settings.tz)
+
+
+def _local(stamp: str | None, zone: ZoneInfo) -> str:
+    """``Mon 30 Nov 08:00 America/Toronto``: a stored UTC time, as the clinician reads it."""
+    if stamp is None:
+        return "never"
+    moment = datetime.fromisoformat(stamp).astimezone(zone)
+    return f"{day_name(moment.date())} {clock(moment)} {zone.key}"
+
+
 def render(settings: Settings, as_json: bool) -> str:
     data = collect(settings)
     if as_json:
@@ -95,18 +110,19 @@ def render(settings: Settings, as_json: bool) -> str:
     if not data["calendars"]:
         lines.append("  (none synced yet: is `caldaemon run` running?)")
     for c in data["calendars"]:
+        zone = _zone_of(settings, c["clinician"])
         state = (
             "paused: " + c["paused"]
             if c["paused"]
             else (
-                f"last error {c['last_error_at'][:16]}: {c['last_error']}"
+                f"last error {_local(c['last_error_at'], zone)}: {c['last_error']}"
                 if c["last_error"]
                 else "ok"
             )
         )
         lines.append(
             f"  {c['clinician']}/{c['calendar']}: last sync "
-            f"{(c['last_success'] or 'never')[:16]}; {state}"
+            f"{_local(c['last_success'], zone)}; {state}"
         )
     lines += ["", f"open violations: {len(data['open_violations'])}"]
     for v in data["open_violations"]:

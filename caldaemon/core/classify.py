@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import timedelta
 
 from caldaemon.core.policy import ClassificationSettings
 from caldaemon.model import TAG_KINDS, Classified, Event, Kind
 
+LONGEST_SESSION = timedelta(hours=24)
 # ``#heavy`` or ``[heavy]``; the look-behind keeps HTML entities like ``&#39;`` out.
 _HASH_TAG = re.compile(r"(?<![&\w])#([^\W_][\w-]*)")
 _BRACKET_TAG = re.compile(r"\[\s*([^\W_][\w-]*)\s*\]")
@@ -66,6 +68,10 @@ def classify(
             return Classified(event, kind, None, kind_hits[kind])
     if event.all_day:
         return Classified(event, Kind.OTHER, None, "all-day event")
+    if event.end - event.start > LONGEST_SESSION:
+        # A timed event over a day (a conference, an event exported with a wrong end) is
+        # busy time, never a session: no rule should count it as client work.
+        return Classified(event, Kind.OTHER, None, "longer than a day: busy time")
 
     reason = _session_reason(event, settings, level_hits, session_hint)
     if reason is None:

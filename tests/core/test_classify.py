@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from caldaemon.core.classify import classify, tags_of
-from caldaemon.model import Kind
-from tests.support import MONDAY, all_day, make_settings, session
+from caldaemon.model import Event, Kind
+from tests.support import MONDAY, TZ, all_day, make_settings, session
 
 SETTINGS = make_settings(
     {},
@@ -121,3 +123,12 @@ def test_untagged_sessions_need_a_title_match_when_tagged_is_false():
         },
     ).classification
     assert classify(session(MONDAY, "9:00", "10:00", "x #heavy"), settings).kind is Kind.OTHER
+
+
+def test_a_timed_event_longer_than_a_day_is_busy_time_never_a_session():
+    settings = make_settings({}).classification
+    start = datetime(2026, 11, 30, 10, 0, tzinfo=TZ)
+    long = Event("work", "x", start, start + timedelta(days=3), title="Client session #heavy")
+    result = classify(long, settings)
+    assert result.kind is Kind.OTHER and result.level is None
+    assert result.why == "longer than a day: busy time"

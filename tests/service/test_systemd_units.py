@@ -75,3 +75,45 @@ def test_system_unit_keeps_its_hardening():
         "ExecReload=",
     ):
         assert directive in text, directive
+
+
+def _exposure(unit: Path, name: str, *user: str, env: dict[str, str] | None = None) -> float:
+    assert analyze is not None
+    result = subprocess.run(
+        [analyze, *user, "security", "--offline=yes", str(unit)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    match = re.search(rf"Overall exposure level for {name}: ([0-9.]+)", result.stdout)
+    if match is None:
+        pytest.skip(f"this systemd-analyze cannot score units offline: {result.stderr.strip()}")
+    return float(match.group(1))
+
+
+def test_user_unit_exposure_stays_low(tmp_path):
+    # Was 8.9-9.1 ("EXPOSED"/"UNSAFE") before the user unit was sandboxed.
+    unit = _copy("caldaemon-user.service", tmp_path, "%h/.local/bin/caldaemon")
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    assert _exposure(unit, "caldaemon-user.service", "--user", env=env) <= 2.0
+
+
+def test_user_unit_keeps_its_hardening():
+    text = (UNITS / "caldaemon-user.service").read_text()
+    for directive in (
+        "Type=notify",
+        "ProtectSystem=strict",
+        "ProtectHome=read-only",
+        "ReadWritePaths=%S/caldaemon",
+        "PrivateTmp=yes",
+        "PrivateUsers=yes",
+        "NoNewPrivileges=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+        "LockPersonality=yes",
+        "MemoryDenyWriteExecute=yes",
+        "UMask=0077",
+    ):
+        assert directive in text, directive
