@@ -29,10 +29,21 @@ class MaildirMailer:
         """The file name: unique per Message-ID, as Maildir requires of names."""
         return "caldaemon." + hashlib.sha256(message_id.encode()).hexdigest()[:40]
 
+    def _delivered(self, key: str) -> bool:
+        """Whether the notice is in the Maildir already (a re-send after a crash), without
+        listing the whole mailbox: new/ holds it by name until a mail program moves it
+        to cur/, adding ``:2,<flags>`` to the name (maildir(5))."""
+        if (self.folder / "new" / key).exists():
+            return True
+        return (
+            any(True for _ in (self.folder / "cur").glob(f"{key}:*"))
+            or (self.folder / "cur" / key).exists()
+        )
+
     def send(self, message: Message) -> None:
         key = self.key(message.message_id)
         try:
-            if key in self.box:
+            if self._delivered(key):
                 return
             data = to_mime(message, "caldaemon@localhost").as_bytes(policy=policy.default)
             tmp = self.folder / "tmp" / f"{key}.{os.getpid()}"

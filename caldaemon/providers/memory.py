@@ -11,6 +11,7 @@ user would through :class:`MemoryStore`, never through the provider.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -120,16 +121,22 @@ class MemoryProvider(BatchProvider):
             self.store.reads += 1
             if self.store.refusal is not None:
                 raise self.store.refusal
-            version = self.store.version
-            events = [
-                _as_listed(e) for e in self.store.events.values() if window.overlaps(e.start, e.end)
-            ]
+            version, events = self.store.version, self.store.events
             since = known.get("version")
             if not isinstance(since, int) or known.get("window") != listed or since > version:
-                return Listing(tuple(events), (), self._token(version, listed), full=True)
-            touched = {c.event_id for c in self.store.changes if c.version > since}
-        current = tuple(e for e in events if e.id in touched)
-        removed = tuple(sorted(i for i in touched if i not in self.store.events))
+                found = tuple(
+                    _as_listed(e) for e in events.values() if window.overlaps(e.start, e.end)
+                )
+                return Listing(found, (), self._token(version, listed), full=True)
+            # The log is in version order: only its tail since the token is read.
+            first = bisect_right(self.store.changes, since, key=lambda c: c.version)
+            touched = {c.event_id for c in self.store.changes[first:]}
+            current = tuple(
+                _as_listed(events[i])
+                for i in sorted(touched)
+                if i in events and window.overlaps(events[i].start, events[i].end)
+            )
+            removed = tuple(sorted(i for i in touched if i not in events))
         return Listing(current, removed, self._token(version, listed), full=False)
 
     @staticmethod

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from caldaemon import failpoints
 from caldaemon.core.reconcile import Evidence, Plan, plan
-from caldaemon.errors import CalendarError, RemoteGone, WriteConflict
+from caldaemon.errors import CalendarError, CalendarPaused, RemoteGone, WriteConflict
 from caldaemon.model import (
     Buffer,
     BufferStatus,
@@ -39,6 +39,9 @@ class Outcome:
     updated: int = 0
     deleted: int = 0
     held_deletes: int = 0
+    # The calendar refused the writes for a while (usage limits, a revoked sign-in): it
+    # is paused as a failed read would be.
+    refused: CalendarPaused | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def reconcile(
             break
         if any(isinstance(r.error, CalendarError) for r in results):
             break  # the calendar is unreachable or refusing: the rest waits a cycle
+    outcome.refused = next((r.error for r in results if isinstance(r.error, CalendarPaused)), None)
     failpoints.reach("after-write")
     with state.transaction() as tables:
         for result in results:

@@ -16,7 +16,7 @@ from caldaemon.model import Window
 from caldaemon.notices import outbox
 from caldaemon.service.buffers import Target, reconcile
 from caldaemon.service.providers import Providers
-from caldaemon.service.sync import SyncResult, sync_calendar
+from caldaemon.service.sync import SyncResult, record_failure, sync_calendar
 from caldaemon.state import State
 
 log = logging.getLogger("caldaemon.cycle")
@@ -129,6 +129,14 @@ class Cycle:
             )
             report.created, report.updated = outcome.created, outcome.updated
             report.deleted, report.held_deletes = outcome.deleted, outcome.held_deletes
+            if outcome.refused is not None:
+                # Writes refused for a while: pause the calendar and tell the admin once,
+                # as a refused read does.
+                record_failure(self.state, clinician.id, buffers_to, outcome.refused, now)
+                report.calendar_errors.append(outcome.refused)
+                outbox.calendar_problems(
+                    self.state, self.settings, clinician, {buffers_to: outcome.refused}, now
+                )
         if report.ok:
             report.notices = outbox.record_violations(
                 self.state,

@@ -89,14 +89,14 @@ def sync_calendar(
     try:
         listing = provider.changes(window, None if full else token)
     except CalendarError as exc:
-        _record_failure(state, clinician.id, provider.id, exc, now)
+        record_failure(state, clinician.id, provider.id, exc, now)
         return SyncResult(provider.id, ok=False, trusted=False, error=exc)
     except Exception as exc:  # a bug or an unexpected library error: contain it
         log.exception("reading calendar %s of %s failed unexpectedly", provider.id, clinician.id)
         error = CalendarError(
             provider.id, provider.describe(), f"unexpected error: {type(exc).__name__}"
         )
-        _record_failure(state, clinician.id, provider.id, error, now)
+        record_failure(state, clinician.id, provider.id, error, now)
         return SyncResult(provider.id, ok=False, trusted=False, error=error)
 
     for warning in listing.warnings:
@@ -137,10 +137,12 @@ def _looks_emptied(
     ):
         return False  # events came back, or nothing changed: the usual poll costs no query
     with state.read() as tables:
-        known = tables.events.count(clinician, calendar, window)
+        known = tables.events.ids(clinician, calendar, window)
     if not known:
         return False
-    return listing.full or len(set(listing.removed)) >= known
+    # Only removals of events we hold count (a deleted open-ended series can report a
+    # thousand cancelled instances we never cached).
+    return listing.full or known <= set(listing.removed)
 
 
 def _store(
@@ -181,7 +183,7 @@ def _store(
         tables.problems.clear(f"calendar:{clinician}/{calendar}:")
 
 
-def _record_failure(
+def record_failure(
     state: State, clinician: str, calendar: str, error: CalendarError, now: datetime
 ) -> None:
     log.warning("calendar %s of %s: %s", calendar, clinician, error)

@@ -200,6 +200,4 @@ class Buffers:
 
     def prune_ended(self, clinician: str, before: datetime) -> None:
         """Forget buffers that ended before ``before``: nothing before now is changed."""
-        self.db.execute(
-            "DELETE FROM buffers WHERE clinician=? AND end<?", (clinician, iso(before))
-        )
+        self.db.execute("DELETE FROM buffers WHERE clinician=? AND end<?", (clinician, iso(before)))

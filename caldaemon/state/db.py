@@ -135,9 +135,7 @@ class State:
                 # Never silently start afresh over a file that is there: an empty one is a
                 # broken copy or a full disk, and starting afresh forgets which buffers
                 # are caldaemon's.
-                raise StateError(
-                    self.path, "the state file is empty; move it away to start afresh"
-                )
+                raise StateError(self.path, "the state file is empty; move it away to start afresh")
             if read_only:
                 self.db = sqlite3.connect(
                     f"file:{self.path}?mode=ro", uri=True, check_same_thread=False

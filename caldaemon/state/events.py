@@ -64,13 +64,13 @@ class Events:
         )
         return [_event(row) for row in rows]
 
-    def count(self, clinician: str, calendar: str, window: Window) -> int:
-        """How many events of one calendar the cache holds in ``window``."""
-        row = self.db.execute(
-            "SELECT COUNT(*) FROM events WHERE clinician=? AND calendar=? AND start<? AND end>=?",
+    def ids(self, clinician: str, calendar: str, window: Window) -> set[str]:
+        """The ids of one calendar's cached events in ``window``."""
+        rows = self.db.execute(
+            "SELECT id FROM events WHERE clinician=? AND calendar=? AND start<? AND end>=?",
             (clinician, calendar, iso(window.end), iso(window.start)),
-        ).fetchone()
-        return int(row[0])
+        )
+        return {row[0] for row in rows}
 
     def store(self, clinician: str, items: Iterable[Cached]) -> None:
         """Add or replace events (by clinician, calendar and id)."""

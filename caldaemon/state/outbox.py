@@ -112,8 +112,7 @@ class Outbox:
     ) -> None:
         """A failed attempt; ``status`` says what comes next (pending, held, failed)."""
         self.db.execute(
-            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=? "
-            "WHERE message_id=?",
+            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=? WHERE message_id=?",
             (attempts, error, status, iso(retry_at), message_id),
         )
 

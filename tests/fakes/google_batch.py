@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser
 from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["BatchPart", "parse_batch", "render_batch"]
+from .google_common import ApiError, RecordedRequest, not_found
+from .http import Reply
+
+__all__ = ["BatchPart", "parse_batch", "render_batch", "serve_batch"]
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
@@ -110,3 +115,39 @@ def render_batch(responses: list[tuple[str, int, dict[str, str], bytes]]) -> tup
         out += f"Content-Length: {len(body)}\r\n\r\n".encode() + body + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return f"multipart/mixed; boundary={boundary}", bytes(out)
+
+
+def serve_batch(
+    request: RecordedRequest, max_batch: int, answer: Callable[[RecordedRequest], Reply]
+) -> Reply:
+    """Answer a batch request, each part through ``answer``.
+
+    "You're limited to 50 calls in a single batch request" (``max_batch``; "Sending batch
+    requests", https://developers.google.com/calendar/api/guides/batch). Outer headers
+    other than Content-* apply to every part unless the part overrides them.
+    """
+    if request.method != "POST":
+        raise not_found()
+    try:
+        parts = parse_batch(request.headers.get("content-type", ""), request.body)
+    except ValueError as exc:
+        raise ApiError(400, "badRequest", f"Invalid batch request: {exc}") from exc
+    if not parts or len(parts) > max_batch:
+        raise ApiError(
+            400,
+            "invalid",
+            f"A batch request must contain between 1 and {max_batch} requests; got {len(parts)}.",
+        )
+    inherited = {k: v for k, v in request.headers.items() if not k.startswith("content-")}
+    responses: list[tuple[str, int, dict[str, str], bytes]] = []
+    for part in parts:
+        target = urlsplit(part.target)
+        query = parse_qs(target.query, keep_blank_values=True)
+        sub = RecordedRequest(
+            part.method, target.path, query, inherited | part.headers, part.body, batch_part=True
+        )
+        reply = answer(sub)
+        sub.status = reply.status
+        responses.append((part.response_content_id, reply.status, dict(reply.headers), reply.body))
+    content_type, body = render_batch(responses)
+    return Reply(200, (("Content-Type", content_type),), body)

@@ -15,6 +15,18 @@ must be built as ``BatchHttpRequest(callback=..., batch_uri=server.batch_url)``.
 Supported: events list/get/insert/update/patch/delete, sync and page tokens,
 the list filters listed in ``google_listing.list_events``, ETag preconditions, batch,
 OAuth refresh_token / authorization_code / jwt-bearer grants, fault injection.
+
+The world as it is (DESIGN.md §8), on by default, each with its source where it is
+modelled: insert with an existing id, a deleted event's included → 409; update or patch
+of a deleted (cancelled) event → 403; a stale If-Match → 412 ``conditionNotMet``;
+deleting a deleted event → 410 (google_store.py); sync tokens expire → 410
+``fullSyncRequired`` (google_listing.py, lifetime :attr:`sync_token_lifetime` on the
+fake's ``clock``); an incremental sync of a touched open-ended series returns its
+instances for decades (google_listing.py); batches of at most 50 (google_batch.py).
+Injected by tests, since they are triggered by what a whole account does:
+:meth:`exceed_usage_limits` (403 ``quotaExceeded``: the calendar is read-only for hours),
+:meth:`loop_paging`, :meth:`expire_sync_tokens`, :meth:`inject` (faults).
+
 Recurrence: RRULE (any rule dateutil parses; DAILY/WEEKLY with COUNT, UNTIL,
 INTERVAL and BYDAY are tested), EXDATE and RDATE (date, UTC or TZID values);
 expansion stops at 1000 instances per series. Stored exceptions (events whose
@@ -39,12 +51,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 from zoneinfo import ZoneInfo
 
-from .google_batch import parse_batch, render_batch
+from .google_batch import serve_batch
 from .google_common import (
     ApiError,
     Fault,
@@ -86,7 +99,10 @@ class GoogleCalendarServer:
         max_batch: int = 50,
         page_size_cap: int = 2500,
         primary_email: str = "clinician@example.com",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``clock`` is the fake's time (the real time unless given): what sync tokens
+        age by, and what ends a read-only spell; no test needs to wait for either."""
         self.max_batch = max_batch
         self.page_size_cap = page_size_cap
         self.latency: float = 0.0
@@ -94,7 +110,8 @@ class GoogleCalendarServer:
         self.valid_access_tokens: set[str] = set()
         self._lock = threading.RLock()
         self._log: RequestLog[RecordedRequest] = RequestLog(self._lock)
-        self._store = Store(primary_email)
+        self._store = Store(primary_email, clock or (lambda: datetime.now(UTC)))
+        self.sync_token_lifetime = timedelta(days=1)
         self._faults: FaultQueue[Fault] = FaultQueue(self._lock)
         self._oauth = TokenEndpoint(self._lock)
         self._http = LocalServer(self._respond, name="fake-google-calendar")
@@ -216,6 +233,37 @@ class GoogleCalendarServer:
         with self._lock:
             self._store.sync_tokens = dict.fromkeys(self._store.sync_tokens)
 
+    @property
+    def sync_token_lifetime(self) -> timedelta | None:
+        """How long a sync token is honoured (None: for ever). Google documents that tokens
+        expire, not when ("Sometimes sync tokens are invalidated by the server", sync
+        guide); a day here, so that a daemon test whose clock moves on a day meets a 410."""
+        return self._store.sync_token_lifetime
+
+    @sync_token_lifetime.setter
+    def sync_token_lifetime(self, lifetime: timedelta | None) -> None:
+        with self._lock:
+            self._store.sync_token_lifetime = lifetime
+
+    def exceed_usage_limits(
+        self, calendar_id: str = "primary", duration: timedelta = timedelta(hours=3)
+    ) -> None:
+        """Put a calendar in the read-only mode of "Calendar usage limits exceeded": every
+        write through the API answers 403 ``quotaExceeded`` (domain usageLimits) until
+        ``duration`` has passed on the fake's clock ("for hours", RESEARCH.md; the Errors
+        guide's 403 usage limits). Reads still work; inject a Fault with reason
+        ``quotaExceeded`` for a read refused the same way."""
+        with self._seeding() as store:
+            store.calendar(calendar_id).read_only_until = store.clock() + duration
+
+    def loop_paging(self, pages: int = 1000, *, fresh_tokens: bool = False) -> None:
+        """A misbehaving server (injected): the next ``pages`` answers to a pageToken name
+        the page just served as the next one again, under the same token or, with
+        ``fresh_tokens``, under a new token each time (the same page over and over)."""
+        with self._lock:
+            self._store.looping_pages = pages
+            self._store.looping_fresh_tokens = fresh_tokens
+
     def inject(self, fault: Fault) -> None:
         """Queue a fault; faults are tried in injection order, first match wins."""
         if fault.kind not in FAULT_KINDS or fault.times < 1:
@@ -330,48 +378,13 @@ class GoogleCalendarServer:
         return json_reply(200, event, {"ETag": event["etag"]})
 
     def _batch(self, request: RecordedRequest) -> Reply:
-        """https://developers.google.com/calendar/api/guides/batch
+        return serve_batch(request, self.max_batch, self._batch_part)
 
-        "You're limited to 50 calls in a single batch request." Outer headers
-        other than Content-* apply to every part unless the part overrides them.
-        """
-        if request.method != "POST":
-            raise not_found()
-        try:
-            parts = parse_batch(request.headers.get("content-type", ""), request.body)
-        except ValueError as exc:
-            raise ApiError(400, "badRequest", f"Invalid batch request: {exc}") from exc
-        if not parts or len(parts) > self.max_batch:
-            raise ApiError(
-                400,
-                "invalid",
-                "A batch request must contain between 1 and "
-                f"{self.max_batch} requests; got {len(parts)}.",
-            )
-        inherited = {k: v for k, v in request.headers.items() if not k.startswith("content-")}
-        responses: list[tuple[str, int, dict[str, str], bytes]] = []
-        for part in parts:
-            target = urlsplit(part.target)
-            query = parse_qs(target.query, keep_blank_values=True)
-            sub = RecordedRequest(
-                part.method,
-                target.path,
-                query,
-                inherited | part.headers,
-                part.body,
-                batch_part=True,
-            )
-            self._log.record(sub)
-            fault = self._take_fault(sub, "calendar")
-            if fault is not None and fault.kind == "hang":
-                self._http.sleep(fault.delay)
-            if fault is not None and fault.kind == "status":
-                reply = fault_reply(fault, "calendar")
-            else:
-                reply = self._guarded(self._api, sub)
-            sub.status = reply.status
-            responses.append(
-                (part.response_content_id, reply.status, dict(reply.headers), reply.body)
-            )
-        content_type, body = render_batch(responses)
-        return Reply(200, (("Content-Type", content_type),), body)
+    def _batch_part(self, sub: RecordedRequest) -> Reply:
+        self._log.record(sub)
+        fault = self._take_fault(sub, "calendar")
+        if fault is not None and fault.kind == "hang":
+            self._http.sleep(fault.delay)
+        if fault is not None and fault.kind == "status":
+            return fault_reply(fault, "calendar")
+        return self._guarded(self._api, sub)

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from .google_common import JSON, ApiError, flag, param
 from .google_event import expand, parse_query_time, render, search_text, span
 from .google_store import ETAG_BASE, Calendar, Listing, Store, SyncState
 
 __all__ = ["list_events"]
+
+# A listing without timeMax (an incremental sync can have none: timeMax is refused with a
+# syncToken) expands an open-ended series this far, up to the fake's cap of instances
+# per series: a touched open-ended weekly series comes back as about 700 instances
+# reaching into 2040, and pages of instances out to 2099 (garrytan/gbrain PR #5015).
+_OPEN_END = datetime(2100, 1, 1, tzinfo=UTC)
 
 # events.list: these "cannot be specified together with nextSyncToken".
 _SYNC_INCOMPATIBLE = (
@@ -98,7 +104,16 @@ def list_events(store: Store, calendar_id: str, params: dict[str, list[str]], ca
         entry = store.pages.get(page_token)
         if entry is None or entry[0].calendar is not cal:
             raise ApiError(400, "invalid", "Invalid page token value.", location="pageToken")
-        return _page(store, *entry, page_size)
+        body = _page(store, *entry, page_size)
+        if store.looping_pages > 0:
+            # Injected: the page just asked for names itself (or a new token for itself)
+            # as the next page, so a client that trusts the chain never ends.
+            store.looping_pages -= 1
+            again = secrets.token_urlsafe(24) if store.looping_fresh_tokens else page_token
+            store.pages[again] = entry
+            body.pop("nextSyncToken", None)
+            body["nextPageToken"] = again
+        return body
     if sync_token is not None:
         items = _changes(store, cal, sync_token, single)
     else:
@@ -142,7 +157,8 @@ def _full(
         if single and store.is_exception(cal, event):
             continue  # listed through its recurring event's expansion
         expanded = single and bool(event.get("recurrence"))
-        for item in store.instances(cal, event, flt.time_max) if expanded else [event]:
+        until = flt.time_max or _OPEN_END
+        for item in store.instances(cal, event, until) if expanded else [event]:
             if _visible(store, cal, item, single, show_deleted, flt) and _accepts(
                 cal, item, single, flt
             ):
@@ -202,6 +218,13 @@ def _changes(store: Store, cal: Calendar, sync_token: str, single: bool) -> list
     if sync_token not in store.sync_tokens:
         raise ApiError(400, "invalid", "Invalid sync token value.", location="syncToken")
     state = store.sync_tokens[sync_token]
+    lifetime = store.sync_token_lifetime
+    if state is not None and lifetime is not None and store.clock() - state.issued > lifetime:
+        # "Sometimes sync tokens are invalidated by the server, for example due to token
+        # expiration or changes in related ACLs ... 410 ... perform a full sync" (sync
+        # guide, https://developers.google.com/calendar/api/guides/sync). How long a token
+        # lives is not documented: GoogleCalendarServer.sync_token_lifetime.
+        store.sync_tokens[sync_token] = state = None
     if state is None or state.calendar_id != cal.calendar_id:
         raise ApiError(
             410,
@@ -224,7 +247,7 @@ def _changes(store: Store, cal: Calendar, sync_token: str, single: bool) -> list
             continue
         event = cal.events[event_id]
         expanded = single and bool(event.get("recurrence"))
-        for item in store.instances(cal, event, None) if expanded else [event]:
+        for item in store.instances(cal, event, _OPEN_END) if expanded else [event]:
             if item["id"] not in seen:
                 seen.add(item["id"])
                 items.append(render(item))
@@ -250,7 +273,7 @@ def _page(store: Store, listing: Listing, offset: int, size: int) -> JSON:
         store.pages[token] = (listing, offset + size)
         body["nextPageToken"] = token
     else:
-        state = SyncState(cal.calendar_id, listing.change, listing.single_events)
+        state = SyncState(cal.calendar_id, listing.change, listing.single_events, store.clock())
         store.sync_tokens[token] = state
         body["nextSyncToken"] = token
     return body

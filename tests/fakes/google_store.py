@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +42,8 @@ class Calendar:
     updated: str = ""
     events: dict[str, JSON] = field(default_factory=dict)
     changed: dict[str, int] = field(default_factory=dict)
+    # Until when API writes are refused with 403 quotaExceeded (see Store.check_writable).
+    read_only_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class SyncState:
     calendar_id: str
     change: int
     single_events: bool
+    issued: datetime
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,18 @@ class Listing:
 class Store:
     """Calendars, events and tokens. Every method expects the server lock to be held."""
 
-    def __init__(self, primary_email: str) -> None:
+    def __init__(self, primary_email: str, clock: Callable[[], datetime]) -> None:
         self.primary_email = primary_email
+        self.clock = clock
         self.calendars = {"primary": Calendar("primary", primary_email)}
         self.change = 0
         self.sync_tokens: dict[str, SyncState | None] = {}
+        self.sync_token_lifetime: timedelta | None = None
         self.pages: dict[str, tuple[Listing, int]] = {}
+        # Injected paging faults (GoogleCalendarServer.loop_paging): how many more pages
+        # answer a token for the page just served, and whether that token is a new one.
+        self.looping_pages = 0
+        self.looping_fresh_tokens = False
         self._last_stamp = datetime.min.replace(tzinfo=UTC)
 
     def calendar(self, calendar_id: str) -> Calendar:
@@ -109,7 +119,7 @@ class Store:
     # writes
 
     def stamp(self) -> str:
-        now = datetime.now(UTC)
+        now = self.clock().astimezone(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         self._last_stamp = max(now, self._last_stamp + timedelta(milliseconds=1))
         return self._last_stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -178,6 +188,18 @@ class Store:
             )
         return current
 
+    def check_writable(self, cal: Calendar) -> None:
+        """ "Calendar usage limits exceeded": Google answers 403 ``quotaExceeded`` (domain
+        usageLimits) and keeps the calendar read-only for hours; retrying does not help
+        (RESEARCH.md, "Google Calendar API v3"; "Handle API errors",
+        https://developers.google.com/calendar/api/guides/errors#403_calendar_usage_limits_exceeded).
+        Reads still work."""
+        until = cal.read_only_until
+        if until is not None and self.clock() < until:
+            raise ApiError(
+                403, "quotaExceeded", "Calendar usage limits exceeded.", domain="usageLimits"
+            )
+
     def insert(self, calendar_id: str, body: JSON) -> JSON:
         cal = self.calendar(calendar_id)
         event_id = body.get("id")
@@ -186,16 +208,32 @@ class Store:
         elif not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
             raise ApiError(400, "invalid", "Invalid resource id value.")
         elif event_id in cal.events:
+            # A client-supplied id that exists answers 409, and so does the id of a deleted
+            # event: Google keeps deleted events as cancelled under their id
+            # (google-api-python-client #210 and #846; "will eventually disappear", events
+            # reference), so a deleted event can never be inserted again under its id.
             raise ApiError(409, "duplicate", "The requested identifier already exists.")
+        self.check_writable(cal)
         return self.write(cal, event_id, body, None)
+
+    def _alive(self, cal: Calendar, event_id: str, if_match: str | None) -> JSON:
+        """The event an update or patch may change: a deleted (cancelled) one answers 403
+        Forbidden; it cannot be brought back through the API (google-api-ruby-client #1811:
+        insert → 409, then update → 403). The UI's "restore from trash" is
+        :meth:`GoogleCalendarServer.put_event`."""
+        current = self.require(cal, event_id, if_match)
+        if current.get("status") == "cancelled":
+            raise ApiError(403, "forbidden", "Forbidden")
+        self.check_writable(cal)
+        return current
 
     def update(self, calendar_id: str, event_id: str, body: JSON, if_match: str | None) -> JSON:
         cal = self.calendar(calendar_id)
-        return self.write(cal, event_id, body, self.require(cal, event_id, if_match))
+        return self.write(cal, event_id, body, self._alive(cal, event_id, if_match))
 
     def patch(self, calendar_id: str, event_id: str, body: JSON, if_match: str | None) -> JSON:
         cal = self.calendar(calendar_id)
-        current = self.require(cal, event_id, if_match)
+        current = self._alive(cal, event_id, if_match)
         for key in ("start", "end"):
             change, old = body.get(key), current.get(key)
             if isinstance(change, dict) and isinstance(old, dict):
@@ -211,5 +249,8 @@ class Store:
         cal = self.calendar(calendar_id)
         current = self.require(cal, event_id, if_match)
         if current.get("status") == "cancelled":
+            # Deleting a deleted event: 410 "Resource has been deleted"
+            # (google-api-python-client #210).
             raise ApiError(410, "deleted", "Resource has been deleted")
+        self.check_writable(cal)
         self.write(cal, event_id, {**current, "status": "cancelled"}, current)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import google_auth_httplib2
@@ -26,9 +27,24 @@ from .google_calendar import Fault, GoogleCalendarServer
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 
 
+class Clock:
+    """The fake's clock, moved on by hand: nothing here waits for real time."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def server() -> Iterator[GoogleCalendarServer]:
-    with GoogleCalendarServer() as fake:
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def server(clock: Clock) -> Iterator[GoogleCalendarServer]:
+    with GoogleCalendarServer(clock=clock) as fake:
         yield fake
 
 
@@ -432,3 +448,141 @@ def test_requests_without_valid_access_token_get_401(server: GoogleCalendarServe
     body = json.loads(caught.value.content)
     assert body["error"]["code"] == 401 and body["error"]["status"] == "UNAUTHENTICATED"
     assert caught.value.resp["content-type"] == "application/json; charset=UTF-8"
+
+
+# -- the world as it is (DESIGN.md §8): what the real service is documented or reported to do
+
+
+def test_a_deleted_events_id_cannot_be_inserted_again_nor_updated_back(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    events = service.events()
+    body = {"id": "buffer00002", **timed("buffer", 11)}
+    created = events.insert(calendarId="primary", body=body).execute()
+    events.delete(calendarId="primary", eventId="buffer00002").execute()
+    with pytest.raises(HttpError) as inserted:
+        events.insert(calendarId="primary", body=body).execute()
+    assert inserted.value.resp.status == 409 and reason(inserted.value) == "duplicate"
+    stub = events.get(calendarId="primary", eventId="buffer00002").execute()
+    assert stub["status"] == "cancelled" and stub["etag"] != created["etag"]
+    revive = events.update(
+        calendarId="primary", eventId="buffer00002", body={**body, "status": "confirmed"}
+    )
+    revive.headers["If-Match"] = stub["etag"]
+    with pytest.raises(HttpError) as updated:
+        revive.execute()
+    assert updated.value.resp.status == 403 and reason(updated.value) == "forbidden"
+    with pytest.raises(HttpError) as patched:
+        events.patch(
+            calendarId="primary", eventId="buffer00002", body={"status": "confirmed"}
+        ).execute()
+    assert patched.value.resp.status == 403
+    with pytest.raises(HttpError) as deleted:
+        events.delete(calendarId="primary", eventId="buffer00002").execute()
+    assert deleted.value.resp.status == 410 and reason(deleted.value) == "deleted"
+    # The user can still restore it from the trash in Google Calendar's UI.
+    server.put_event("primary", {**body, "status": "confirmed"})
+    restored = events.get(calendarId="primary", eventId="buffer00002").execute()
+    assert restored["status"] == "confirmed"
+
+
+def test_sync_tokens_expire_after_their_lifetime_on_the_fakes_clock(
+    server: GoogleCalendarServer, service: Resource, clock: Clock
+) -> None:
+    assert server.sync_token_lifetime == timedelta(days=1)  # on by default
+    events = service.events()
+    token = events.list(calendarId="primary").execute()["nextSyncToken"]
+    clock.now += timedelta(hours=23)
+    token = events.list(calendarId="primary", syncToken=token).execute()["nextSyncToken"]
+    clock.now += timedelta(days=1, seconds=1)
+    with pytest.raises(HttpError) as caught:
+        events.list(calendarId="primary", syncToken=token).execute()
+    assert caught.value.resp.status == 410 and reason(caught.value) == "fullSyncRequired"
+
+
+def test_an_incremental_sync_of_a_touched_open_ended_series_returns_decades_of_instances(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    weekly = {
+        "id": "weekly0002",
+        "summary": "Team",
+        "start": {"dateTime": "2026-11-30T09:00:00", "timeZone": "America/Toronto"},
+        "end": {"dateTime": "2026-11-30T10:00:00", "timeZone": "America/Toronto"},
+        "recurrence": ["RRULE:FREQ=WEEKLY"],
+    }
+    server.put_event("primary", weekly)
+    events = service.events()
+    full = events.list(
+        calendarId="primary",
+        singleEvents=True,
+        maxResults=2500,
+        timeMin="2026-11-23T00:00:00Z",
+        timeMax="2026-12-28T00:00:00Z",
+    ).execute()
+    assert len(full["items"]) == 4
+    server.put_event("primary", {**weekly, "summary": "Team meeting"})  # the user retitles it
+    changes = events.list(
+        calendarId="primary", singleEvents=True, maxResults=2500, syncToken=full["nextSyncToken"]
+    ).execute()["items"]
+    assert len(changes) >= 700
+    assert changes[-1]["start"]["dateTime"] >= "2040"
+    assert all(i["recurringEventId"] == "weekly0002" for i in changes)
+
+
+def test_exceeded_usage_limits_make_the_calendar_read_only_for_a_while(
+    server: GoogleCalendarServer, service: Resource, clock: Clock
+) -> None:
+    server.put_event("primary", {"id": "kept00001", **timed("kept", 12)})
+    events = service.events()
+    server.exceed_usage_limits("primary", timedelta(hours=3))
+    refused: list[HttpError] = []
+    for request in (
+        events.insert(calendarId="primary", body=timed("new", 12)),
+        events.update(calendarId="primary", eventId="kept00001", body=timed("x", 12)),
+        events.patch(calendarId="primary", eventId="kept00001", body={"colorId": "2"}),
+        events.delete(calendarId="primary", eventId="kept00001"),
+    ):
+        with pytest.raises(HttpError) as caught:
+            request.execute()
+        refused.append(caught.value)
+    parts: list[HttpError | None] = []
+    batch = BatchHttpRequest(
+        callback=lambda rid, resp, exc: parts.append(exc), batch_uri=server.batch_url
+    )
+    batch.add(events.insert(calendarId="primary", body=timed("batched", 13)))
+    batch.execute()
+    refused += [e for e in parts if e is not None]
+    assert len(refused) == 5
+    for error in refused:
+        assert error.resp.status == 403 and reason(error) == "quotaExceeded"
+        assert error.error_details[0]["domain"] == "usageLimits"
+        assert error.reason == "Calendar usage limits exceeded."
+    # Reading still works; writing again once the spell is over.
+    assert [i["summary"] for i in events.list(calendarId="primary").execute()["items"]] == ["kept"]
+    clock.now += timedelta(hours=3)
+    events.delete(calendarId="primary", eventId="kept00001").execute()
+    assert server.events("primary") == []
+
+
+def test_an_injected_paging_loop_names_the_same_page_again(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    for n in range(3):
+        server.put_event("primary", timed(f"appt {n}", n + 1))
+    events = service.events()
+    first = events.list(calendarId="primary", maxResults=1).execute()
+    server.loop_paging(1)
+    page = events.list(
+        calendarId="primary", maxResults=1, pageToken=first["nextPageToken"]
+    ).execute()
+    assert page["nextPageToken"] == first["nextPageToken"] and "nextSyncToken" not in page
+    server.loop_paging(1, fresh_tokens=True)
+    again = events.list(
+        calendarId="primary", maxResults=1, pageToken=first["nextPageToken"]
+    ).execute()
+    assert again["nextPageToken"] != first["nextPageToken"] and again["items"] == page["items"]
+    after = events.list(
+        calendarId="primary", maxResults=1, pageToken=again["nextPageToken"]
+    ).execute()
+    assert after["items"] == page["items"]  # the loop is over: the chain goes on from here
+    assert "nextPageToken" in after

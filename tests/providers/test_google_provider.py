@@ -27,13 +27,15 @@ from caldaemon.cli.auth import authorize_google
 from caldaemon.errors import (
     AuthorizationError,
     CalendarError,
+    CalendarPaused,
     RemoteGone,
     TransientError,
     WriteConflict,
 )
-from caldaemon.model import Buffer, Create, Delete, Update
+from caldaemon.model import Buffer, Create, Delete, Remote, Update, written_identity
 from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY
 from caldaemon.providers.google.auth import SCOPE_EVENTS, SCOPE_READONLY, save_token
+from caldaemon.providers.google.listing import MAX_PAGES
 from caldaemon.providers.google.mapping import (
     buffer_body,
     error_reasons,
@@ -44,8 +46,9 @@ from caldaemon.providers.google.mapping import (
     write_token,
 )
 from tests.fakes.google_calendar import Fault, GoogleCalendarServer, RecordedRequest
-from tests.providers.contract import MONDAY_10, SELF, TZ, WINDOW, UserEvent, buffer
-from tests.providers.test_contract_google import GoogleBackend, write_client
+from tests.providers.contract import MONDAY_10, SELF, TZ, WINDOW, UserEvent, buffer, by_id
+from tests.providers.test_contract_google import GoogleBackend, when, write_client
+from tests.support import StepClock
 
 COMMAND = "caldaemon auth google --clinician lee --calendar work"
 EVENTS = "/calendars/primary/events"
@@ -444,6 +447,236 @@ def test_a_400_on_a_write_is_not_retried(
     assert isinstance(result.error, CalendarError)
     assert not isinstance(result.error, TransientError)
     assert backend.sleeps == [] and len(batches(server)) == 1
+
+
+# -- the service as it is (RESEARCH.md, "Google Calendar API v3") --------------------------
+
+
+def weekly_series(server: GoogleCalendarServer, summary: str = "Team #team") -> dict[str, Any]:
+    """An open-ended weekly meeting starting inside the window."""
+    return server.put_event(
+        "primary",
+        {
+            "id": "weekly0002",
+            "summary": summary,
+            "start": {"dateTime": "2026-11-30T13:00:00", "timeZone": "America/Toronto"},
+            "end": {"dateTime": "2026-11-30T14:00:00", "timeZone": "America/Toronto"},
+            "recurrence": ["RRULE:FREQ=WEEKLY"],
+        },
+    )
+
+
+def test_a_buffer_back_after_our_delete_is_a_new_generation_never_an_update_of_the_old(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    """Its session was cancelled, then restored: caldaemon deleted the buffer, and the
+    old code brought it back by updating the cancelled event, which Google refuses (403,
+    google-api-ruby-client #1811)."""
+    b = buffer()
+    provider = backend.provider()
+    [created] = provider.apply([Create(b, b.identity)])
+    assert created.remote is not None
+    [deleted] = provider.apply([Delete(b.identity, created.remote)])
+    assert deleted.error is None
+    [same_id] = provider.apply([Create(b, b.identity)])
+    assert isinstance(same_id.error, RemoteGone)  # the core then writes the next generation
+    second = written_identity(b.identity, 1)
+    [revived] = provider.apply([Create(b, second)])
+    assert revived.error is None and revived.remote is not None
+    assert revived.remote.id == event_id(second) != created.remote.id
+    listed = by_id(provider.changes(WINDOW, None))
+    assert list(listed) == [revived.remote.id]
+    assert listed[revived.remote.id].owner == second and listed[revived.remote.id].marked
+    old = server.get_event("primary", created.remote.id)
+    assert old is not None and old["status"] == "cancelled"
+    assert not any(r.method in ("PUT", "PATCH") for r in server.requests)
+
+
+def test_an_update_of_a_deleted_event_finds_it_gone_rather_than_refused(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    b = buffer()
+    provider = backend.provider()
+    [created] = provider.apply([Create(b, b.identity)])
+    assert created.remote is not None
+    backend.remove(created.remote.id)
+    stub = server.get_event("primary", created.remote.id)
+    assert stub is not None
+    # Even with the deleted event's own etag, Google answers 403, not 412.
+    current = Remote(created.remote.id, stub["etag"])
+    moved = buffer(start=b.start + timedelta(hours=1))
+    [result] = provider.apply([Update(moved, b.identity, current)])
+    assert isinstance(result.error, RemoteGone)
+    assert [p.status for p in batches(server)[-2]] == [403]
+
+
+def test_a_users_copy_of_a_buffer_is_marked_but_not_caldaemons(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    """Google's "Duplicate" keeps extendedProperties: the copy carries our marker under
+    another id. It is the user's event; caldaemon's own buffer stays caldaemon's."""
+    b = buffer()
+    provider = backend.provider()
+    [created] = provider.apply([Create(b, b.identity)])
+    assert created.remote is not None
+    original = server.get_event("primary", created.remote.id)
+    assert original is not None
+    copy = server.put_event("primary", {**original, "id": "usercopy0001"})
+    listed = by_id(provider.changes(WINDOW, None))
+    assert (listed[copy["id"]].owner, listed[copy["id"]].marked) == (None, True)
+    assert (listed[created.remote.id].owner, listed[created.remote.id].marked) == (
+        b.identity,
+        True,
+    )
+    [deleted] = provider.apply([Delete(b.identity, created.remote)])
+    assert deleted.error is None
+    assert [e["id"] for e in server.events("primary")] == [copy["id"]]
+
+
+def test_a_marker_of_another_generation_on_our_id_is_not_bound() -> None:
+    identity = "0123456789abcdef0123456789abcdef01234567"
+    second = written_identity(identity, 1)
+    assert event_id(second) == event_id(identity) + "g1"
+    ours = mapped(timed(id=event_id(second), extendedProperties={"private": {OWNER_KEY: second}}))
+    assert (ours.owner, ours.marked) == (second, True)
+    stale = mapped(
+        timed(id=event_id(identity), extendedProperties={"private": {OWNER_KEY: second}})
+    )
+    assert (stale.owner, stale.marked) == (None, True)
+    for odd in (f"{identity}-g0", f"{identity}-g01", "not ours"):
+        assert mapped(timed(extendedProperties={"private": {OWNER_KEY: odd}})).owner is None
+    assert mapped(timed()).marked is False
+
+
+def test_an_incremental_listing_of_an_exploded_series_keeps_only_the_window(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    """A touched open-ended weekly series comes back with every instance for decades
+    (garrytan/gbrain PR #5015): the listing keeps the few the window covers."""
+    series = weekly_series(server)
+    provider = backend.provider()
+    first = provider.changes(WINDOW, None)
+    assert len(first.events) == 4
+    server.put_event("primary", {**series, "summary": "Team meeting #team"})
+    server.clear_requests()
+    second = provider.changes(WINDOW, first.token)
+    assert not second.full and second.removed == ()
+    assert [e.title for e in second.events] == ["Team meeting #team"] * 4
+    [request] = lists(server)
+    assert request.param("syncToken") is not None
+
+
+def test_an_exploded_series_past_the_page_cap_is_read_again_as_the_window(
+    tmp_path: Path,
+) -> None:
+    with GoogleCalendarServer(page_size_cap=5, primary_email=SELF) as server:
+        backend = GoogleBackend(server, tmp_path)
+        series = weekly_series(server)
+        provider = backend.provider()
+        first = provider.changes(WINDOW, None)
+        server.put_event("primary", {**series, "summary": "Team meeting #team"})
+        server.clear_requests()
+        second = provider.changes(WINDOW, first.token)
+        backend.close()
+    assert second.full and [e.title for e in second.events] == ["Team meeting #team"] * 4
+    incremental = [r for r in lists(server) if r.param("timeMin") is None]
+    assert len(incremental) == MAX_PAGES
+    assert len(lists(server)) == MAX_PAGES + 1  # then the window, in one page
+
+
+def test_an_event_moved_out_of_the_window_is_still_listed_so_its_cached_copy_goes(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    """Only instances still at their series' slot outside the window are dropped: a moved
+    instance, like any other event, is listed (and dropped from the cache by the core)."""
+    kept = session(backend, "s1")
+    weekly_series(server)
+    provider = backend.provider()
+    first = provider.changes(WINDOW, None)
+    [instance, *_] = [e.id for e in first.events if e.series]
+    far = MONDAY_10 + timedelta(days=90)
+    backend.change(kept, UserEvent("s1", far, far + timedelta(minutes=50)))
+    moved = server.get_event("primary", instance)
+    assert moved is not None
+    server.put_event(
+        "primary", {**moved, "start": when(far), "end": when(far + timedelta(hours=1))}
+    )
+    second = provider.changes(WINDOW, first.token)
+    assert sorted(e.id for e in second.events) == sorted([kept, instance])
+    assert all(e.start == far for e in second.events) and second.removed == ()
+
+
+@pytest.mark.parametrize("fresh_tokens", [False, True], ids=["same-token", "same-page"])
+def test_a_looping_page_chain_is_abandoned_not_followed(tmp_path: Path, fresh_tokens: bool) -> None:
+    with GoogleCalendarServer(page_size_cap=1, primary_email=SELF) as server:
+        backend = GoogleBackend(server, tmp_path)
+        for n in range(3):
+            session(backend, f"s{n}", day=n)
+        server.loop_paging(10_000, fresh_tokens=fresh_tokens)
+        with pytest.raises(TransientError, match="page"):
+            backend.provider().changes(WINDOW, None)
+        backend.close()
+    assert len(lists(server)) <= 4
+    assert backend.sleeps == []
+
+
+def test_a_looping_incremental_listing_falls_back_to_the_window(tmp_path: Path) -> None:
+    with GoogleCalendarServer(page_size_cap=1, primary_email=SELF) as server:
+        backend = GoogleBackend(server, tmp_path)
+        ids = {session(backend, f"s{n}", day=n) for n in range(3)}
+        provider = backend.provider()
+        first = provider.changes(WINDOW, None)
+        for n in range(3):
+            session(backend, f"t{n}", day=n, hour=2)
+        server.loop_paging(1)
+        second = provider.changes(WINDOW, first.token)
+        backend.close()
+    assert second.full and len(second.events) == 6 and ids <= {e.id for e in second.events}
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_exceeded_usage_limits_on_a_read_pause_the_calendar_without_retrying(
+    backend: GoogleBackend, server: GoogleCalendarServer, status: int
+) -> None:
+    server.inject(Fault(status=status, reason="quotaExceeded", path_contains=EVENTS, times=5))
+    with pytest.raises(CalendarPaused, match="usage limits"):
+        backend.provider().changes(WINDOW, None)
+    assert backend.sleeps == [] and len(lists(server)) == 1
+
+
+def test_exceeded_usage_limits_on_writes_pause_them_and_send_no_more(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    server.exceed_usage_limits("primary")
+    results = backend.provider().apply([Create(b, b.identity) for b in buffers(60)])
+    assert all(isinstance(r.error, CalendarPaused) for r in results)
+    assert [len(parts) for parts in batches(server)] == [50]  # the second batch waits
+    assert backend.sleeps == [] and server.events("primary") == []
+
+
+def test_an_outage_mid_write_leaves_the_other_batches_unsent(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    server.inject(Fault(status=503, path_contains="/batch", times=100))
+    results = backend.provider().apply([Create(b, b.identity) for b in buffers(60)])
+    assert all(isinstance(r.error, TransientError) for r in results)
+    assert len(batches(server)) == 5  # one batch's attempts; the second is never sent
+
+
+def test_a_sync_token_past_its_lifetime_gives_a_full_listing(
+    tmp_path: Path,
+) -> None:
+    clock = StepClock(datetime(2026, 11, 30, 8, tzinfo=TZ))
+    with GoogleCalendarServer(primary_email=SELF, clock=clock) as server:
+        backend = GoogleBackend(server, tmp_path)
+        ids = {session(backend, "s1")}
+        provider = backend.provider()
+        first = provider.changes(WINDOW, None)
+        clock.advance(minutes=25 * 60)
+        second = provider.changes(WINDOW, first.token)
+        backend.close()
+    assert second.full and {e.id for e in second.events} == ids
+    assert [r.status for r in lists(server)] == [200, 410, 200]
 
 
 # -- authorization ---------------------------------------------------------------------

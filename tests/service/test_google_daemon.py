@@ -3,6 +3,7 @@ local fake of Calendar API v3, next to an .ics calendar of the same clinician.""
 
 from __future__ import annotations
 
+import mailbox
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from caldaemon.errors import AuthorizationError
+from caldaemon.errors import AuthorizationError, CalendarPaused
+from caldaemon.model import Window, written_identity
 from caldaemon.providers.base import OWNER_KEY
 from caldaemon.providers.google.mapping import event_id
 from caldaemon.service.daemon import Daemon
 from tests import state_view
-from tests.fakes.google_calendar import GoogleCalendarServer
+from tests.fakes.google_calendar import Fault, GoogleCalendarServer
 from tests.providers.test_contract_google import write_client, write_token
 from tests.support import TZ, StepClock
 
@@ -26,10 +28,11 @@ COMMAND = "caldaemon auth google --clinician lee --calendar work"
 
 
 class World:
-    """Dr. Lee's Google calendar on the fake server, a personal .ics, and the daemon."""
+    """Dr. Lee's Google calendar on the fake server, a personal .ics, and the daemon. The
+    fake runs on the daemon's clock: sync tokens age as the daemon's time goes by."""
 
-    def __init__(self, server: GoogleCalendarServer, root: Path) -> None:
-        self.server, self.root, self.clock = server, root, StepClock(NOW)
+    def __init__(self, server: GoogleCalendarServer, root: Path, clock: StepClock) -> None:
+        self.server, self.root, self.clock = server, root, clock
         self.refresh_token = server.issue_refresh_token()
         write_client(root / "google-client.json", server)
         tokens = root / "state" / "tokens"
@@ -97,11 +100,27 @@ notices:
     def state_dir(self) -> Path:
         return self.root / "state"
 
+    def delivered(self) -> list[str]:
+        """The notices delivered so far, as text (the Maildir fallback of the state folder)."""
+        box = mailbox.Maildir(self.state_dir / "notices", factory=None, create=False)
+        texts = []
+        for message in box:
+            parts = message.walk() if message.is_multipart() else [message]
+            texts.append(
+                "".join(
+                    str(part.get_payload(decode=True).decode())
+                    for part in parts
+                    if part.get_content_type() == "text/plain"
+                )
+            )
+        return texts
+
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    with GoogleCalendarServer(primary_email=EMAIL) as server:
-        world = World(server, tmp_path)
+    clock = StepClock(NOW)
+    with GoogleCalendarServer(primary_email=EMAIL, clock=clock) as server:
+        world = World(server, tmp_path, clock)
         world.session("session0001", MON_10)
         world.session("session0002", MON_10 + timedelta(days=1))
         yield world
@@ -186,15 +205,17 @@ def test_an_expired_authorization_pauses_only_that_calendar_with_one_notice(worl
     assert report.calendars_ok == 1 and len(report.calendar_errors) == 1
     assert world.server.requests == []  # paused: Google is not asked again for now
     with state_view.tables(world.state_dir) as tables:
-        notices = [n for n in tables.outbox.all() if "auth google" in n.text]
+        notices = tables.outbox.all()
         calendars = [
             (c.calendar, c.last_success == world.clock(), c.paused is not None)
             for c in tables.calendars.all()
         ]
         problems = tables.problems.keys()
-    assert len(notices) == 1
-    assert notices[0].recipient == EMAIL and COMMAND in notices[0].text
-    assert world.refresh_token not in notices[0].text
+    assert [n.recipient for n in notices] == [EMAIL]
+    # Delivered into the state folder's Maildir (no email configured); the outbox keeps
+    # no text once a notice is delivered.
+    [delivered] = world.delivered()
+    assert COMMAND in delivered and world.refresh_token not in delivered
     assert calendars == [("personal", True, False), ("work", False, True)]
     assert len(problems) == 1
 
@@ -207,3 +228,120 @@ def test_a_paused_calendar_is_not_also_reported_as_unreachable(world: World) -> 
     with state_view.tables(world.state_dir) as tables:
         assert len(tables.outbox.all()) == 1
         assert tables.problems.keys() == ["calendar:lee/work:auth"]
+
+
+# -- Google as it is (RESEARCH.md, "Google Calendar API v3") -------------------------------
+
+
+def test_a_restored_session_gets_its_buffer_back_under_a_new_id(world: World) -> None:
+    """Google keeps a deleted event's id (insert → 409) and refuses to update it back to
+    life (403): the buffer comes back as its next generation, a new event."""
+    world.cycle()
+    [monday, _] = world.buffers()
+    identity = monday["extendedProperties"]["private"][OWNER_KEY]
+    session = world.server.get_event("primary", "session0001")
+    assert session is not None
+    world.server.delete_event("primary", "session0001")  # cancelled ...
+    assert world.cycle().deleted == 1
+    world.server.put_event("primary", {**session, "status": "confirmed"})  # ... and restored
+    report = world.cycle()
+    assert (report.created, report.calendar_errors) == (1, [])
+    [back, _] = world.buffers()
+    second = written_identity(identity, 1)
+    assert back["id"] == event_id(second) != monday["id"]
+    assert back["extendedProperties"]["private"][OWNER_KEY] == second
+    old = world.server.get_event("primary", monday["id"])
+    assert old is not None and old["status"] == "cancelled"
+    assert not [
+        r for r in world.server.requests if r.method in ("PUT", "PATCH") and r.status == 403
+    ]
+    assert world.cycle().created == 0
+
+
+def test_a_copy_the_user_made_of_a_buffer_is_never_touched(world: World) -> None:
+    world.cycle()
+    [monday, _] = world.buffers()
+    copy = world.server.put_event("primary", {**monday, "id": "usercopy0001"})
+    assert world.cycle().deleted == 0
+    world.server.delete_event("primary", "session0001")
+    assert world.cycle().deleted == 1
+    stored = world.server.get_event("primary", copy["id"])
+    assert stored is not None and stored["status"] == "confirmed" and stored["etag"] == copy["etag"]
+    original = world.server.get_event("primary", monday["id"])
+    assert original is not None and original["status"] == "cancelled"
+
+
+def test_an_expired_sync_token_reads_the_window_again_and_changes_nothing(world: World) -> None:
+    world.cycle()
+    before = world.buffers()
+    world.clock.advance(minutes=25 * 60)  # past the fake's sync-token lifetime
+    world.server.clear_requests()
+    report = world.cycle()
+    assert report.calendar_errors == [] and (report.created, report.updated, report.deleted) == (
+        0,
+        0,
+        0,
+    )
+    assert [(r.param("syncToken") is not None, r.status) for r in world.server.requests] == [
+        (True, 410),
+        (False, 200),
+    ]
+    assert world.buffers() == before
+    with state_view.tables(world.state_dir) as tables:
+        assert tables.buffers.counts() == {"active": 2}
+
+
+def test_a_touched_open_ended_series_leaves_buffers_and_cache_within_the_horizon(
+    world: World,
+) -> None:
+    weekly = world.server.put_event(
+        "primary",
+        {
+            "id": "weekly0001",
+            "summary": "Group session #heavy",
+            "start": {"dateTime": "2026-12-02T10:00:00", "timeZone": "America/Toronto"},
+            "end": {"dateTime": "2026-12-02T10:50:00", "timeZone": "America/Toronto"},
+            "recurrence": ["RRULE:FREQ=WEEKLY"],
+        },
+    )
+    assert world.cycle().created == 4  # two sessions, two weeks of the series
+    world.server.put_event("primary", {**weekly, "summary": "Group therapy #heavy"})
+    world.server.clear_requests()
+    report = world.cycle()
+    assert report.calendar_errors == [] and (report.created, report.deleted) == (0, 0)
+    assert len(world.buffers()) == 4
+    with state_view.opened(world.state_dir) as state, state.read() as tables:
+        cached = tables.events.overlapping("lee", Window(NOW, datetime(2100, 1, 1, tzinfo=TZ)))
+    # The listed window is the horizon (14 days) and a week's slack: not decades of instances.
+    assert max(e.start for e in cached) < NOW + timedelta(days=28)
+
+
+def test_exceeded_usage_limits_on_writes_pause_the_calendar_with_one_notice(
+    world: World,
+) -> None:
+    """Google keeps the calendar read-only for hours: the writes are not retried, within
+    the cycle or in the next ones, until the pause is over."""
+    world.server.exceed_usage_limits("primary")
+    report = world.cycle()
+    assert report.created == 0 and world.buffers() == []
+    world.cycle()
+    batches = [r for r in world.server.requests if r.path == "/batch/calendar/v3"]
+    assert len(batches) == 1
+    with state_view.tables(world.state_dir) as tables:
+        assert tables.problems.keys() == ["calendar:lee/work:paused"]
+        assert len(tables.outbox.all()) == 1
+
+
+def test_a_read_refused_for_usage_limits_pauses_the_calendar_with_one_notice(
+    world: World,
+) -> None:
+    world.server.inject(Fault(status=403, reason="quotaExceeded", path_contains="/events"))
+    report = world.cycle()
+    [error] = report.calendar_errors
+    assert isinstance(error, CalendarPaused) and "quotaExceeded" in str(error)
+    world.server.clear_requests()
+    world.cycle()
+    assert world.server.requests == []  # paused: not asked again for now
+    with state_view.tables(world.state_dir) as tables:
+        assert tables.problems.keys() == ["calendar:lee/work:paused"]
+        assert len(tables.outbox.all()) == 1

@@ -4,8 +4,9 @@ per thread shared by every calendar, one Calendar service per calendar, batches
 caldaemon's own retries.
 
 Errors follow "Handle API errors" (https://developers.google.com/calendar/api/guides/errors):
-rate limits, 5xx and broken connections are retried; other 4xx are not, and what still
-fails becomes a :class:`~caldaemon.errors.CalendarError` naming the calendar.
+rate limits, 5xx and broken connections are retried; other 4xx are not, ``quotaExceeded``
+never is (:class:`~caldaemon.errors.CalendarPaused`), and what still fails becomes a
+:class:`~caldaemon.errors.CalendarError` naming the calendar.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest, HttpRequest
 
-from caldaemon.errors import AuthorizationError, CalendarError, TransientError
+from caldaemon.errors import AuthorizationError, CalendarError, CalendarPaused, TransientError
 from caldaemon.providers.google.mapping import error_reasons
 from caldaemon.retry import RetryPolicy, RetryVerdict, parse_retry_after, with_retries
 
@@ -42,6 +43,10 @@ T = TypeVar("T")
 GOOGLE_BATCH_URI = "https://www.googleapis.com/batch/calendar/v3"
 # "Handle API errors": 403 with these reasons, like 429, means "slow down".
 RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"})
+# "Calendar usage limits exceeded": the calendar is read-only for hours, and retrying only
+# prolongs it (RESEARCH.md, "Google Calendar API v3"; "Handle API errors", 403 usage
+# limits). Never retried: the calendar is paused (CalendarPaused).
+USAGE_LIMITS = "quotaExceeded"
 # Timeouts, resets, truncated bodies (http.client.IncompleteRead), a failed token request.
 TRANSPORT_ERRORS = (
     TimeoutError,
@@ -184,6 +189,8 @@ class CalendarClient:
             return RetryVerdict(exc.delay)
         if isinstance(exc, HttpError):
             status = exc.resp.status
+            if USAGE_LIMITS in error_reasons(exc.content):
+                return None
             if (
                 status == 429
                 or status >= 500
@@ -236,6 +243,13 @@ class CalendarClient:
             )
         if status == 410:
             return SyncTokenExpired(self.calendar_id, where, "the sync token expired")
+        if USAGE_LIMITS in error_reasons(exc.content):
+            return CalendarPaused(
+                self.calendar_id,
+                where,
+                "Google Calendar's usage limits were exceeded (quotaExceeded), which keeps "
+                "the calendar read-only for some hours",
+            )
         if self.verdict(exc) is not None:
             return TransientError(
                 self.calendar_id, where, f"Google Calendar answered {describe_error(exc)}"

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from caldaemon.model import Buffer, Event
+from caldaemon.model import Buffer, Event, parse_written_identity, written_identity
 from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY
 
 # Event colours by colorId, named as in Google Calendar's UI; classification.colors
@@ -38,15 +38,23 @@ PALETTE: Mapping[str, str] = {
 _BASE32HEX_ID = re.compile(r"[a-v0-9]{5,1024}")
 _IDENTITY = re.compile(r"[0-9a-f]{40}")
 _ID_PREFIX = "cd"
+# Between the identity and the generation: a base32hex letter that is no hex digit.
+_GENERATION = "g"
 
 
-def event_id(identity: str) -> str:
-    """The event id of a buffer: fixed by its identity, so a repeated insert of the same
-    buffer is refused with 409 instead of making a second event (DESIGN.md §5)."""
-    if not _IDENTITY.fullmatch(identity):
-        raise ValueError(f"a buffer identity is 40 lowercase hex digits, not {identity!r}")
-    result = _ID_PREFIX + identity
-    # Hex digits are a subset of base32hex, so this holds by construction.
+def event_id(written: str) -> str:
+    """The event id of a buffer's written identity (``model.written_identity``): fixed by
+    it, so a repeated insert of the same buffer is refused with 409 instead of making a
+    second event (DESIGN.md §5). Each generation has its own id, the first keeps the id
+    caldaemon always gave it: ``cd<identity>``, then ``cd<identity>g<n>``."""
+    identity, generation = parse_written_identity(written)
+    if not _IDENTITY.fullmatch(identity) or written_identity(identity, generation) != written:
+        raise ValueError(
+            f"a buffer identity is 40 lowercase hex digits, then -g<n> from its second "
+            f"life on; not {written!r}"
+        )
+    result = _ID_PREFIX + identity + (f"{_GENERATION}{generation}" if generation else "")
+    # Hex digits, "g" and decimal digits are all base32hex, so this holds by construction.
     assert _BASE32HEX_ID.fullmatch(result)
     return result
 
@@ -73,15 +81,25 @@ def buffer_body(buffer: Buffer, identity: str) -> dict[str, Any]:
     }
 
 
-def owner_of(resource: Mapping[str, Any]) -> str | None:
-    """The buffer identity an event carries, if it is one of ours. The marker alone is
-    not enough: Google's "Duplicate" copies extended properties, so the id must be the
-    one caldaemon gives that identity too."""
+def marker_of(resource: Mapping[str, Any]) -> str | None:
+    """The value of caldaemon's marker in ``extendedProperties.private``, bound or not."""
     private = (resource.get("extendedProperties") or {}).get("private") or {}
-    identity = private.get(OWNER_KEY)
-    if not isinstance(identity, str) or not _IDENTITY.fullmatch(identity):
+    value = private.get(OWNER_KEY) if isinstance(private, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def owner_of(resource: Mapping[str, Any]) -> str | None:
+    """The written identity an event carries if it is caldaemon's own. The marker alone is
+    not enough: Google's "Duplicate" (and a copy to another calendar) keeps extended
+    properties, so the id must be the one caldaemon gives that identity too."""
+    marker = marker_of(resource)
+    if marker is None:
         return None
-    return identity if resource.get("id") == _ID_PREFIX + identity else None
+    try:
+        bound = resource.get("id") == event_id(marker)
+    except ValueError:  # not a value caldaemon writes
+        return None
+    return marker if bound else None
 
 
 def same_buffer(resource: Mapping[str, Any], buffer: Buffer, identity: str) -> bool:
@@ -156,9 +174,21 @@ def event_from_resource(
         busy=resource.get("transparency", "opaque") != "transparent",
         declined=_declined(resource, self_addresses),
         owner=owner_of(resource),
+        marked=marker_of(resource) is not None,
         series=resource.get("recurringEventId"),
         etag=resource.get("etag"),
     )
+
+
+def original_start(resource: Mapping[str, Any], tz: ZoneInfo) -> datetime | None:
+    """An instance's slot in its series (``originalStartTime``); None for other events."""
+    when = resource.get("originalStartTime")
+    if not resource.get("recurringEventId") or not isinstance(when, Mapping):
+        return None
+    try:
+        return _moment(when, tz)[0]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def error_reasons(content: bytes | str | None) -> set[str]:

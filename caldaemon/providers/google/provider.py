@@ -8,8 +8,13 @@ forbids with it. Writing sends caldaemon's buffers in batches ("Sending batch re
 https://developers.google.com/calendar/api/guides/batch) with deterministic ids and
 ``If-Match``. Errors follow "Handle API errors"
 (https://developers.google.com/calendar/api/guides/errors): rate limits, 5xx and broken
-connections are retried by caldaemon's own retry layer; other 4xx are not. Connections,
-batches, retries and errors are in :mod:`caldaemon.providers.google_http`.
+connections are retried by caldaemon's own retry layer; other 4xx are not, and
+``quotaExceeded`` pauses the calendar. Connections, batches, retries and errors are in
+:mod:`caldaemon.providers.google.http`, paging in :mod:`caldaemon.providers.google.listing`.
+
+The service as it is (RESEARCH.md, "Google Calendar API v3"): a deleted event keeps its
+id for good (insert answers 409) and cannot be updated back to life (403), so a buffer
+that comes back after caldaemon deleted it is written under its next generation's id.
 """
 
 from __future__ import annotations
@@ -21,8 +26,15 @@ from typing import TYPE_CHECKING, Any
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
-from caldaemon.errors import CalendarError, Error, RemoteGone, TransientError, WriteConflict
-from caldaemon.model import Create, Delete, Event, Remote, Update, Window, Write, WriteResult
+from caldaemon.errors import (
+    CalendarError,
+    CalendarPaused,
+    Error,
+    RemoteGone,
+    TransientError,
+    WriteConflict,
+)
+from caldaemon.model import Create, Delete, Remote, Update, Window, Write, WriteResult
 from caldaemon.providers.base import BatchProvider, Listing, ProviderContext
 from caldaemon.providers.google import auth as google_auth
 from caldaemon.providers.google.http import (
@@ -34,9 +46,15 @@ from caldaemon.providers.google.http import (
     SyncTokenExpired,
     describe_error,
 )
+from caldaemon.providers.google.listing import (
+    MAX_PAGES,
+    PAGE_SIZE,
+    Collected,
+    PagingRunaway,
+    read_pages,
+)
 from caldaemon.providers.google.mapping import (
     buffer_body,
-    event_from_resource,
     event_id,
     owner_of,
     read_token,
@@ -50,9 +68,17 @@ if TYPE_CHECKING:
     from caldaemon.retry import RetryPolicy
 
 # Re-exported so that imports of these from this module keep working.
-__all__ = ["GOOGLE_BATCH_URI", "PAGE_SIZE", "RATE_LIMITED", "TRANSPORT_ERRORS", "GoogleProvider"]
-# events.list: "maxResults ... The page size can never be larger than 2500 events".
-PAGE_SIZE = 2500
+__all__ = [
+    "GOOGLE_BATCH_URI",
+    "MAX_PAGES",
+    "PAGE_SIZE",
+    "RATE_LIMITED",
+    "TRANSPORT_ERRORS",
+    "GoogleProvider",
+]
+# What ends a write round: the calendar is refusing (paused) or unreachable; each write
+# still to send would meet the same answer (or wait out the same outage) again.
+_STOPPING = (CalendarPaused, TransientError)
 
 
 class GoogleProvider(BatchProvider):
@@ -107,14 +133,19 @@ class GoogleProvider(BatchProvider):
         sync_token = read_token(token, self.config.calendar)
         if sync_token is not None:
             try:
-                return self._incremental(sync_token)
+                return self._listing(window, syncToken=sync_token)
             except SyncTokenExpired:
                 # "Sometimes sync tokens are invalidated by the server ... the client
-                # should clear its storage and perform a full sync" (full=True does).
+                # should clear its storage and perform a full sync".
                 self.log.info(
                     "%s: the sync token expired; reading the window again", self.describe()
                 )
-        return self._full(window)
+            except PagingRunaway as exc:
+                # The listing since the token ran away (a series exploded past the page
+                # cap, or the server looped): the window alone is bounded, and gives a
+                # new token that does not lead back here.
+                self.log.warning("%s; reading the window again", exc)
+        return self._listing(window, timeMin=rfc3339(window.start), timeMax=rfc3339(window.end))
 
     def _params(self) -> dict[str, Any]:
         """The parameters of every listing. Incremental syncs send exactly these plus
@@ -123,144 +154,123 @@ class GoogleProvider(BatchProvider):
         window goes only into full listings."""
         return {"calendarId": self.config.calendar, "singleEvents": True, "maxResults": PAGE_SIZE}
 
-    def _pages(self, **extra: Any) -> tuple[list[dict[str, Any]], str | None]:
-        """Every page; only the last one carries ``nextSyncToken``."""
-        items: list[dict[str, Any]] = []
-        page_token: str | None = None
-        while True:
+    def _listing(self, window: Window, **extra: Any) -> Listing:
+        """One listing, every page read and reduced to the window as it arrives."""
+        incremental = "syncToken" in extra
+        collected = Collected(
+            window,
+            incremental,
+            self.id,
+            self.context.tz,
+            self.context.self_addresses,
+            self.describe,
+        )
+
+        def fetch(page_token: str | None) -> dict[str, Any]:
             params = self._params() | extra | ({"pageToken": page_token} if page_token else {})
             page: dict[str, Any] = self.client.retrying(functools.partial(self._list_page, params))
-            items.extend(page.get("items") or ())
-            page_token = page.get("nextPageToken")
-            if not page_token:
-                return items, page.get("nextSyncToken")
+            return page
+
+        sync = read_pages(fetch, collected.take, calendar=self.id, source=self.describe())
+        return Listing(
+            events=tuple(collected.events),
+            removed=tuple(collected.removed),
+            token=write_token(self.config.calendar, sync),
+            full=not incremental,
+            warnings=collected.all_warnings(),
+        )
 
     def _list_page(self, params: dict[str, Any]) -> dict[str, Any]:
         page: dict[str, Any] = self.client.execute(self.client.events().list(**params))
         return page
 
-    def _full(self, window: Window) -> Listing:
-        items, sync = self._pages(timeMin=rfc3339(window.start), timeMax=rfc3339(window.end))
-        events, warnings = self._events([i for i in items if i.get("status") != "cancelled"])
-        return Listing(
-            events=events,
-            removed=(),
-            token=write_token(self.config.calendar, sync),
-            full=True,
-            warnings=warnings,
-        )
-
-    def _incremental(self, sync_token: str) -> Listing:
-        items, sync = self._pages(syncToken=sync_token)
-        # Deleted events come back as stubs: status "cancelled", an id and little else.
-        removed = tuple(str(i["id"]) for i in items if i.get("status") == "cancelled")
-        events, warnings = self._events([i for i in items if i.get("status") != "cancelled"])
-        return Listing(
-            events=events,
-            removed=removed,
-            full=False,
-            warnings=warnings,
-            token=write_token(self.config.calendar, sync),
-        )
-
-    def _events(self, items: list[dict[str, Any]]) -> tuple[tuple[Event, ...], tuple[str, ...]]:
-        events, warnings = [], []
-        for item in items:
-            try:
-                events.append(
-                    event_from_resource(
-                        item,
-                        calendar=self.id,
-                        tz=self.context.tz,
-                        self_addresses=self.context.self_addresses,
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
-                warnings.append(
-                    f"{self.describe()}: skipped event {item.get('id')}, whose times cannot be read"
-                )
-        return tuple(events), tuple(warnings)
-
     # -- writing -------------------------------------------------------------------------
 
     def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
         """All writes in batches of ≤ 50. An insert refused with 409 and an update or
-        delete refused with 412 are looked up (one more batch) to tell our own earlier
-        write, whose reply was lost, from the user's change."""
+        delete refused with 412 (or 403) are looked up (one more batch) to tell our own
+        earlier write, whose reply was lost, from the user's change or deletion.
+
+        Once the calendar is paused (``quotaExceeded``) or unreachable, the writes not
+        yet sent get that error without being sent."""
         if self.read_only:
             raise CalendarError(
                 self.id,
                 self.describe(),
                 "caldaemon writes only to the clinician's buffers_to calendar",
             )
-        makers: dict[int, Callable[[], HttpRequest]] = {}
         results: dict[int, WriteResult] = {}
+        makers: dict[int, Callable[[], HttpRequest]] = {}
         for key, write in enumerate(writes):
             if not isinstance(write, Create) and write.remote.etag is None:
                 results[key] = WriteResult(write, error=WriteConflict(self.id, write.remote.id))
             else:
                 makers[key] = self._request_for(write)
-        lookups: dict[int, Callable[[], HttpRequest]] = {}
-        for key, answer in self.client.send(makers, self.batch_size).items():
-            write, error = writes[key], answer.error
-            status = error.resp.status if error is not None else None
-            if error is None:
-                resource = answer.resource or {}
-                results[key] = WriteResult(
-                    write,
-                    remote=None
-                    if isinstance(write, Delete)
-                    else Remote(resource["id"], resource.get("etag")),
-                )
-            elif status == (409 if isinstance(write, Create) else 412):
-                lookups[key] = self._lookup(_remote_id(write))
-            elif status in (404, 410) and not isinstance(write, Create):
-                results[key] = WriteResult(write, error=RemoteGone(self.id, _remote_id(write)))
-            else:
-                results[key] = WriteResult(write, error=self._part_error(error))
-        revivals: dict[int, Callable[[], HttpRequest]] = {}
-        for key, answer in self.client.send(lookups, self.batch_size).items():
+        refusals: dict[int, HttpError] = {}
+        stop: Error | None = None
+        keys = list(makers)
+        for offset in range(0, len(keys), self.batch_size):
+            chunk = {key: makers[key] for key in keys[offset : offset + self.batch_size]}
+            answers = self._send(chunk, stop)
+            for key, answer in answers.items():
+                if isinstance(answer, Error):
+                    results[key] = WriteResult(writes[key], error=answer)
+                    stop = stop or answer
+                    continue
+                outcome = self._outcome(writes[key], answer)
+                if isinstance(outcome, WriteResult):
+                    results[key] = outcome
+                    if isinstance(outcome.error, _STOPPING):
+                        stop = stop or outcome.error
+                else:
+                    refusals[key] = outcome
+        # A paused calendar is read-only: looking up is still allowed. An unreachable
+        # one would only wait out the outage once more.
+        lookups = {key: self._lookup(_remote_id(writes[key])) for key in refusals}
+        found = self._send(lookups, stop if isinstance(stop, TransientError) else None)
+        for key, answer in found.items():
             write = writes[key]
-            resource = answer.resource or {}
-            if (
-                isinstance(write, Create)
-                and write.revive
-                and answer.error is None
-                and resource.get("status") == "cancelled"
-            ):
-                revivals[key] = self._revival(write, resource)
+            if isinstance(answer, Error):
+                results[key] = WriteResult(write, error=answer)
             else:
-                results[key] = self._reconcile(write, answer)
-        for key, answer in self.client.send(revivals, self.batch_size).items():
-            write, error = writes[key], answer.error
-            if error is None:
-                resource = answer.resource or {}
-                results[key] = WriteResult(
-                    write, remote=Remote(resource["id"], resource.get("etag"))
-                )
-            elif error.resp.status == 412:
-                results[key] = WriteResult(write, error=WriteConflict(self.id, _remote_id(write)))
-            else:
-                results[key] = WriteResult(write, error=self._part_error(error))
+                results[key] = self._reconcile(write, answer, refusals[key])
         return [results[key] for key in range(len(writes))]
 
-    def _revival(self, write: Create, cancelled: dict[str, Any]) -> Callable[[], HttpRequest]:
-        """Our own deleted buffer still holds its id (Google keeps deleted events as
-        cancelled, and insert answers 409): bring it back with an update that sets
-        status confirmed, only if it is still the version we saw."""
-        body = {**buffer_body(write.buffer, write.identity), "status": "confirmed"}
+    def _send(
+        self, makers: dict[int, Callable[[], HttpRequest]], stop: Error | None
+    ) -> dict[int, Answer | Error]:
+        """Each request's answer, or the error that stands for it: ``stop`` (nothing is
+        sent), or the pause or outage that failed the whole batch."""
+        if stop is not None or not makers:
+            return dict.fromkeys(makers, stop) if stop is not None else {}
+        try:
+            return dict(self.client.send(makers, self.batch_size))
+        except _STOPPING as exc:
+            return dict.fromkeys(makers, exc)
 
-        def request() -> HttpRequest:
-            built = self.client.events().update(
-                calendarId=self.config.calendar,
-                eventId=cancelled["id"],
-                sendUpdates="none",
-                body=body,
+    def _outcome(self, write: Write, answer: Answer) -> WriteResult | HttpError:
+        """The result of one write's answer, or the refusal to look up."""
+        error = answer.error
+        if error is None:
+            resource = answer.resource or {}
+            remote = (
+                None if isinstance(write, Delete) else Remote(resource["id"], resource.get("etag"))
             )
-            built.headers["If-Match"] = cancelled.get("etag")
-            return built
-
-        return request
+            return WriteResult(write, remote=remote)
+        status = error.resp.status
+        if isinstance(write, Create):
+            # 409: the id exists: our own earlier insert, or a deleted event's id.
+            return error if status == 409 else WriteResult(write, error=self._part_error(error))
+        if status in (404, 410):
+            return WriteResult(write, error=RemoteGone(self.id, _remote_id(write)))
+        if status == 412:
+            return error  # changed since we saw it: by the user, or by our own lost reply
+        failure = self._part_error(error)
+        if status == 403 and not isinstance(failure, _STOPPING):
+            # Updating a deleted (cancelled) event answers 403 (google-api-ruby-client
+            # #1811): a look-up tells that from a calendar that refuses us.
+            return error
+        return WriteResult(write, error=failure)
 
     def _request_for(self, write: Write) -> Callable[[], HttpRequest]:
         """Makes the request for ``write`` anew for each attempt. Updates and deletes
@@ -294,7 +304,8 @@ class GoogleProvider(BatchProvider):
     def _lookup(self, remote_id: str) -> Callable[[], HttpRequest]:
         return lambda: self.client.events().get(calendarId=self.config.calendar, eventId=remote_id)
 
-    def _reconcile(self, write: Write, answer: Answer) -> WriteResult:
+    def _reconcile(self, write: Write, answer: Answer, refusal: HttpError) -> WriteResult:
+        """A refused write, after looking its event up."""
         remote_id = _remote_id(write)
         if answer.error is not None:
             if answer.error.resp.status in (404, 410):
@@ -302,18 +313,21 @@ class GoogleProvider(BatchProvider):
             return WriteResult(write, error=self._part_error(answer.error))
         resource = answer.resource or {}
         if resource.get("status") == "cancelled":
-            # The user deleted it (or our own earlier delete landed): never put back.
+            # Deleted (by the user, or by our own earlier delete): never brought back. For
+            # a create the core moves on to the buffer's next generation (a new id).
             return WriteResult(write, error=RemoteGone(self.id, remote_id))
+        if refusal.resp.status == 403:
+            return WriteResult(write, error=self._part_error(refusal))  # alive: refused
         remote = Remote(remote_id, resource.get("etag"))
         if isinstance(write, Create) and owner_of(resource) == write.identity:
-            return WriteResult(write, remote=remote)  # an earlier create that landed
+            return WriteResult(write, remote=remote)  # an earlier create of ours landed
         if isinstance(write, Update) and same_buffer(resource, write.buffer, write.identity):
             return WriteResult(write, remote=remote)  # our update landed, its reply was lost
         return WriteResult(write, error=WriteConflict(self.id, remote_id))
 
     def _part_error(self, error: HttpError) -> Error:
         failure = self.client.failure(error)
-        if isinstance(failure, TransientError):
+        if isinstance(failure, _STOPPING):
             return failure
         return CalendarError(
             self.id, self.describe(), f"Google Calendar refused the write: {describe_error(error)}"
