@@ -1,20 +1,25 @@
-"""A real Radicale CalDAV server for the tests, in this process.
+"""Real CalDAV servers for the tests, in this process: Radicale here, Xandikos in
+``xandikos_server.py``, both on one harness (:class:`DavServer`).
 
-Radicale's WSGI application is served by a threaded wsgiref server on 127.0.0.1 (port
-chosen by the OS), with htpasswd authentication (plain passwords: no extra dependency)
-and a temporary storage folder. Every request is recorded in ``requests``, so a test can
-count what a provider sent. ``Radicale`` also acts as the user's own calendar app: it
-makes calendars and PUTs and DELETEs objects with plain HTTP, never through the provider
-under test.
+A server's own WSGI application is served by a threaded wsgiref server on 127.0.0.1
+(port chosen by the OS) over a temporary storage folder. Every request is recorded in
+``requests``, so a test can count what a provider sent; ``fail_next`` answers the next
+requests with a status instead, and ``rewrite_next`` changes the next reply to a method
+(a reply a real server may give but these two never do, such as a truncated multistatus).
+The server object also acts as the user's own calendar app: it makes calendars and PUTs
+and DELETEs objects with plain HTTP, never through the provider under test.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
+import shutil
 import socket
 import socketserver
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -32,6 +37,9 @@ import radicale.config
 
 USER = "lee"
 PASSWORD = "correct horse battery staple"
+PROPFIND_ETAGS = (
+    b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>'
+)
 
 
 @dataclass(frozen=True)
@@ -39,15 +47,6 @@ class Request:
     method: str
     path: str
     status: int
-
-
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -61,33 +60,35 @@ class Reply:
         return self.headers.get("etag")
 
 
-class Radicale:
-    """A running server; see :func:`radicale_server`."""
+Rewrite = Callable[[Reply], Reply]
 
-    def __init__(self, folder: Path) -> None:
-        users = folder / "users"
-        users.write_text(f"{USER}:{PASSWORD}\n")
-        configuration = radicale.config.load([])
-        configuration.update(
-            {
-                "auth": {
-                    "type": "htpasswd",
-                    "htpasswd_filename": str(users),
-                    "htpasswd_encryption": "plain",
-                    "delay": "0",
-                },
-                "rights": {"type": "owner_only"},
-                "storage": {"filesystem_folder": str(folder / "collections")},
-                "logging": {"level": "warning", "mask_passwords": "True"},
-            },
-            "tests",
-        )
-        configuration.update({"storage": {"_filesystem_fsync": "False"}}, "tests", privileged=True)
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class DavServer:
+    """A running CalDAV server. Subclasses build the application and say where a user's
+    calendars live (``home``)."""
+
+    #: The collection under which :meth:`make_calendar` makes calendars.
+    home: str
+    #: What a test may call it (pytest ids, messages).
+    name: str
+
+    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
         self.requests: list[Request] = []
         self.drop_put_etag = False  # a server that sends no ETag after PUT (RFC 4791 §5.3.4)
         self._faults: list[tuple[int, dict[str, str]]] = []
+        self._rewrites: list[tuple[str, Rewrite]] = []
+        #: What a rewrite raised (its request then fails with 500): a test checks it is empty.
+        self.rewrite_errors: list[BaseException] = []
         self._lock = threading.Lock()
-        application = radicale.Application(configuration)
         self._server = make_server(
             "127.0.0.1", 0, self._counting(application), server_class=_Server, handler_class=_Quiet
         )
@@ -97,8 +98,21 @@ class Radicale:
             target=self._server.serve_forever, args=(0.02,), daemon=True
         )
         self._thread.start()
-        # Radicale makes the principal collection /lee/ at the user's first request.
-        self.request("PROPFIND", f"/{USER}/", headers={"Depth": "0"})
+        self._wait_ready()
+
+    def _wait_ready(self, deadline: float = 10.0) -> None:
+        """Poll the user's principal until it answers a multistatus (no sleeping: each
+        attempt waits on the socket); Radicale also makes the principal at this request."""
+        until = time.monotonic() + deadline
+        while True:
+            try:
+                reply = self.request("PROPFIND", f"/{USER}/", PROPFIND_ETAGS, {"Depth": "0"})
+                if reply.status == 207:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > until:
+                raise RuntimeError(f"{self.name} did not answer within {deadline} s")
 
     def _counting(self, application: Callable[..., Iterable[bytes]]) -> Callable[..., Any]:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -115,17 +129,51 @@ class Radicale:
 
             with self._lock:
                 fault = self._faults.pop(0) if self._faults else None
+                rewrite = next((r for m, r in self._rewrites if m == method), None)
+                if rewrite is not None and fault is None:
+                    self._rewrites.remove((method, rewrite))
             if fault is not None:
                 record(f"{fault[0]} Injected", list(fault[1].items()))
                 return [b""]
-            return application(environ, record)
+            if rewrite is None:
+                return application(environ, record)
+            return self._rewritten(application, environ, record, rewrite)
 
         return app
+
+    def _rewritten(
+        self,
+        application: Callable[..., Iterable[bytes]],
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        rewrite: Rewrite,
+    ) -> Iterable[bytes]:
+        seen: list[tuple[str, list[tuple[str, str]]]] = []
+        body = b"".join(application(environ, lambda s, h, *rest: seen.append((s, h))))
+        [(status, headers)] = seen
+        named = {k.lower(): v for k, v in headers}
+        if named.pop("content-encoding", "") == "gzip":  # Radicale's, when asked for it
+            body = gzip.decompress(body)
+        try:
+            reply = rewrite(Reply(int(status.split()[0]), named, body))
+        except Exception as exc:
+            self.rewrite_errors.append(exc)
+            raise
+        kept = [(k, v) for k, v in reply.headers.items() if k != "content-length"]
+        start_response(
+            f"{reply.status} Rewritten", [*kept, ("Content-Length", str(len(reply.body)))]
+        )
+        return [reply.body]
 
     def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` instead of serving them."""
         with self._lock:
             self._faults.extend([(status, {"Content-Length": "0", **(headers or {})})] * times)
+
+    def rewrite_next(self, method: str, rewrite: Rewrite) -> None:
+        """Pass the server's reply to the next ``method`` request through ``rewrite``."""
+        with self._lock:
+            self._rewrites.append((method, rewrite))
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -148,7 +196,11 @@ class Radicale:
             self.base + path,
             data=body or None,
             method=method,
-            headers={"Authorization": f"Basic {token}", **(headers or {})},
+            headers={
+                "Authorization": f"Basic {token}",
+                "Content-Type": "application/xml",
+                **(headers or {}),
+            },
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as reply:
@@ -158,9 +210,10 @@ class Radicale:
         except urllib.error.HTTPError as exc:
             return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
-    def make_calendar(self, name: str | None = None) -> str:
-        """A new, empty calendar collection; returns its path (``/lee/<id>/``)."""
-        path = f"/{USER}/{uuid.uuid4().hex}/"
+    def make_calendar(self, name: str | None = None, path: str | None = None) -> str:
+        """A new, empty calendar collection (at ``path``, else under ``home``); returns
+        its path."""
+        path = path or f"{self.home}{uuid.uuid4().hex}/"
         display = f"<D:displayname>{escape(name)}</D:displayname>" if name else ""
         body = (
             '<?xml version="1.0" encoding="utf-8"?>'
@@ -194,12 +247,59 @@ class Radicale:
         reply = self.request(
             "PROPFIND",
             collection,
-            b'<?xml version="1.0"?><D:propfind '
-            b'xmlns:D="DAV:"><D:prop><D:getetag/></D:prop></D:propfind>',
+            PROPFIND_ETAGS,
             {"Depth": "1", "Content-Type": "application/xml"},
         )
         found = [e.text or "" for e in ElementTree.fromstring(reply.body).iter("{DAV:}href")]
         return [h for h in found if h.rstrip("/") != collection.rstrip("/")]
+
+    def objects(self, collection: str) -> dict[str, str]:
+        """Every object of a collection by path: a backup, as a user's app makes one."""
+        return {href: self.get(href).body.decode() for href in self.hrefs(collection)}
+
+    def restore(self, collection: str, backup: dict[str, str]) -> None:
+        """The collection deleted and made anew from ``backup``, as a server restored
+        from a backup is: same path, same objects, none of its sync history."""
+        self.delete(collection)
+        self.make_calendar(path=collection)
+        for href, ics in backup.items():
+            self.put(href, ics)
+
+
+class Radicale(DavServer):
+    """Radicale with htpasswd authentication (plain passwords: no extra dependency)."""
+
+    name = "radicale"
+    home = f"/{USER}/"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        users = folder / "users"
+        users.write_text(f"{USER}:{PASSWORD}\n")
+        configuration = radicale.config.load([])
+        configuration.update(
+            {
+                "auth": {
+                    "type": "htpasswd",
+                    "htpasswd_filename": str(users),
+                    "htpasswd_encryption": "plain",
+                    "delay": "0",
+                },
+                "rights": {"type": "owner_only"},
+                "storage": {"filesystem_folder": str(folder / "collections")},
+                "logging": {"level": "warning", "mask_passwords": "True"},
+            },
+            "tests",
+        )
+        configuration.update({"storage": {"_filesystem_fsync": "False"}}, "tests", privileged=True)
+        super().__init__(radicale.Application(configuration))
+
+    def forget_sync_tokens(self) -> None:
+        """Radicale keeps the collection states its sync-tokens name in
+        ``.Radicale.cache/sync-token`` (a cache its documentation lets admins delete, and
+        backups often leave out): without it every token issued so far is unknown."""
+        for cache in (self.folder / "collections").rglob(".Radicale.cache"):
+            shutil.rmtree(cache / "sync-token", ignore_errors=True)
 
 
 def free_port() -> int:

@@ -1,6 +1,7 @@
-"""The provider contract against the caldav provider and a real Radicale server (one
-server per module, a fresh calendar collection per test). The backend acts as the user's
-calendar app: it PUTs and DELETEs objects over plain HTTP, never through the provider."""
+"""The provider contract against the caldav provider on real Radicale and Xandikos servers
+(one server of each per module, a fresh calendar collection per test). The backend acts
+as the user's calendar app: it PUTs and DELETEs objects over plain HTTP, never through
+the provider."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from caldaemon.providers.base import ProviderContext
 from caldaemon.providers.caldav.provider import CaldavProvider
 from caldaemon.providers.caldav.settings import CaldavCalendar
 from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
-from tests.providers.radicale_server import PASSWORD, USER, Radicale, radicale_server
+from tests.providers.radicale_server import PASSWORD, USER, DavServer, radicale_server
 from tests.providers.test_contract_ics import vevent
+from tests.providers.xandikos_server import xandikos_server
+
+SERVERS = {"radicale": radicale_server, "xandikos": xandikos_server}
 
 
 def calendar_object(event: UserEvent) -> str:
@@ -26,10 +30,10 @@ def calendar_object(event: UserEvent) -> str:
     )
 
 
-class RadicaleBackend:
+class CaldavBackend:
     read_only = False
 
-    def __init__(self, server: Radicale, tmp_path: Path) -> None:
+    def __init__(self, server: DavServer, tmp_path: Path) -> None:
         self.server = server
         self.collection = server.make_calendar("Work")
         self.tmp_path = tmp_path
@@ -90,19 +94,19 @@ class RadicaleBackend:
         )
 
 
-@pytest.fixture(scope="module")
-def radicale() -> Iterator[Radicale]:
-    with radicale_server() as server:
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def dav_server(request: pytest.FixtureRequest) -> Iterator[DavServer]:
+    with SERVERS[request.param]() as server:
         yield server
 
 
 @pytest.fixture
-def backend(radicale: Radicale, tmp_path: Path) -> RadicaleBackend:
-    return RadicaleBackend(radicale, tmp_path)
+def backend(dav_server: DavServer, tmp_path: Path) -> CaldavBackend:
+    return CaldavBackend(dav_server, tmp_path)
 
 
 class TestCaldav(ProviderContract):
-    def test_the_password_is_not_shown(self, backend: RadicaleBackend) -> None:
+    def test_the_password_is_not_shown(self, backend: CaldavBackend) -> None:
         provider = backend.provider(
             url=backend.server.base.replace("://", f"://{USER}:{PASSWORD.replace(' ', '%20')}@")
             + backend.collection

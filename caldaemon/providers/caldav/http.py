@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -62,6 +62,18 @@ def calendar_query(start: datetime, end: datetime) -> bytes:
         '</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter '
         f'name="VEVENT"><C:time-range start="{start_utc}" end="{end_utc}"/>'
         "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+    ).encode()
+
+
+def uid_query(uid: str) -> bytes:
+    """RFC 4791 §7.8, §9.7.5: the objects whose VEVENT's UID contains ``uid`` (text-match
+    is a substring match: callers compare the UID they get), with ETags and data."""
+    return (
+        f"{_HEAD}<C:calendar-query {_NS}><D:prop><D:getetag/><C:calendar-data/>"
+        '</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter '
+        'name="VEVENT"><C:prop-filter name="UID"><C:text-match collation="i;octet">'
+        f"{escape(uid)}</C:text-match></C:prop-filter></C:comp-filter></C:comp-filter>"
+        "</C:filter></C:calendar-query>"
     ).encode()
 
 
@@ -264,11 +276,15 @@ class DavClient:
                 f"the server answered {reply.status} to a WebDAV request",
             )
         try:
-            return ElementTree.fromstring(reply.body)
+            root = ElementTree.fromstring(reply.body)
         except ElementTree.ParseError as exc:
             raise CalendarError(
                 self.calendar_id, self.describe(), f"the server's reply is not XML ({exc})"
             ) from None
+        if own_status(root, url) == 404:
+            # Xandikos answers a PROPFIND of a missing resource with 207 and a 404 inside.
+            raise NotFound(self.calendar_id, self.describe(), f"{redact(url)} does not exist (404)")
+        return root
 
     def refused(self) -> AuthorizationError:
         who = f"user {self.config.username!r}" if self.config.username else "no username"
@@ -297,6 +313,20 @@ def members(root: ElementTree.Element) -> list[tuple[str, dict[str, ElementTree.
         }
         found.append(((response.findtext(f"{DAV}href") or "").strip(), props))
     return found
+
+
+def own_status(root: ElementTree.Element, url: str) -> int | None:
+    """The status a multistatus gives the requested resource itself, when it has a
+    DAV:response of its own with one: 404 (gone), 507 (RFC 6578 §3.6: the reply was cut
+    short), a refused precondition, …; None when it has none."""
+    path = unquote(urlsplit(url).path).rstrip("/")
+    for response in root.findall(f"{DAV}response"):
+        href = unquote(urlsplit((response.findtext(f"{DAV}href") or "").strip()).path)
+        if href.rstrip("/") == path:
+            status = _status(response.findtext(f"{DAV}status"))
+            if status is not None:
+                return status
+    return None
 
 
 def _status(line: str | None) -> int | None:

@@ -5,29 +5,37 @@ A poll first asks whether anything changed, in one request: a sync-collection RE
 with the collection's sync-token (RFC 6578) or, where the server has none, its getctag
 (a CalendarServer extension). Only when something changed is the window read again,
 whole: a calendar-query REPORT for the VEVENTs overlapping it (RFC 4791 §7.8, §9.9),
-expanded here by :class:`caldaemon.Reader`. Buffers are objects of their own,
-written with PUT and DELETE under preconditions (RFC 9110 §13.1), so a user's edit is
-never overwritten.
+expanded by :class:`~caldaemon.providers.ics.reader.Reader`. Buffers are objects of
+their own, written with PUT and DELETE under preconditions (RFC 9110 §13.1), so a
+user's edit is never overwritten.
+
+A stored sync-token the server refuses in any form (Radicale 403, Xandikos 412, both
+with ``<DAV:valid-sync-token/>``; any 4xx from others) or a sync reply cut short (RFC
+6578 §3.6) costs a full listing, never a stuck calendar. No continuation is followed:
+any change means the whole window is read again, so there is no chain that could loop;
+a listing cut short is never taken for the whole window. An owner marker binds only to
+the object caldaemon's write of it made: the event is ``owner`` only when its UID is
+``buffer_uid(marker)``, else merely ``marked``.
 
 The WebDAV and HTTP side (session, retries, multistatus replies, request bodies, and
 python-caldav finding a calendar named by display name or not at all) is in
-:mod:`caldaemon.providers.caldav_http`.
+:mod:`caldaemon.providers.caldav.http`; the objects written and how a marker binds, in
+:mod:`caldaemon.providers.caldav.objects`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from urllib.parse import quote, unquote, urljoin
+from urllib.parse import quote, urljoin
 
 import icalendar
 
-from caldaemon.errors import CalendarError, RemoteGone, WriteConflict
+from caldaemon.errors import CalendarError, RemoteGone, TransientError, WriteConflict
 from caldaemon.model import Buffer, Event, Remote, Window
-from caldaemon.providers.base import OWNER_PROPERTY, Listing, Provider, ProviderContext
+from caldaemon.providers.base import Listing, Provider, ProviderContext
 from caldaemon.providers.caldav.http import (
     CALDAV,
     CS,
@@ -41,13 +49,16 @@ from caldaemon.providers.caldav.http import (
     Reply,
     calendar_query,
     members,
+    own_status,
     redact,
     slash,
     sync_collection,
     text,
+    uid_query,
 )
+from caldaemon.providers.caldav.objects import bind, bound_to, object_body, uids
 from caldaemon.providers.caldav.settings import CaldavCalendar
-from caldaemon.providers.ics.mapping import PRODID, buffer_component, buffer_etag, buffer_uid
+from caldaemon.providers.ics.mapping import buffer_component, buffer_etag, buffer_uid
 from caldaemon.providers.ics.parse import parse
 from caldaemon.providers.ics.reader import Reader
 
@@ -127,9 +138,13 @@ class CaldavProvider(Provider):
             reply = self._dav.send(
                 "REPORT", collection, sync_collection(old.sync), {"Depth": "0", **XML}
             )
-            if reply.status in (403, 409) and b"valid-sync-token" in reply.body:
-                return True, None  # RFC 6578 §3.2: the token expired; read it all again
+            if _refused(reply):
+                return True, None
             root = self._dav.multistatus(reply, collection)
+            if own_status(root, collection) not in (None, 200):
+                # 507: cut short (RFC 6578 §3.6), its token names part of the changes;
+                # any other: the token refused inside the multistatus. Read it all.
+                return True, None
             token = (root.findtext(f"{DAV}sync-token") or "").strip()
             version = _Version(token, None) if token else None
             return bool(root.findall(f"{DAV}response")) or version is None, version
@@ -152,21 +167,21 @@ class CaldavProvider(Provider):
         reader = Reader(self.id, source, self.context.tz, self.context.self_addresses)
         events: list[Event] = []
         hrefs: dict[str, str] = {}
-        for href, etag, data in self._query(collection, window):
+        for number, (href, etag, data) in enumerate(self._query(collection, window), 1):
             try:
                 found = reader.events(parse(data, self.id, source), window)
             except Exception as exc:  # one object never stops the others
                 reason = exc.reason if isinstance(exc, CalendarError) else type(exc).__name__
-                uid = re.search(rb"(?m)^UID[;:]([^\r\n]{1,120})", data)
-                named = f" (UID {uid.group(1).decode(errors='replace')})" if uid else ""
-                reader.note(f"skipped object {unquote(href)}{named}: {reason}")
+                # Named by its place in the listing: its path and UID are often made from
+                # the appointment's text (DESIGN.md §7).
+                reader.note(f"skipped object {number} of the calendar: {reason}")
                 continue
-            for event in found:
+            for event in map(bind, found):
                 if event.owner is not None:
                     # A buffer's etag is its object's ETag, which any edit changes
                     # (RFC 9110 §8.8.3): our writes send it back as If-Match.
                     event = replace(event, etag=etag)
-                    hrefs[event.series or event.id] = urljoin(collection, href)
+                    hrefs[event.id] = urljoin(collection, href)
                 events.append(event)
         self._hrefs = hrefs
         return Listing(
@@ -183,8 +198,14 @@ class CaldavProvider(Provider):
         reply = self._dav.send(
             "REPORT", collection, calendar_query(window.start, window.end), {"Depth": "1", **XML}
         )
+        root = self._dav.multistatus(reply, collection)
+        if own_status(root, collection) == 507:
+            # A listing the server cut short (RFC 4918 §11.5, as RFC 6578 §3.6 shows
+            # it) must never pass for the whole window: its absent events would look
+            # deleted. Nothing pages a calendar-query; try again next poll.
+            raise TransientError(self.id, self.describe(), "the server cut the listing short (507)")
         found = []
-        for href, props in members(self._dav.multistatus(reply, collection)):
+        for href, props in members(root):
             data = text(props.get(f"{CALDAV}calendar-data"))
             if data:
                 found.append((href, text(props.get(f"{DAV}getetag")), data.encode()))
@@ -252,28 +273,45 @@ class CaldavProvider(Provider):
         href = self._href(uid)
         # If-None-Match: * creates and never replaces (RFC 4791 §5.3.2, RFC 9110 §13.1.2).
         reply = self._dav.send(
-            "PUT", href, self._body(buffer, identity), {"If-None-Match": "*", **ICS}
+            "PUT",
+            href,
+            object_body(self._component(buffer, identity)),
+            {"If-None-Match": "*", **ICS},
         )
         if reply.status in (200, 201, 204):
             return Remote(uid, reply.etag or self._etag(href))
-        if reply.status == 412:
-            # It exists: ours when an earlier create got through but its reply was lost.
-            current = self._get(href)
-            if current is not None and _ours(current.body):
-                return Remote(uid, current.etag or self._etag(href))
-        if reply.status in (403, 409, 412):
-            raise WriteConflict(self.id, uid)  # 403/409: RFC 4791 §5.3.2.1 no-uid-conflict
-        raise self._failed(reply, "create")
+        if reply.status not in (403, 409, 412):
+            raise self._failed(reply, "create")
+        # 412: an object is at href. 403/409 (Radicale) or 412 (Xandikos) with
+        # no-uid-conflict: one at another href holds the UID (RFC 4791 §5.3.2.1), which
+        # neither server names, so it is looked up.
+        held = self._holder(href, uid)
+        if held is None:
+            raise self._failed(reply, "create")
+        where, etag, data = held
+        master = bound_to(data, identity)
+        if master is None:
+            raise WriteConflict(self.id, uid)  # the user's object: never replaced
+        if str(master.get("STATUS", "")).upper() == "CANCELLED":
+            raise RemoteGone(self.id, uid)  # the next generation gets a new UID
+        # Ours and alive: an earlier create got through but its reply was lost.
+        self._hrefs[uid] = where
+        return Remote(uid, etag or self._etag(where))
 
     def update(self, remote: Remote, buffer: Buffer, identity: str) -> Remote:
         href = self._href(remote.id)
-        body = self._body(buffer, identity)
-        reply = self._dav.send("PUT", href, body, {"If-Match": self._if_match(remote), **ICS})
+        component = self._component(buffer, identity)
+        reply = self._dav.send(
+            "PUT", href, object_body(component), {"If-Match": self._if_match(remote), **ICS}
+        )
         if reply.status in (200, 201, 204):
             return Remote(remote.id, reply.etag or self._etag(href))
-        if reply.status in (404, 412):
+        if reply.status in (404, 410):
+            raise RemoteGone(self.id, remote.id)
+        if reply.status == 412:
             current = self._current(href, remote)
-            if _ours(current.body) == _ours(body):
+            master = bound_to(current.body, identity)
+            if master is not None and buffer_etag(master) == buffer_etag(component):
                 # An update repeated after its reply was lost: it is done.
                 return Remote(remote.id, current.etag or self._etag(href))
             raise WriteConflict(self.id, remote.id)
@@ -282,7 +320,9 @@ class CaldavProvider(Provider):
     def delete(self, remote: Remote) -> None:
         href = self._href(remote.id)
         reply = self._dav.send("DELETE", href, b"", {"If-Match": self._if_match(remote)})
-        if reply.status in (404, 412):
+        if reply.status in (404, 410):
+            raise RemoteGone(self.id, remote.id)
+        if reply.status == 412:
             self._current(href, remote)
             raise WriteConflict(self.id, remote.id)
         if reply.status not in (200, 202, 204):
@@ -294,23 +334,33 @@ class CaldavProvider(Provider):
         return remote.etag
 
     def _current(self, href: str, remote: Remote) -> Reply:
-        """After a 412 (or 404): the object, or RemoteGone (If-Match fails on a missing
-        resource too, RFC 9110 §13.1.1)."""
+        """After a 412: the object, or RemoteGone (If-Match fails on a missing resource
+        too, RFC 9110 §13.1.1: Radicale and Xandikos answer a PUT so with 412)."""
         current = self._get(href)
         if current is None:
             raise RemoteGone(self.id, remote.id)
         return current
 
+    def _holder(self, href: str, uid: str) -> tuple[str, str | None, bytes] | None:
+        """(href, ETag, data) of the object holding ``uid``: at ``href``, else found by
+        a calendar-query on its UID; None when there is none."""
+        current = self._get(href)
+        if current is not None:
+            return href, current.etag, current.body
+        collection = self._resolve()
+        reply = self._dav.send("REPORT", collection, uid_query(uid), {"Depth": "1", **XML})
+        for found, props in members(self._dav.multistatus(reply, collection)):
+            data = (text(props.get(f"{CALDAV}calendar-data")) or "").encode()
+            if uid in uids(data):  # text-match matches substrings too
+                return urljoin(collection, found), text(props.get(f"{DAV}getetag")), data
+        return None
+
     def _href(self, uid: str) -> str:
         return self._hrefs.get(uid) or urljoin(self._resolve(), quote(uid, safe="@") + ".ics")
 
-    def _body(self, buffer: Buffer, identity: str) -> bytes:
-        calendar = icalendar.Calendar()
-        calendar.add("PRODID", PRODID)
-        calendar.add("VERSION", "2.0")
+    def _component(self, buffer: Buffer, identity: str) -> icalendar.Event:
         stamp = datetime.fromtimestamp(self.context.clock(), UTC)
-        calendar.add_component(buffer_component(buffer, identity, stamp))
-        return bytes(calendar.to_ical())
+        return buffer_component(buffer, identity, stamp)
 
     def _get(self, href: str) -> Reply | None:
         reply = self._dav.send("GET", href, b"", {"Accept": "text/calendar"})
@@ -330,14 +380,14 @@ class CaldavProvider(Provider):
         )
 
 
-def _ours(data: bytes) -> str | None:
-    """What the object holds (buffer_etag) when it is one of our buffers, else None."""
-    try:
-        vevents = [v for c in parse(data, "", "") for v in c.walk("VEVENT")]
-    except CalendarError:
-        return None
-    owned = len(vevents) == 1 and OWNER_PROPERTY in vevents[0]
-    return buffer_etag(vevents[0]) if owned else None
+def _refused(reply: Reply) -> bool:
+    """A sync-collection answered with an error: the stored token refused (RFC 6578
+    §3.2 names the precondition valid-sync-token; Radicale sends it with 403, Xandikos
+    with 412, others 409) or the REPORT itself refused. Either way only a full listing
+    helps; one refused for good (403 on the collection) fails there, with its reason."""
+    if reply.status == 207:
+        return False
+    return b"valid-sync-token" in reply.body or (400 <= reply.status < 500 and reply.status != 404)
 
 
 def _read_token(token: str | None, fingerprint: str) -> tuple[str, _Version, Window] | None:
