@@ -185,7 +185,7 @@ def test_a_calendar_the_service_refuses_for_hours_is_paused_with_one_notice(
         assert [e.calendar for e in report.calendar_errors] == ["practice"]
     assert world.practice.reads == reads + 1  # asked once, then paused for the hour
     with state_view.tables(world.root / "state") as tables:
-        notices = [n for n in tables.outbox.all() if "refused by its service" in n.text]
+        notices = [n for n in tables.outbox.all() if "refused by its service" in n.subject]
         assert len(notices) == 1
         assert tables.calendars.get("lee", "practice").paused  # type: ignore[union-attr]
     world.practice.refusal = None
