@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from caldaemon.errors import CalendarError, ConfigError, DeliveryError, Problem
 from caldaemon.notices.compose import Message
@@ -82,7 +83,7 @@ class GraphMailer:
         self.session = GraphSession(calendar.ca_file, calendar.timeout.total_seconds())
         self.tokens = TokenSource(calendar, clinician, state_dir, self.session)
         endpoint = graph_endpoint_of(calendar)
-        user = "me" if calendar.user == "me" else f"users/{calendar.user}"
+        user = "me" if calendar.user == "me" else f"users/{quote(calendar.user, safe='@')}"
         self.url = f"{endpoint}/{user}/sendMail"
         self.client = GraphClient(
             endpoint=endpoint,

@@ -11,8 +11,8 @@ user would through :class:`MemoryStore`, never through the provider.
 from __future__ import annotations
 
 import json
-from bisect import bisect_right
 import threading
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal

@@ -208,8 +208,10 @@ def _record_result(
         tables.buffers.set_status(clinician, identity, BufferStatus.USER_EDITED, now)
         return
     if result.error is not None:
-        # The intent stays recorded; the next cycle's listing settles it.
-        log.warning("%s: %s failed: %s", clinician, _describe(write), result.error)
+        # The intent stays recorded; the next cycle's listing settles it. A refused
+        # precondition is routine (services change etags on their own): not a warning.
+        level = logging.INFO if isinstance(result.error, WriteConflict) else logging.WARNING
+        log.log(level, "%s: %s failed: %s", clinician, _describe(write), result.error)
         return
     assert result.remote is not None
     tables.buffers.save(

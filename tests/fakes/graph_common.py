@@ -58,13 +58,20 @@ BatchHook = Callable[[str, str, str, Mapping[str, str], bytes, Callable[[], Repl
 
 class GraphError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, headers: Sequence[tuple[str, str]] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Sequence[tuple[str, str]] = (),
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = tuple(headers)
+        # More members of the error object (``@event.existingEventId``).
+        self.extra = dict(extra or {})
 
 
 def graph_error_reply(
@@ -73,6 +80,7 @@ def graph_error_reply(
     message: str,
     request_headers: Mapping[str, str],
     headers: Sequence[tuple[str, str]] = (),
+    extra: Mapping[str, Any] | None = None,
 ) -> Reply:
     """Graph's error envelope, see https://learn.microsoft.com/graph/errors."""
     request_id = str(uuid.uuid4())
@@ -81,6 +89,7 @@ def graph_error_reply(
         "error": {
             "code": code,
             "message": message,
+            **(extra or {}),
             "innerError": {
                 "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
                 "request-id": request_id,
@@ -143,7 +152,9 @@ def encode(query: Mapping[str, str]) -> str:
 
 
 def error_reply(exc: GraphError, request: GraphRequest) -> Reply:
-    return graph_error_reply(exc.status, exc.code, exc.message, request.headers, exc.headers)
+    return graph_error_reply(
+        exc.status, exc.code, exc.message, request.headers, exc.headers, exc.extra
+    )
 
 
 def require_method(method: str, *allowed: str) -> None:

@@ -35,6 +35,8 @@ from .graph_model import (
     etag_matches,
     new_change_key,
     new_id,
+    note_change,
+    note_reads,
     validate_event,
 )
 from .graph_read import (
@@ -51,8 +53,10 @@ from .graph_read import (
     window,
 )
 from .graph_time import window_bound
+from .graph_world import canonical, every
 
 __all__ = [
+    "DUPLICATE_TRANSACTION_MESSAGE",
     "Paging",
     "build_event",
     "calendar_view",
@@ -72,6 +76,14 @@ class Paging:
     default_size: int
 
 
+# What Graph answers a transactionId already used by another create (as reported by
+# clients; RESEARCH.md, "Microsoft Graph").
+DUPLICATE_TRANSACTION_MESSAGE = (
+    "Your request can't be completed. The TransactionId specified in the request has "
+    "already been used to create a different event."
+)
+
+
 # -- changes --------------------------------------------------------------------------
 
 
@@ -80,17 +92,36 @@ def create_event(mailbox: Mailbox, calendar: Calendar, request: GraphRequest) ->
     applied = preference_headers(request, None)
     transaction_id = body.get("transactionId")
     if transaction_id:
-        # transactionId lets a client retry a create without duplicating the
-        # event (https://learn.microsoft.com/graph/api/resources/event).  The
-        # docs do not specify the retry's answer; we return the event the
-        # first POST created, as that POST would have, with 201.
-        for existing in mailbox.events.values():
-            if existing.props.get("transactionId") == transaction_id:
-                instance = instance_of(existing)
-                return 201, render(instance, request_view(request)), applied
+        existing = _with_transaction(mailbox, str(transaction_id))
+        if existing is not None:
+            return (*_repeated_create(mailbox, existing, body, request), applied)
     stored = build_event(mailbox, calendar.id, body, seeding=False)
+    stored.create_body = canonical(body)
     mailbox.events[stored.id] = stored
+    note_change(mailbox, instance_of(stored))
     return 201, render(instance_of(stored), request_view(request)), applied
+
+
+def _with_transaction(mailbox: Mailbox, transaction_id: str) -> StoredEvent | None:
+    """The event, live or soft-deleted, that a transactionId created: DELETE keeps it."""
+    for existing in (*mailbox.events.values(), *mailbox.deleted.values()):
+        if existing.props.get("transactionId") == transaction_id:
+            return existing
+    return None
+
+
+def _repeated_create(
+    mailbox: Mailbox, existing: StoredEvent, body: Mapping[str, Any], request: GraphRequest
+) -> tuple[int, Any]:
+    """A transactionId used before (RESEARCH.md, "Microsoft Graph"): the same body answers
+    the event the first POST made, even one deleted since (DELETE is soft); another body
+    is refused with 400 ErrorDuplicateTransactionId, sometimes naming the event."""
+    if existing.create_body == canonical(body):
+        return 201, render(instance_of(existing), request_view(request))
+    mailbox.duplicate_answers += 1
+    named = every(mailbox.rules.existing_id_every, mailbox.duplicate_answers + 1)
+    extra = {"@event.existingEventId": existing.id} if named else None
+    raise GraphError(400, "ErrorDuplicateTransactionId", DUPLICATE_TRANSACTION_MESSAGE, extra=extra)
 
 
 def build_event(
@@ -121,8 +152,7 @@ def update_event(
     seeding: bool = False,
 ) -> Instance:
     instance = resolve(mailbox, event_id)
-    if if_match is not None and not etag_matches(if_match, instance.change_key):
-        raise GraphError(412, "ErrorIrresolvableConflict", CONFLICT_MESSAGE)
+    check_if_match(mailbox, if_match, instance.change_key)
     stored = instance.event
     if "transactionId" in body and body["transactionId"] != stored.props.get("transactionId"):
         raise GraphError(
@@ -153,7 +183,9 @@ def update_event(
         state.change_key = new_change_key()
         state.modified = now
         stored.exceptions[original] = state
-        return instance_at(stored, original)
+        changed = instance_at(stored, original)
+        note_change(mailbox, changed)
+        return changed
     props = dict(stored.props)
     extended = dict(stored.extended)
     apply_props(props, extended, body, seeding=seeding, creating=False)
@@ -164,19 +196,33 @@ def update_event(
         stored.cancelled.clear()
     stored.props, stored.extended = props, extended
     stored.change_key, stored.modified = new_change_key(), now
+    note_change(mailbox, instance_of(stored))
     return instance_of(stored)
+
+
+def check_if_match(mailbox: Mailbox, if_match: str | None, change_key: str) -> None:
+    """If-Match: 412 when stale, and now and then although it matched (a spurious 412
+    ErrorIrresolvableConflict, reported in analogdotnow/Analog PR #475)."""
+    if if_match is None:
+        return
+    if not etag_matches(if_match, change_key):
+        raise GraphError(412, "ErrorIrresolvableConflict", CONFLICT_MESSAGE)
+    mailbox.conditional_writes += 1
+    if every(mailbox.rules.spurious_412_every, mailbox.conditional_writes):
+        raise GraphError(412, "ErrorIrresolvableConflict", CONFLICT_MESSAGE)
 
 
 def delete_instance(mailbox: Mailbox, event_id: str, if_match: str | None) -> None:
     instance = resolve(mailbox, event_id)
-    if if_match is not None and not etag_matches(if_match, instance.change_key):
-        raise GraphError(412, "ErrorIrresolvableConflict", CONFLICT_MESSAGE)
+    check_if_match(mailbox, if_match, instance.change_key)
+    note_change(mailbox, instance, deleted=True)
     if instance.original is not None:
         instance.event.exceptions.pop(instance.original, None)
         instance.event.cancelled.add(instance.original)
         instance.event.modified = datetime.now(UTC)
         return
-    del mailbox.events[instance.event.id]
+    # A soft delete: gone from every view, its transactionId still taken.
+    mailbox.deleted[instance.event.id] = mailbox.events.pop(instance.event.id)
 
 
 # -- listing ------------------------------------------------------------------------
@@ -193,7 +239,7 @@ def list_events(
     )
     instances = [instance_of(e) for e in stored]
     instances = [i for i in instances if predicate(i)]
-    return _plain_page(request, view, instances, paging)
+    return _plain_page(mailbox, request, view, instances, paging)
 
 
 def series_instances(
@@ -205,7 +251,7 @@ def series_instances(
     start, _ = window_bound(request.query, "startDateTime")
     end, _ = window_bound(request.query, "endDateTime")
     instances = list(expand_event(stored, start, end)) if stored.is_series_master else []
-    return _plain_page(request, request_view(request), instances, paging)
+    return _plain_page(mailbox, request, request_view(request), instances, paging)
 
 
 def calendar_view(
@@ -214,7 +260,7 @@ def calendar_view(
     start, _ = window_bound(request.query, "startDateTime")
     end, _ = window_bound(request.query, "endDateTime")
     instances = list(window(mailbox, calendar, start, end).values())
-    payload = _plain_page(request, request_view(request), instances, paging)
+    payload = _plain_page(mailbox, request, request_view(request), instances, paging)
     return (
         200,
         payload,
@@ -223,7 +269,11 @@ def calendar_view(
 
 
 def _plain_page(
-    request: GraphRequest, view: View, instances: list[Instance], paging: Paging
+    mailbox: Mailbox,
+    request: GraphRequest,
+    view: View,
+    instances: list[Instance],
+    paging: Paging,
 ) -> JsonObject:
     """Stateless paging with $skip, as Graph does for non-delta collections."""
     size = requested_page_size(request, paging.default_size)
@@ -236,6 +286,7 @@ def _plain_page(
         "@odata.context": f"{paging.base_url}/$metadata#Collection(event)",
         "value": [select(render(i, view), view) for i in page],
     }
+    note_reads(mailbox, page)
     if skip + size < len(instances):
         query = {query_key(k): v for k, v in request.query.items() if k != "$skip"}
         query["$skip"] = str(skip + size)

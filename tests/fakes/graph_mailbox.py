@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from .graph_common import GraphError, GraphRequest, JsonObject
 from .graph_model import Calendar, Mailbox
 from .graph_time import format_instant
 from .identity_model import User
 
-__all__ = ["calendar_resource", "send_mail", "user_resource"]
+if TYPE_CHECKING:
+    from .microsoft_identity import Identity
+
+
+def addressed_mailbox(identity: Identity, path: str, headers: Mapping[str, str]) -> str | None:
+    """The mailbox (user object id) a request path under /v1.0 works on; None when it
+    names none or its token is not valid."""
+    segments = [unquote(s) for s in path.strip("/").split("/") if s]
+    first = segments[0].lower() if segments else ""
+    if first == "me":
+        token = headers.get("authorization", "").partition(" ")[2].strip()
+        grant = identity.validate_access_token(token) if token else None
+        return None if grant is None or isinstance(grant, str) else grant.user_oid
+    if first == "users" and len(segments) >= 2:
+        user = identity.find_user(segments[1])
+        return user.oid if user is not None else None
+    return None
+
+
+__all__ = ["addressed_mailbox", "calendar_resource", "send_mail", "user_resource"]
 
 
 def send_mail(sent_mail: list[JsonObject], mailbox: Mailbox, request: GraphRequest) -> None:

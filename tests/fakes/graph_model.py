@@ -10,19 +10,21 @@ import binascii
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
 
 from .graph_common import GraphError
 from .graph_time import check_recurrence, dtz_to_aware
+from .graph_world import WorldRules, every
 from .identity_model import User
 
 __all__ = [
     "SEEDABLE",
     "WRITABLE",
     "Calendar",
+    "Change",
     "Instance",
     "Mailbox",
     "Occurrence",
@@ -34,6 +36,8 @@ __all__ = [
     "etag_matches",
     "new_change_key",
     "new_id",
+    "note_change",
+    "note_reads",
     "occurrence_id",
     "parse_occurrence_id",
     "validate_event",
@@ -181,6 +185,9 @@ class StoredEvent:
     change_key: str
     exceptions: dict[date, Occurrence] = field(default_factory=dict)
     cancelled: set[date] = field(default_factory=set)
+    # The canonical body of the POST that created it: a repeated transactionId with the
+    # same body answers this event, with another body ErrorDuplicateTransactionId.
+    create_body: str | None = None
 
     @property
     def is_series_master(self) -> bool:
@@ -203,11 +210,37 @@ class Instance:
     original: date | None = None  # an occurrence's date in its series
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change to an event (its slot after the change, or before a deletion), which
+    delta rounds look back on for their @removed entries."""
+
+    seq: int
+    event_id: str
+    start: datetime
+    end: datetime
+    deleted: bool
+
+
 @dataclass
 class Mailbox:
     user: User
+    rules: WorldRules = field(default_factory=WorldRules)
     calendars: dict[str, Calendar] = field(default_factory=dict)
     events: dict[str, StoredEvent] = field(default_factory=dict)
+    # DELETE is a soft delete (RESEARCH.md, "Microsoft Graph"): the event leaves every
+    # view but keeps its transactionId, and seeding it again under its id restores it.
+    deleted: dict[str, StoredEvent] = field(default_factory=dict)
+    # Ids whose deletion delta rounds never report (WorldRules.unreported_delete_every).
+    unreported: set[str] = field(default_factory=set)
+    log: list[Change] = field(default_factory=list)
+    seq: int = 0
+    # Counters behind the schedules of WorldRules.
+    reads: int = 0
+    conditional_writes: int = 0
+    deletions: int = 0
+    continuations: int = 0
+    duplicate_answers: int = 0
 
     @property
     def default_calendar(self) -> Calendar:
@@ -222,6 +255,28 @@ class View:
     zone: tzinfo = UTC
     expand: frozenset[str] | None = None  # None: no extended properties; empty: all
     select: frozenset[str] | None = None
+
+
+def note_change(mailbox: Mailbox, instance: Instance, *, deleted: bool = False) -> None:
+    """Remember a change for later delta rounds; a deletion counts toward the schedule of
+    deletions delta never reports."""
+    mailbox.seq += 1
+    mailbox.log.append(Change(mailbox.seq, instance.id, instance.start, instance.end, deleted))
+    if deleted:
+        mailbox.deletions += 1
+        if every(mailbox.rules.unreported_delete_every, mailbox.deletions):
+            mailbox.unreported.add(instance.id)
+
+
+def note_reads(mailbox: Mailbox, instances: Sequence[Instance]) -> None:
+    """Count a read request that returned events; on the drift schedule the first of
+    them gets a new changeKey right after it was read, with no edit
+    (microsoft-graph-docs-contrib #2856)."""
+    if not instances:
+        return
+    mailbox.reads += 1
+    if every(mailbox.rules.drift_every, mailbox.reads):
+        instances[0].event.change_key = new_change_key()
 
 
 # -- properties -------------------------------------------------------------------

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import unquote
 
+from .graph_world import MailboxGate, WorldRules, mailbox_full
 from .http import Answer, FaultQueue, Incoming, LocalServer, Reply, RequestLog
 from .microsoft_graph import Graph, GraphError, GraphRequest, JsonObject
 from .microsoft_identity import (
@@ -37,7 +38,14 @@ from .microsoft_identity import (
 )
 from .microsoft_recording import Fault, FaultKind, RecordedRequest, fault_reply
 
-__all__ = ["DEFAULT_USER", "Fault", "FaultKind", "MicrosoftServer", "RecordedRequest"]
+__all__ = [
+    "DEFAULT_USER",
+    "Fault",
+    "FaultKind",
+    "MicrosoftServer",
+    "RecordedRequest",
+    "WorldRules",
+]
 
 DEFAULT_USER = "clinician@contoso.example"
 _log = logging.getLogger(__name__)
@@ -56,6 +64,7 @@ class MicrosoftServer:
         self._identity = Identity(tenant, self._lock)
         self._graph = Graph(self._identity, self._lock, max_batch)
         self._faults: FaultQueue[Fault] = FaultQueue(self._lock)
+        self._gate = MailboxGate(self._graph.rules, self._graph.mailbox_of)
         self._log: RequestLog[RecordedRequest] = RequestLog(self._lock)
         self._http = LocalServer(
             self._respond,
@@ -139,6 +148,22 @@ class MicrosoftServer:
     def default_page_size(self, size: int) -> None:
         with self._lock:
             self._graph.default_page_size = size
+
+    @property
+    def rules(self) -> WorldRules:
+        """The schedules of what real Graph does to clients (graph_world.py), on by
+        default; a test that pins one exact exchange may switch one off."""
+        return self._graph.rules
+
+    @property
+    def looping_delta(self) -> bool:
+        """While set, delta continuation pages repeat themselves under the same nextLink."""
+        return self._graph.looping_delta
+
+    @looping_delta.setter
+    def looping_delta(self, looping: bool) -> None:
+        with self._lock:
+            self._graph.looping_delta = looping
 
     # -- identity ------------------------------------------------------------------------
 
@@ -243,6 +268,18 @@ class MicrosoftServer:
             except GraphError as exc:
                 raise KeyError(exc.message) from exc
 
+    def drift_change_key(self, user: str, event_id: str) -> None:
+        """Renew an event's changeKey with no edit, as Graph does on its own (what the
+        schedule of WorldRules.drift_every does after reads)."""
+        with self._lock:
+            self._graph.drift_change_key(self._user(user), event_id)
+
+    def reset_mailbox(self, user: str | None = None) -> None:
+        """Make the user's mailbox as new: no events, live or soft-deleted, and the
+        schedules of graph_world starting over (a test's clean slate, not a Graph API)."""
+        with self._lock:
+            self._graph.reset_mailbox(self._user(user))
+
     def events(self, user: str, calendar_id: str | None = None) -> list[JsonObject]:
         """Stored events (single instances and series masters) in creation order.
 
@@ -306,13 +343,18 @@ class MicrosoftServer:
             fault = self._take_fault(request, in_batch=False)
             if fault is not None and fault.kind == "reset":
                 return fault, None
+            # A hang or latency stalls the answer on its way to the client; it holds no
+            # slot of the mailbox: clients wait for Retry-After with an injected sleep, so
+            # a stall counted as work would throttle their retries for ever.
             if fault is not None and fault.kind == "hang":
                 self._http.sleep(fault.delay)
             if self.latency:
                 self._http.sleep(self.latency)
             if fault is not None and fault.kind == "status":
                 return fault, fault_reply(fault, request, self._identity)
-            return fault, self._dispatch(request)
+            return fault, self._gate.admit(
+                request.path, request.headers, request.json, lambda: self._dispatch(request)
+            )
         except Exception:  # a bug in the fake or a fault predicate: answer 500
             _log.exception("fake Microsoft server failed on %s %s", request.method, request.path)
             return fault, Reply.json(
@@ -351,7 +393,9 @@ class MicrosoftServer:
         )
         self._record(record)
         fault = self._take_fault(record, in_batch=True)
-        if fault is not None and fault.kind == "status":
+        if self._gate.refused(item_id):
+            reply = mailbox_full(headers)
+        elif fault is not None and fault.kind == "status":
             reply = fault_reply(fault, record, self._identity)
         else:
             if fault is not None:

@@ -64,7 +64,7 @@ from .graph_events import (
     series_instances,
     update_event,
 )
-from .graph_mailbox import calendar_resource, send_mail, user_resource
+from .graph_mailbox import addressed_mailbox, calendar_resource, send_mail, user_resource
 from .graph_model import (
     Calendar,
     Instance,
@@ -72,7 +72,10 @@ from .graph_model import (
     Occurrence,
     StoredEvent,
     View,
+    new_change_key,
     new_id,
+    note_change,
+    note_reads,
     parse_occurrence_id,
 )
 from .graph_read import (
@@ -85,6 +88,7 @@ from .graph_read import (
     select,
 )
 from .graph_time import format_instant, format_local, resolve_zone
+from .graph_world import WorldRules
 from .http import Reply
 from .identity_model import AccessGrant, User
 from .microsoft_identity import Identity
@@ -126,6 +130,8 @@ class Graph:
         self.max_batch = max_batch
         self.delta_expired_status: Literal[400, 410] = 410
         self.default_page_size = 10
+        # What real Graph does to clients, on by default (graph_world.py).
+        self.rules = WorldRules()
         self.sent_mail: list[JsonObject] = []
         self._lock = lock
         self._mailboxes: dict[str, Mailbox] = {}
@@ -134,7 +140,7 @@ class Graph:
     # -- seeding / inspection (caller holds the lock) ---------------------------------
 
     def add_mailbox(self, user: User) -> None:
-        mailbox = Mailbox(user)
+        mailbox = Mailbox(user, self.rules)
         calendar = Calendar(new_id(), "Calendar", True)
         mailbox.calendars[calendar.id] = calendar
         self._mailboxes[user.oid] = mailbox
@@ -155,6 +161,10 @@ class Graph:
         mailbox = self._mailboxes[user.oid]
         calendar = self._calendar(mailbox, calendar_id)
         event_id = resource.get("id")
+        if isinstance(event_id, str) and event_id in mailbox.deleted:
+            # Restored from Deleted Items: the same event, under its id, comes back.
+            mailbox.events[event_id] = mailbox.deleted.pop(event_id)
+            mailbox.unreported.discard(event_id)
         if isinstance(event_id, str) and (parsed := parse_occurrence_id(event_id)):
             update_event(mailbox, event_id, resource, None, seeding=True)
             master = mailbox.events[parsed[0]]
@@ -163,6 +173,7 @@ class Graph:
             existing = mailbox.events[event_id]
             stored = build_event(mailbox, existing.calendar_id, resource, seeding=True)
             stored.id, stored.created = existing.id, existing.created
+            stored.create_body = existing.create_body
             # An edit in Outlook keeps what the user cannot see or change there.
             for hidden in ("transactionId", "iCalUId"):
                 if hidden not in resource:
@@ -177,7 +188,15 @@ class Graph:
             if isinstance(event_id, str) and event_id:
                 stored.id = event_id
             mailbox.events[stored.id] = stored
+        note_change(mailbox, instance_of(stored))
         return render(instance_of(stored), View(expand=frozenset()))
+
+    def drift_change_key(self, user: User, event_id: str) -> None:
+        self._mailboxes[user.oid].events[event_id].change_key = new_change_key()
+
+    def reset_mailbox(self, user: User) -> None:
+        old = self._mailboxes[user.oid]
+        self._mailboxes[user.oid] = Mailbox(user, self.rules, calendars=old.calendars)
 
     def delete_event(self, user: User, event_id: str) -> None:
         delete_instance(self._mailboxes[user.oid], event_id, None)
@@ -193,6 +212,20 @@ class Graph:
 
     def expire_delta_tokens(self) -> None:
         self._delta.expire()
+
+    @property
+    def looping_delta(self) -> bool:
+        return self._delta.looping
+
+    @looping_delta.setter
+    def looping_delta(self, looping: bool) -> None:
+        self._delta.looping = looping
+
+    def mailbox_of(self, path: str, headers: Mapping[str, str]) -> str | None:
+        """The mailbox a request (its path under /v1.0) works on, for the concurrency
+        limit; None when it names none or its token is not valid."""
+        with self._lock:
+            return addressed_mailbox(self.identity, path, headers)
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -329,7 +362,9 @@ class Graph:
             applied = preference_headers(request, None)
             if method == "GET":
                 view = request_view(request)
-                rendered = render(resolve(mailbox, event_id), view)
+                instance = resolve(mailbox, event_id)
+                rendered = render(instance, view)
+                note_reads(mailbox, [instance])
                 return 200, select(rendered, view), applied
             if method == "PATCH":
                 body = request.json_body()

@@ -126,8 +126,7 @@ def microsoft() -> Iterator[MicrosoftServer]:
 class TestOutlook(ProviderContract):
     @pytest.fixture
     def backend(self, microsoft: MicrosoftServer, tmp_path: Path) -> Iterator[GraphBackend]:
-        for event in microsoft.events(DEFAULT_USER):
-            microsoft.delete_event(DEFAULT_USER, event["id"])
+        microsoft.reset_mailbox(DEFAULT_USER)
         backend = GraphBackend(microsoft, tmp_path / "state")
         yield backend
         for provider in backend.providers:

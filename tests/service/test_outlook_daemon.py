@@ -5,6 +5,7 @@ only that calendar, and notices sent through Graph's sendMail."""
 
 from __future__ import annotations
 
+import mailbox
 import textwrap
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -22,7 +23,7 @@ from caldaemon.providers.outlook.settings import OutlookCalendar
 from caldaemon.service.daemon import Daemon
 from caldaemon.state import Tables
 from tests import state_view
-from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
+from tests.fakes.microsoft import DEFAULT_USER, Fault, MicrosoftServer
 from tests.service.workspace import CANARY
 from tests.support import TZ
 
@@ -137,6 +138,22 @@ class OutlookWorkspace:
     def tables(self) -> AbstractContextManager[Tables]:
         return state_view.tables(self.state.parent)
 
+    def delivered(self) -> list[str]:
+        """The notices delivered so far, as text (the Maildir fallback of the state folder;
+        the outbox forgets a notice's text once it is delivered)."""
+        box = mailbox.Maildir(self.state.parent / "notices", factory=None, create=False)
+        texts = []
+        for message in box:
+            parts = message.walk() if message.is_multipart() else [message]
+            texts.append(
+                "".join(
+                    part.get_payload(decode=True).decode()
+                    for part in parts
+                    if part.get_content_type() == "text/plain"
+                )
+            )
+        return texts
+
 
 @pytest.fixture
 def server() -> Iterator[MicrosoftServer]:
@@ -243,7 +260,8 @@ def test_revoked_consent_pauses_only_that_calendar_with_one_notice(ws: OutlookWo
     assert paused["personal"] is None
     assert "caldaemon auth outlook --clinician lee --calendar work" in (paused["work"] or "")
     assert notice.recipient == "it@example.org" and "action needed" in notice.subject
-    assert "caldaemon auth outlook --clinician lee --calendar work" in notice.text
+    [text] = ws.delivered()
+    assert "caldaemon auth outlook --clinician lee --calendar work" in text
 
     again, graph = ws.poll()
     assert graph == [] and [e.calendar for e in again.calendar_errors] == ["work"]
@@ -270,3 +288,90 @@ def test_notices_go_out_through_graph_send_mail(tmp_path: Path, server: Microsof
         [queued] = tables.outbox.all()
     assert message["internetMessageId"] == queued.message_id and queued.status == "sent"
     assert graph[-1].path == "/v1.0/me/sendMail"
+
+
+# -- Graph as it is: changeKeys that change alone, throttled owner look-ups -----------------
+
+
+def move_session(ws: OutlookWorkspace, session: str, start: datetime) -> None:
+    [stored] = [e for e in ws.server.events(DEFAULT_USER) if e["id"] == session]
+    end = start + timedelta(minutes=50)
+    ws.server.put_event(
+        DEFAULT_USER,
+        None,
+        {
+            **stored,
+            "start": {"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}", "timeZone": "America/Toronto"},
+            "end": {"dateTime": f"{end:%Y-%m-%dT%H:%M:%S}", "timeZone": "America/Toronto"},
+        },
+    )
+
+
+def statuses(ws: OutlookWorkspace) -> list[str]:
+    with ws.tables() as tables:
+        return [str(b.status) for b in tables.buffers.all()]
+
+
+def test_a_change_key_changing_on_its_own_leaves_the_buffer_managed(ws: OutlookWorkspace) -> None:
+    # Was: a changed etag alone read as a user edit; the buffer no longer followed its
+    # session (issue 10).
+    session = ws.session(MON_10)
+    ws.poll(after=timedelta(0))
+    [placed] = buffers_on(ws.server)
+    ws.server.drift_change_key(DEFAULT_USER, placed["id"])
+    report, _ = ws.poll()
+    assert report.ok and (report.created, report.updated, report.deleted) == (0, 0, 0)
+    assert statuses(ws) == ["active"]
+    [drifted] = buffers_on(ws.server)
+    move_session(ws, session, MON_10 + timedelta(hours=3))
+    report, _ = ws.poll()
+    assert report.updated == 1 and statuses(ws) == ["active"]
+    [moved] = buffers_on(ws.server)
+    assert moved["id"] == placed["id"] and moved["start"]["dateTime"].startswith("2026-11-30T18:50")
+    [patch] = [r for r in ws.server.requests if r.batch_part and r.method == "PATCH"]
+    assert patch.header("if-match") == drifted["@odata.etag"]
+
+
+def test_a_spurious_412_is_settled_on_the_next_cycle(ws: OutlookWorkspace) -> None:
+    session = ws.session(MON_10)
+    ws.poll(after=timedelta(0))
+    move_session(ws, session, MON_10 + timedelta(hours=3))
+    ws.server.rules.spurious_412_every = 1  # this cycle's If-Match is refused though it matched
+    refused, _ = ws.poll()
+    assert refused.updated == 0
+    ws.server.rules.spurious_412_every = None
+    settled, _ = ws.poll()
+    assert settled.updated == 1 and statuses(ws) == ["active"]
+    [moved] = buffers_on(ws.server)
+    assert moved["start"]["dateTime"].startswith("2026-11-30T18:50")
+
+
+def test_an_owner_look_up_throttled_past_its_retries_changes_no_buffer(
+    ws: OutlookWorkspace,
+) -> None:
+    # Was: the look-up's failure left owner None: caldaemon's buffers read as the user's
+    # events, and were given up for good (issue 10).
+    ws.session(MON_10)
+    ws.session(MON_10 + timedelta(days=1))
+    ws.poll(after=timedelta(0))
+    placed = sorted(e["id"] for e in buffers_on(ws.server))
+    ws.server.inject(
+        Fault(
+            status=429,
+            retry_after=1,
+            code="ApplicationThrottled",
+            message="Application is over its MailboxConcurrency limit.",
+            in_batch=True,
+            times=None,
+            match=lambda r: r.method == "GET",
+        )
+    )
+    throttled, _ = ws.poll()  # a new process: it must read who owns the two buffers
+    assert [e.calendar for e in throttled.calendar_errors] == ["work"]
+    assert (throttled.created, throttled.updated, throttled.deleted) == (0, 0, 0)
+    assert statuses(ws) == ["active", "active"]
+    ws.server.clear_faults()
+    report, _ = ws.poll()
+    assert report.ok and (report.created, report.updated, report.deleted) == (0, 0, 0)
+    assert statuses(ws) == ["active", "active"]
+    assert sorted(e["id"] for e in buffers_on(ws.server)) == placed

@@ -32,16 +32,43 @@ MAX_BATCH = 20
 DEFAULT_POLICY = RetryPolicy()
 USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
 
-_slots: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+
+class MailboxSlots:
+    """The requests one mailbox may have in flight. A ``$batch`` takes up to 4 slots:
+    Graph sends up to 4 of its items to Outlook at once, so a batch beside other requests
+    would exceed the limit and meet 429 MailboxConcurrency
+    (https://learn.microsoft.com/graph/json-batching, throttling-limits)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, count: int = 1) -> Iterator[None]:
+        count = max(1, min(count, self.size))
+        with self._changed:
+            # All at once, never piecemeal: two batches holding half each would wait forever.
+            self._changed.wait_for(lambda: self.free >= count)
+            self.free -= count
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.free += count
+                self._changed.notify_all()
+
+
+_slots: dict[tuple[str, str], MailboxSlots] = {}
 _slots_lock = threading.Lock()
 
 
-def mailbox_slots(key: tuple[str, str]) -> threading.BoundedSemaphore:
-    """The semaphore shared by everything in this process that talks to one mailbox
+def mailbox_slots(key: tuple[str, str]) -> MailboxSlots:
+    """The slots shared by everything in this process that talks to one mailbox
     (``key``: authority and mailbox), whichever provider or mailer it belongs to."""
     with _slots_lock:
         if key not in _slots:
-            _slots[key] = threading.BoundedSemaphore(MAX_CONCURRENT_PER_MAILBOX)
+            _slots[key] = MailboxSlots(MAX_CONCURRENT_PER_MAILBOX)
         return _slots[key]
 
 
@@ -81,6 +108,9 @@ class BatchReply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
+    # Sent more than once (a lost answer, a throttled or failed attempt): an earlier
+    # attempt may have been carried out, so a 412 may be this very write's own doing.
+    resent: bool = False
 
 
 class _Retryable(Exception):
@@ -154,16 +184,11 @@ class GraphClient:
         self.policy = policy
         self.rng = random.Random()
 
-    @contextmanager
-    def _slot(self) -> Iterator[None]:
-        with mailbox_slots(self.mailbox()):
-            yield
-
     def _once(
-        self, method: str, url: str, *, force: bool = False, **kwargs: Any
+        self, method: str, url: str, *, force: bool = False, slots: int = 1, **kwargs: Any
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token(force)}", **kwargs.pop("headers", {})}
-        with self._slot():
+        with mailbox_slots(self.mailbox()).hold(slots):
             return self.session.request(method, url, headers=headers, **kwargs)
 
     def send(
@@ -184,13 +209,13 @@ class GraphClient:
 
         return self._retrying(attempt)
 
-    def _checked(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _checked(self, method: str, url: str, slots: int = 1, **kwargs: Any) -> requests.Response:
         """One request; a 401 refreshes the token once; a status worth retrying raises."""
         kwargs["headers"] = dict(kwargs.get("headers") or {})
-        response = self._once(method, url, **kwargs)
+        response = self._once(method, url, slots=slots, **kwargs)
         if response.status_code == 401:
             # The token was revoked or expired early: refresh once, then resend.
-            response = self._once(method, url, force=True, **kwargs)
+            response = self._once(method, url, force=True, slots=slots, **kwargs)
         if retryable_status(response.status_code):
             raise _Retryable(response)
         return response
@@ -256,8 +281,12 @@ class GraphClient:
         inside it draw on the same attempts (JSON batching: each item is throttled on its
         own, https://learn.microsoft.com/graph/json-batching#handling-throttling)."""
 
+        sends = dict.fromkeys(pending, 0)
+
         def attempt() -> None:
             nonlocal pending
+            for index in pending:
+                sends[index] += 1
             requests_ = []
             for number, index in enumerate(pending, start=1):
                 item = dict(items[index])
@@ -266,7 +295,10 @@ class GraphClient:
                     item_headers.setdefault("Content-Type", "application/json")
                 requests_.append({**item, "id": str(number), "headers": item_headers})
             response = self._checked(
-                "POST", f"{self.endpoint}/$batch", json={"requests": requests_}
+                "POST",
+                f"{self.endpoint}/$batch",
+                slots=min(len(requests_), MAX_CONCURRENT_PER_MAILBOX),
+                json={"requests": requests_},
             )
             payload = json_of(response)
             if response.status_code != 200 or not isinstance(payload, Mapping):
@@ -302,6 +334,10 @@ class GraphClient:
                 pending = again
                 raise _ItemsRetryable(max(delays) if delays else None)
 
-        # Items still throttled when the budget runs out keep their last answer.
-        with contextlib.suppress(_ItemsRetryable):
-            self._retrying(attempt)
+        try:
+            # Items still throttled when the budget runs out keep their last answer.
+            with contextlib.suppress(_ItemsRetryable):
+                self._retrying(attempt)
+        finally:
+            for index, count in sends.items():
+                replies[index].resent = count > 1

@@ -24,7 +24,8 @@ from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_CATEGORY, OWNER_K
 # The GUID is caldaemon's and must never change (events written by older versions would
 # no longer be recognised as ours).
 OWNER_PROPERTY_ID = f"String {{5f4374e0-3ac4-459d-9de4-255c680a69a2}} Name {OWNER_KEY}"
-# Asked for on every read: extended properties are only returned when expanded.
+# Extended properties are only returned when expanded, and calendarView/delta refuses
+# $expand (docs "event: delta"): they are read by GETs of single events.
 OWNER_EXPAND = f"singleValueExtendedProperties($filter=id eq '{OWNER_PROPERTY_ID}')"
 # transactionId values are derived from the buffer identity in this namespace (a UUID
 # string, 36 characters: the GUID form the Graph docs use in their examples).
@@ -109,9 +110,22 @@ def has_owner_category(resource: Mapping[str, Any]) -> bool:
 
 
 def needs_owner_lookup(resource: Mapping[str, Any]) -> bool:
-    """Carries our category, but the response held no extended properties at all (a
-    server that ignored ``$expand``): the property must be read separately."""
+    """Carries our category, but the response held no extended properties at all (delta
+    never does): the property must be read separately."""
     return has_owner_category(resource) and "singleValueExtendedProperties" not in resource
+
+
+def ownership(
+    resource: Mapping[str, Any], marker: str | None, transaction: str | None
+) -> tuple[str | None, bool]:
+    """(owner, marked) of an event (DESIGN.md §5): marked when it carries both parts of
+    our marker (the category alone is something a user can give any event); owned only
+    when its transactionId is the one our create of that identity sent, so a copy the
+    user makes (a new event, the same hidden property) is theirs."""
+    marked = marker is not None and has_owner_category(resource)
+    if marked and marker is not None and transaction == transaction_id(marker):
+        return marker, True
+    return None, marked
 
 
 def body_text(resource: Mapping[str, Any]) -> str:
@@ -125,9 +139,18 @@ def body_text(resource: Mapping[str, Any]) -> str:
     return content.strip()
 
 
-def event_from_graph(resource: Mapping[str, Any], calendar: str, tz: ZoneInfo) -> Event:
+def event_from_graph(
+    resource: Mapping[str, Any],
+    calendar: str,
+    tz: ZoneInfo,
+    *,
+    marker: str | None = None,
+    transaction: str | None = None,
+) -> Event:
     """One event of a calendarView (a single instance, an occurrence or an exception).
 
+    ``marker`` and ``transaction`` are what a separate look-up read of the event, when the
+    resource came without them (delta sends no extended properties).
     All-day events are dates (Graph sends midnight to midnight in the zone asked for):
     they become local midnights in the clinician's zone ``tz``."""
     event_id = resource.get("id")
@@ -138,7 +161,11 @@ def event_from_graph(resource: Mapping[str, Any], calendar: str, tz: ZoneInfo) -
     if all_day:
         start = datetime.combine(start.date(), time(), tz)
         end = datetime.combine(max(end.date(), start.date() + timedelta(days=1)), time(), tz)
-    owner = owner_property(resource)
+    owner, marked = ownership(
+        resource,
+        owner_property(resource) or marker,
+        _text(resource.get("transactionId")) or transaction,
+    )
     categories = tuple(str(c) for c in resource.get("categories") or () if str(c).strip())
     response = resource.get("responseStatus")
     status = str(response.get("response", "")) if isinstance(response, Mapping) else ""
@@ -154,17 +181,22 @@ def event_from_graph(resource: Mapping[str, Any], calendar: str, tz: ZoneInfo) -
         cancelled=bool(resource.get("isCancelled")),
         busy=str(resource.get("showAs") or "busy").lower() != "free",
         declined=status.lower() == "declined",
-        # Both parts of the marker (DESIGN.md §5): the category alone is something a
-        # user can give any event in Outlook.
-        owner=owner if owner and has_owner_category(resource) else None,
+        owner=owner,
+        marked=marked,
         series=str(resource["seriesMasterId"]) if resource.get("seriesMasterId") else None,
         etag=etag_of(resource),
     )
 
 
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str) and value else None
+
+
 def transaction_id(identity: str) -> str:
-    """Deterministic per buffer: Graph answers a repeated create carrying the same
-    transactionId with the event already made (event resource, ``transactionId``)."""
+    """Deterministic per written identity: Graph answers a repeated create carrying the
+    same transactionId and body with the event already made (event resource,
+    ``transactionId``). Each generation has its own: a deleted event keeps its
+    transactionId (DELETE is soft), so a buffer that comes back needs a new one."""
     return str(uuid.uuid5(_TRANSACTION_NAMESPACE, identity))
 
 

@@ -2,37 +2,56 @@
 
 Reading is a calendarView delta round (https://learn.microsoft.com/graph/delta-query-events):
 the first listing pages through the window, later ones fetch only what changed since the
-stored ``@odata.deltaLink``, so an unchanged calendar costs one request. Writes go in JSON
-batches of up to 20 (outlook_http), each create carrying a transactionId derived from
-the buffer's identity so that a retried create never makes a second event.
+stored ``@odata.deltaLink``, so an unchanged calendar costs one request. Graph as it is
+(RESEARCH.md, "Microsoft Graph") shapes the rest:
+
+* delta refuses ``$expand``/``$select``/``$filter``, so owner markers (a single-value
+  extended property) are read by separate GETs of the events carrying our category,
+  batched; a marker is read once per event id and kept in the token. When that look-up
+  fails the whole listing fails (:class:`TransientError`): a listing with unknown owners
+  would read our buffers as the user's.
+* ``@removed`` also comes for ids never listed or outside the window, and a round's order
+  is not guaranteed: removals of ids never listed are dropped, and an id both listed and
+  removed in one round is read again to learn which is true.
+* a refused delta link (410, ``syncStateNotFound``, ``resyncRequired``) means a full
+  listing; rounds have a page cap and loop detection (:mod:`.sync`); some deletions are
+  never reported, so a full listing is made every ``full_listing_every`` (7 days).
+
+Writes are in :mod:`.writes`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from caldaemon.errors import CalendarError, Error, RemoteGone, TransientError, WriteConflict
-from caldaemon.model import Create, Delete, Event, Remote, Update, Window, Write, WriteResult
-from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, token_fields
+from caldaemon.errors import CalendarError, TransientError
+from caldaemon.model import Event, Window
+from caldaemon.providers.base import Listing, ProviderContext
 from caldaemon.providers.outlook import mapping
 from caldaemon.providers.outlook.auth import TokenSource, describe, graph_endpoint_of
 from caldaemon.providers.outlook.http import (
     MAX_BATCH,
-    BatchReply,
     GraphClient,
     GraphSession,
     error_code,
     error_text,
     json_of,
-    retryable_status,
 )
+from caldaemon.providers.outlook.sync import (
+    Marker,
+    PagingError,
+    Round,
+    SyncState,
+    key_of,
+    read_round,
+)
+from caldaemon.providers.outlook.writes import GraphWrites, prefer
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import requests
 
     from caldaemon.providers.outlook.settings import OutlookCalendar
@@ -45,11 +64,13 @@ class _Resync(Exception):
     """The delta link expired (410 Gone, or syncStateNotFound / resyncRequired)."""
 
 
-class OutlookProvider(BatchProvider):
+class OutlookProvider(GraphWrites):
     batch = True
     batch_size = MAX_BATCH
-    #: Events per delta page (``Prefer: odata.maxpagesize``).
+    #: Events per delta page asked for (``Prefer: odata.maxpagesize``; Graph may ignore it).
     page_size = 200
+    #: Pages one round may take before it is given up for this cycle.
+    max_pages = 1000
     config: OutlookCalendar
 
     def __init__(self, config: OutlookCalendar, context: ProviderContext) -> None:
@@ -96,7 +117,7 @@ class OutlookProvider(BatchProvider):
         params: dict[str, str] | None = {"$select": "id,name"}
         names: list[str] = []
         while url:
-            body = self._ok(self.client.send("GET", url, params=params, headers=_prefer()))
+            body = self._ok(self.client.send("GET", url, params=params, headers=prefer()))
             for calendar in body.get("value") or ():
                 name = str(calendar.get("name", ""))
                 if calendar.get("id") == wanted or name.casefold() == wanted.casefold():
@@ -112,7 +133,7 @@ class OutlookProvider(BatchProvider):
     def check(self) -> str:
         """The calendar's display name (``caldaemon auth outlook`` shows it)."""
         url = f"{self.endpoint}{self.mailbox_path}{self._calendar()}"
-        return str(self._ok(self.client.send("GET", url, headers=_prefer())).get("name", ""))
+        return str(self._ok(self.client.send("GET", url, headers=prefer())).get("name", ""))
 
     def _ok(self, response: requests.Response) -> dict[str, Any]:
         body = json_of(response)
@@ -123,185 +144,184 @@ class OutlookProvider(BatchProvider):
             reason += " (is this mailbox in the app's application access policy?)"
         raise CalendarError(self.id, self.describe(), reason)
 
+    def _transient(self, reason: str) -> TransientError:
+        return TransientError(self.id, self.describe(), f"{reason}; trying again next cycle")
+
     # -- reading ---------------------------------------------------------------------------
 
     def changes(self, window: Window, token: str | None) -> Listing:
-        state = token_fields(token)
-        if state.get("source") == self._source() and isinstance(state.get("delta"), str):
-            if self._calendar_path is None and isinstance(state.get("calendar"), str):
-                self._calendar_path = state["calendar"]
+        state = SyncState.load(token, self._source())
+        now = self.context.clock()
+        if state is not None and state.calendar and self._calendar_path is None:
+            self._calendar_path = state.calendar
+        if state is not None and state.delta and not self._full_listing_due(state, now):
             try:
-                return self._round(state["delta"], None, full=False)
+                return self._listing(window, state.delta, None, state, now)
             except _Resync:
                 self.context.log.info(
                     "%s: the delta link expired; listing again in full", self.describe()
                 )
+            except PagingError as exc:
+                # A delta link that loops would fail every cycle: start afresh instead.
+                self.context.log.warning("%s: %s; listing again in full", self.describe(), exc)
         url = f"{self.endpoint}{self.mailbox_path}{self._calendar()}/calendarView/delta"
-        params = {
-            "startDateTime": _utc(window.start),
-            "endDateTime": _utc(window.end),
-            "$expand": mapping.OWNER_EXPAND,
-        }
-        try:
-            return self._round(url, params, full=True)
-        except _Resync:
-            raise TransientError(
-                self.id,
-                self.describe(),
-                "Microsoft Graph lost the state of a new listing; trying again next cycle",
-            ) from None
-
-    def _round(self, url: str, params: dict[str, str] | None, *, full: bool) -> Listing:
-        """Follow @odata.nextLink to the @odata.deltaLink; the whole link is the token."""
-        events: dict[str, Event] = {}
-        removed: dict[str, None] = {}
-        lookups: list[str] = []
-        warnings: list[str] = []
-        while True:
-            response = self.client.send("GET", url, params=params, headers=_prefer(self.page_size))
-            body = json_of(response)
-            if response.status_code == 410 or error_code(body).lower() in _RESYNC_CODES:
-                raise _Resync
-            body = self._ok(response)
-            for item in body.get("value") or ():
-                event_id = str(item.get("id", ""))
-                if "@removed" in item:
-                    events.pop(event_id, None)
-                    removed[event_id] = None
-                    continue
-                removed.pop(event_id, None)
-                try:
-                    events[event_id] = mapping.event_from_graph(item, self.id, self.context.tz)
-                except mapping.MappingError as exc:
-                    warnings.append(f"{self.describe()}: an event was skipped: {exc}")
-                    continue
-                if mapping.needs_owner_lookup(item):
-                    lookups.append(event_id)
-            if body.get("@odata.nextLink"):
-                url, params = str(body["@odata.nextLink"]), None
+        # No $expand, $select or $filter: delta refuses them (docs "event: delta").
+        params = {"startDateTime": _utc(window.start), "endDateTime": _utc(window.end)}
+        # Markers never change under an id: those already read stay good for a full listing.
+        markers = state.markers if state is not None else {}
+        for _attempt in range(2):
+            try:
+                return self._listing(window, url, params, None, now, markers)
+            except _Resync:
+                # The round's own page links expired before it ended: start it over once.
                 continue
-            delta = body.get("@odata.deltaLink")
-            if not isinstance(delta, str):
-                raise TransientError(
-                    self.id, self.describe(), "Microsoft Graph ended a listing without a delta link"
-                )
-            break
-        self._find_owners(events, [i for i in lookups if i in events])
-        token = json.dumps(
-            {"source": self._source(), "calendar": self._calendar_path, "delta": delta}
+            except PagingError as exc:
+                raise self._transient(str(exc)) from None
+        raise self._transient("Microsoft Graph lost the state of a new listing")
+
+    def _full_listing_due(self, state: SyncState, now: float) -> bool:
+        """Delta never reports some deletions: a full listing now and then repairs them.
+        A clock that stepped back makes one due too, rather than none for a long while."""
+        every = self.config.full_listing_every.total_seconds()
+        return state.full_at is None or not 0 <= now - state.full_at < every
+
+    def _listing(
+        self,
+        window: Window,
+        url: str,
+        params: dict[str, str] | None,
+        previous: SyncState | None,
+        now: float,
+        markers: Mapping[str, Marker] | None = None,
+    ) -> Listing:
+        """One round, its owner look-ups, and the token that continues from it; an
+        incremental one when ``previous`` is given."""
+        round_ = read_round(self._page, url, params, max_pages=self.max_pages)
+        full = previous is None
+        known = set() if previous is None else set(previous.known)
+        cache = dict(previous.markers if previous is not None else markers or {})
+        events, present, gone, warnings = self._resolve_round(round_, window, known, cache)
+        if full:
+            known = {key_of(i) for i in present}
+            removed: tuple[str, ...] = ()
+        else:
+            known = (known - {key_of(i) for i in gone}) | {key_of(i) for i in present}
+            removed = tuple(sorted(gone))
+        state = SyncState(
+            source=self._source(),
+            calendar=self._calendar_path,
+            delta=round_.delta,
+            full_at=now if full else (previous.full_at if previous is not None else now),
+            known=known,
+            markers={k: v for k, v in cache.items() if k in known},
         )
+        # Kept in memory too: a full listing the core asks for comes without a token.
+        self._markers = dict(state.markers)
         return Listing(
-            events=tuple(events.values()),
-            removed=() if full else tuple(removed),
-            token=token,
+            events=tuple(events),
+            removed=removed,
+            token=state.dump(),
             full=full,
             warnings=tuple(warnings),
         )
 
-    def _find_owners(self, events: dict[str, Event], ids: list[str]) -> None:
-        """Events with our category whose extended properties did not come with the
-        listing (a server that ignored $expand on delta): read the property itself."""
+    def _page(self, url: str, params: Mapping[str, str] | None) -> Mapping[str, Any]:
+        response = self.client.send("GET", url, params=params, headers=prefer(self.page_size))
+        body = json_of(response)
+        if response.status_code == 410 or error_code(body).lower() in _RESYNC_CODES:
+            raise _Resync
+        return self._ok(response)
+
+    def _resolve_round(
+        self,
+        round_: Round,
+        window: Window,
+        known: set[str],
+        cache: dict[str, Marker],
+    ) -> tuple[list[Event], set[str], set[str], list[str]]:
+        """The round's events with their owners, the ids of every event it showed in the
+        window (those skipped as unreadable too), the ids it removed that were listed
+        before, and warnings. Reads (in batches) the markers not known yet and the events
+        the round both listed and removed; ``cache`` gains the markers read."""
+        for key, known_marker in self._markers.items():
+            cache.setdefault(key, known_marker)
+        lookups = [
+            i
+            for i, item in round_.entries.items()
+            if mapping.has_owner_category(item) and key_of(i) not in cache
+        ]
+        fetched = self._fetch_events([*lookups, *sorted(round_.conflicted)])
+        gone = {i for i in round_.removed if key_of(i) in known}
+        present: set[str] = set()
+        events: list[Event] = []
+        warnings: list[str] = []
+        candidates = [*round_.entries.items(), *((i, {}) for i in sorted(round_.conflicted))]
+        for event_id, listed in candidates:
+            item: dict[str, Any] = listed
+            if event_id in fetched:
+                current = fetched[event_id]
+                if current is None:  # deleted since the round listed it
+                    if key_of(event_id) in known:
+                        gone.add(event_id)
+                    continue
+                if mapping.has_owner_category(current):
+                    cache[key_of(event_id)] = _marker_of(current)
+                if event_id in round_.conflicted:
+                    item = current
+            marker, transaction = cache.get(key_of(event_id), (None, None))
+            try:
+                event = mapping.event_from_graph(
+                    item, self.id, self.context.tz, marker=marker, transaction=transaction
+                )
+            except mapping.MappingError as exc:
+                present.add(event_id)
+                warnings.append(f"{self.describe()}: an event was skipped: {exc}")
+                continue
+            if event_id in round_.conflicted and not window.overlaps(event.start, event.end):
+                if key_of(event_id) in known:
+                    gone.add(event_id)
+                continue
+            present.add(event_id)
+            events.append(event)
+        return events, present, gone, warnings
+
+    def _fetch_events(self, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """The events ``ids`` as they are now, with our extended property (None: gone),
+        read in batches. Anything else than found or gone fails the listing: a partial
+        read must not decide whose an event is."""
         if not ids:
-            return
-        query = f"$select=id,categories&$expand={quote(mapping.OWNER_EXPAND, safe='$(),=')}"
+            return {}
+        query = f"$expand={quote(mapping.OWNER_EXPAND, safe='$(),=')}"
         replies = self.client.batch(
             [
-                {"method": "GET", "url": f"{self.mailbox_path}/events/{quote(i, safe='')}?{query}"}
+                {
+                    "method": "GET",
+                    "url": f"{self.mailbox_path}/events/{quote(i, safe='')}?{query}",
+                    "headers": prefer(),
+                }
                 for i in ids
             ]
         )
+        found: dict[str, dict[str, Any] | None] = {}
         for event_id, reply in zip(ids, replies, strict=True):
-            body = reply.body if reply.status == 200 and isinstance(reply.body, Mapping) else {}
-            owner = mapping.owner_property(body) if mapping.has_owner_category(body) else None
-            events[event_id] = dataclasses.replace(events[event_id], owner=owner)
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
-        """All writes in JSON batches; one result per write, in order."""
-        results: list[WriteResult | None] = [None] * len(writes)
-        items: list[dict[str, Any]] = []
-        sent: list[int] = []
-        for index, write in enumerate(writes):
-            if not isinstance(write, Create) and not write.remote.etag:
-                # Without an etag we cannot prove the event is as we left it.
-                results[index] = WriteResult(write, error=WriteConflict(self.id, write.remote.id))
-                continue
-            items.append(self._item(write))
-            sent.append(index)
-        for index, reply in zip(sent, self.client.batch(items) if items else [], strict=True):
-            results[index] = self._result(writes[index], reply)
-        return [r for r in results if r is not None]
-
-    def _item(self, write: Write) -> dict[str, Any]:
-        headers = _prefer()
-        if isinstance(write, Create):
-            return {
-                "method": "POST",
-                "url": f"{self.mailbox_path}{self._calendar()}/events",
-                "headers": headers,
-                "body": mapping.create_body(write.buffer, write.identity),
-            }
-        url = f"{self.mailbox_path}/events/{quote(write.remote.id, safe='')}"
-        # If-Match: Graph refuses with 412 when the event changed since we wrote it.
-        headers["If-Match"] = str(write.remote.etag)
-        if isinstance(write, Update):
-            return {
-                "method": "PATCH",
-                "url": url,
-                "headers": headers,
-                "body": mapping.buffer_fields(write.buffer),
-            }
-        return {"method": "DELETE", "url": url, "headers": headers}
-
-    def _result(self, write: Write, reply: BatchReply) -> WriteResult:
-        body = reply.body if isinstance(reply.body, Mapping) else {}
-        if 200 <= reply.status < 300:
-            if isinstance(write, Delete):
-                return WriteResult(write)
-            return WriteResult(write, remote=Remote(str(body.get("id")), mapping.etag_of(body)))
-        if not isinstance(write, Create) and reply.status == 404:
-            return WriteResult(write, error=RemoteGone(self.id, write.remote.id))
-        if isinstance(write, Update) and reply.status == 412:
-            return self._settle(write)
-        if isinstance(write, Delete) and reply.status == 412:
-            return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
-        kind = TransientError if retryable_status(reply.status) else CalendarError
-        error: Error = kind(
-            self.id, self.describe(), "Microsoft Graph answered " + error_text(reply.status, body)
-        )
-        return WriteResult(write, error=error)
-
-    def _settle(self, write: Update) -> WriteResult:
-        """412 on an update: either the user changed the event (a conflict), or an earlier
-        attempt of this very update landed and only its answer was lost."""
-        url = f"{self.endpoint}{self.mailbox_path}/events/{quote(write.remote.id, safe='')}"
-        response = self.client.send(
-            "GET", url, params={"$expand": mapping.OWNER_EXPAND}, headers=_prefer()
-        )
-        body = json_of(response)
-        if response.status_code == 404:
-            return WriteResult(write, error=RemoteGone(self.id, write.remote.id))
-        if (
-            response.status_code == 200
-            and isinstance(body, Mapping)
-            and mapping.matches_buffer(body, write.buffer, write.identity)
-        ):
-            return WriteResult(write, remote=Remote(write.remote.id, mapping.etag_of(body)))
-        return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
+            if reply.status == 404:
+                found[event_id] = None
+            elif reply.status == 200 and isinstance(reply.body, dict):
+                found[event_id] = reply.body
+            else:
+                raise self._transient(
+                    "reading who owns an event failed: Microsoft Graph answered "
+                    + error_text(reply.status, reply.body)
+                )
+        return found
 
 
-def _prefer(page_size: int | None = None) -> dict[str, str]:
-    """Times in UTC, bodies as text, immutable ids (ids that survive moves between
-    folders, https://learn.microsoft.com/graph/outlook-immutable-id)."""
-    preferences = [
-        'outlook.timezone="UTC"',
-        'outlook.body-content-type="text"',
-        'IdType="ImmutableId"',
-    ]
-    if page_size:
-        preferences.insert(0, f"odata.maxpagesize={page_size}")
-    return {"Prefer": ", ".join(preferences)}
+def _marker_of(resource: Mapping[str, Any]) -> Marker:
+    transaction = resource.get("transactionId")
+    return (
+        mapping.owner_property(resource),
+        str(transaction) if isinstance(transaction, str) and transaction else None,
+    )
 
 
 def _utc(moment: datetime) -> str:
