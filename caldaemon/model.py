@@ -62,6 +62,9 @@ class Event:
     cancelled: bool = False
     busy: bool = True
     declined: bool = False
+    # Out of office (Google eventType outOfOffice, Outlook showAs oof, ICS
+    # X-MICROSOFT-CDO-BUSYSTATUS:OOF): whole local days of it are days off (DESIGN.md §3).
+    out_of_office: bool = False
     # The identity in caldaemon's owner marker, set only when the marker is bound to this
     # event: its id is the one caldaemon's write of that identity produced (a derived id,
     # or Outlook's transactionId). A copy the user makes carries the marker under another
@@ -139,8 +142,14 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class Buffer:
-    """A block caldaemon wants on ``calendar`` after a session (``calendar`` is None when
-    the clinician has no ``buffers_to``: the buffer is only reported)."""
+    """A block caldaemon wants on ``calendar``: a buffer before or after a session, or a
+    hold over protected time (``calendar`` is None when the clinician has no
+    ``buffers_to``: the block is only reported). Every block is written busy and private
+    (DESIGN.md §10): colleagues see only "busy".
+
+    ``after`` names what the block is for (the session's key for a buffer; the day and
+    reason for a hold) and ``rule`` the rule that wants it: together they make its
+    identity. An ``all_day`` block spans whole local days (a hold on a day off)."""
 
     clinician: str
     calendar: str | None
@@ -149,6 +158,7 @@ class Buffer:
     title: str
     after: str
     rule: str
+    all_day: bool = False
 
     @property
     def identity(self) -> str:
