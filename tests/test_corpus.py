@@ -1,6 +1,7 @@
 """Every real-world calendar of ../shared/corpus/ics, configured as a clinician's `ics`
-calendar: caldaemon loads and evaluates it (skipping single broken events with a warning
-naming the file and the UID), or refuses the whole file with one line naming it. Never a
+calendar: caldaemon loads and evaluates it (skipping single broken events, and events
+that end before they start, with a warning naming the file and the event's number), or
+refuses the whole file with one line naming it. Never a
 traceback. Where icalendar + recurring-ical-events expand a file (or a series of it),
 caldaemon sees the same occurrences."""
 
@@ -22,6 +23,7 @@ from caldaemon.cli import main
 from caldaemon.errors import CalendarError
 from caldaemon.model import Window
 from caldaemon.providers.base import ProviderContext
+from caldaemon.providers.ics.parse import parse_file
 from caldaemon.providers.ics.provider import IcsProvider
 from caldaemon.providers.ics.settings import IcsCalendar
 
@@ -74,33 +76,54 @@ def _alone(calendar: icalendar.Component, vevents: list[Any]) -> icalendar.Calen
     return single
 
 
-def reference(path: Path, window: Window) -> tuple[Counter[Key], set[str]]:
-    """Occurrences per the reference libraries, and the UIDs they cannot expand. When the
-    file as a whole does not expand, each series (UID) is expanded alone."""
+def _backwards(vevent: Any) -> bool:
+    """Whether DTEND lies before DTSTART: recurring-ical-events turns such an event
+    around, caldaemon skips it with a warning."""
+    start, end = vevent.get("DTSTART"), vevent.get("DTEND")
     try:
-        calendars = icalendar.Calendar.from_ical(path.read_bytes(), multiple=True)
+        return _moment(end.dt) < _moment(start.dt)
     except Exception:
-        return Counter(), set()
+        return False
+
+
+def reference(path: Path, window: Window) -> tuple[Counter[Key], list[list[int]]]:
+    """Occurrences per the reference libraries, series by series (a series is the VEVENTs
+    of one UID in one calendar; each VEVENT without a UID is its own), and for each
+    series that they cannot expand, or that ends before it starts, the numbers of its
+    VEVENTs (1 = the file's first). A file that icalendar cannot read as a whole is read
+    as caldaemon reads it, without the components that cannot be read alone."""
+    data = path.read_bytes()
     try:
-        found: Counter[Key] = Counter()
-        for calendar in calendars:
-            found += _expand(calendar, window)
-        return found, set()
+        calendars = icalendar.Calendar.from_ical(data, multiple=True)
+        dropped: frozenset[int] = frozenset()
     except Exception:
-        pass
-    found, failed = Counter(), set()
+        try:
+            parsed = parse_file(data, "cal", str(path))
+        except CalendarError:
+            return Counter(), []
+        calendars, dropped = parsed.calendars, parsed.dropped_events
+    found: Counter[Key] = Counter()
+    failed: list[list[int]] = []
+    number = 0
     for calendar in calendars:
-        # A series is the VEVENTs of one UID; each VEVENT without a UID is its own.
-        series: dict[tuple[str, int], list[Any]] = {}
+        series: dict[tuple[str, int], list[tuple[int, Any]]] = {}
         for n, vevent in enumerate(calendar.walk("VEVENT")):
+            number += 1
+            while number in dropped:
+                number += 1
             uid = vevent.get("UID")
             key = ("(no UID)", n) if uid is None else (str(uid), 0)
-            series.setdefault(key, []).append(vevent)
-        for (uid, _), vevents in series.items():
+            series.setdefault(key, []).append((number, vevent))
+        for members in series.values():
+            numbers = [n for n, _ in members]
+            vevents = [v for _, v in members]
+            if any(_backwards(v) for v in vevents):
+                failed.append(numbers)
+                continue
             try:
                 found += _expand(_alone(calendar, vevents), window)
             except Exception:
-                failed.add(uid)
+                failed.append(numbers)
     return found, failed
 
 
@@ -124,8 +147,9 @@ def test_same_occurrences_as_the_reference(path: Path, tmp_path: Path) -> None:
     seen = Counter(("" if uid.startswith("no-uid-") else uid, start) for uid, start in uids)
     assert seen == expected
     assert len({e.id for e in listing.events}) == len(listing.events)  # ids are unique
-    for uid in failed:
-        assert any(f"skipped event {uid}: " in w for w in listing.warnings), uid
+    for numbers in failed:
+        named = tuple(f"{path}: skipped event {n}: " for n in numbers)
+        assert any(w.startswith(named) for w in listing.warnings), numbers
     for warning in listing.warnings:
         assert warning.startswith(f"{path}: ") and "\n" not in warning
 

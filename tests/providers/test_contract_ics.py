@@ -11,10 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from caldaemon.errors import WriteConflict
+from caldaemon.model import Create, Delete, Remote, Update
 from caldaemon.providers.base import ProviderContext
 from caldaemon.providers.ics.provider import IcsProvider
 from caldaemon.providers.ics.settings import IcsCalendar
-from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
+from tests.providers.contract import (
+    SELF,
+    TZ,
+    WINDOW,
+    ProviderContract,
+    UserEvent,
+    buffer,
+    by_id,
+)
 
 
 def _stamp(moment: datetime) -> str:
@@ -40,7 +50,11 @@ def vevent(e: UserEvent) -> str:
 
 
 class FileBackend:
+    """A calendar file as the user's app writes it: CRLF, no byte-order mark, a plain file.
+    Subclasses vary what apps and setups vary."""
+
     read_only = False
+    bom = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,7 +78,10 @@ class FileBackend:
             "BEGIN:VEVENT" + b.split("END:VCALENDAR")[0] for b in ours
         )
         self.path.write_text(
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n" + body + "END:VCALENDAR\r\n"
+            self.bom
+            + "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\n"
+            + body
+            + "END:VCALENDAR\r\n"
         )
 
     def add(self, event: UserEvent) -> str:
@@ -90,6 +107,60 @@ class TestIcsFile(ProviderContract):
     @pytest.fixture
     def backend(self, tmp_path):
         return FileBackend(tmp_path / "calendar.ics")
+
+    def test_a_users_copy_of_a_buffer_is_theirs(self, backend: FileBackend) -> None:
+        """The user duplicates a buffer in their app: a new UID, the marker kept. The copy
+        is listed as marked but not owned, and no write aimed at it changes the file."""
+        provider = backend.provider()
+        b = buffer()
+        [created] = provider.apply([Create(b, b.identity)])
+        assert created.remote is not None
+        text = backend.path.read_text()
+        block = "BEGIN:VEVENT" + text.split("BEGIN:VEVENT")[-1].split("END:VCALENDAR")[0]
+        copy = block.replace(f"UID:{created.remote.id}", "UID:copy@app.example")
+        backend.path.write_text(text.replace("END:VCALENDAR", copy + "END:VCALENDAR"))
+        listed = by_id(provider.changes(WINDOW, None))
+        assert (listed["copy@app.example"].owner, listed["copy@app.example"].marked) == (
+            None,
+            True,
+        )
+        assert listed[created.remote.id].owner == b.identity
+        data = backend.path.read_bytes()
+        aimed = Remote("copy@app.example", created.remote.etag)
+        results = provider.apply([Update(b, b.identity, aimed), Delete(b.identity, aimed)])
+        assert all(isinstance(r.error, WriteConflict) for r in results)
+        assert backend.path.read_bytes() == data
+        [deleted] = provider.apply([Delete(b.identity, created.remote)])
+        assert deleted.error is None and backend.count_with_title("Grounding time") == 1
+
+
+class BomFileBackend(FileBackend):
+    """An app on Windows that starts the file with a UTF-8 byte-order mark; the file is
+    there (empty) before caldaemon writes to it."""
+
+    bom = "\ufeff"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._write_user_events()
+
+
+class TestIcsFileWithByteOrderMark(ProviderContract):
+    @pytest.fixture
+    def backend(self, tmp_path):
+        return BomFileBackend(tmp_path / "calendar.ics")
+
+
+class TestIcsFileThroughSymlink(ProviderContract):
+    """The configured path is a link into a synced folder."""
+
+    @pytest.fixture
+    def backend(self, tmp_path):
+        (tmp_path / "synced").mkdir()
+        link = tmp_path / "calendar.ics"
+        link.symlink_to(tmp_path / "synced" / "calendar.ics")
+        yield FileBackend(link)
+        assert link.is_symlink()
 
 
 class _Feed(http.server.BaseHTTPRequestHandler):

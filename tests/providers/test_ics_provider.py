@@ -3,64 +3,35 @@ a feed served by a local HTTP server, and a buffers file that caldaemon writes t
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
-import icalendar
 import pytest
 
-from caldaemon.errors import CalendarError, RemoteGone, TransientError, WriteConflict
-from caldaemon.model import Buffer, Create, Delete, Event, Remote, Update, Window
-from caldaemon.providers.base import ProviderContext
+from caldaemon.errors import CalendarError, TransientError
+from caldaemon.model import Delete, Event, Remote, Window
 from caldaemon.providers.ics import provider as ics_module
-from caldaemon.providers.ics.mapping import buffer_etag, buffer_uid
-from caldaemon.providers.ics.provider import IcsProvider
-from caldaemon.providers.ics.settings import IcsCalendar
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ics"
-TORONTO = ZoneInfo("America/Toronto")
-BERLIN = ZoneInfo("Europe/Berlin")
-WINDOW = Window(datetime(2026, 1, 1, tzinfo=TORONTO), datetime(2026, 4, 1, tzinfo=TORONTO))
-NOW = datetime(2026, 1, 1, 12, tzinfo=UTC).timestamp()
-
-
-def provider(
-    path: Path | None = None,
-    *,
-    url: str | None = None,
-    buffers_to: str | None = None,
-    tz: ZoneInfo = TORONTO,
-    calendar: str = "cal",
-) -> IcsProvider:
-    config = IcsCalendar(
-        provider="ics", id=calendar, path=path, url=url, timeout=timedelta(seconds=5)
-    )
-    context = ProviderContext(
-        clinician="lee",
-        tz=tz,
-        state_dir=Path("/nonexistent"),
-        self_addresses=frozenset({"lee@example.org"}),
-        buffers_to=buffers_to,
-        clock=lambda: NOW,
-    )
-    return IcsProvider(config, context)
+from caldaemon.providers.ics.zones import display_name_keys, resolve
+from tests.providers.ics_support import (
+    BERLIN,
+    FIXTURES,
+    TORONTO,
+    WINDOW,
+    FeedHandler,
+    FeedServer,
+    at,
+    provider,
+)
 
 
 def events(name: str, tz: ZoneInfo = TORONTO) -> dict[str, Event]:
     listing = provider(FIXTURES / name, tz=tz).changes(WINDOW, None)
     assert listing.full and not listing.warnings
     return {e.id: e for e in listing.events}
-
-
-def at(tz: ZoneInfo, *parts: int) -> datetime:
-    return datetime(*parts, tzinfo=tz)  # type: ignore[misc]
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -174,7 +145,8 @@ def test_a_broken_event_is_skipped_with_a_warning_and_the_others_load() -> None:
         "good-2@practice.example",
     ]
     assert len(listing.warnings) == 1
-    assert listing.warnings[0].startswith(f"{path}: skipped event broken-1@practice.example: ")
+    # The event's number in the file, and what is wrong, never its text or its UID.
+    assert listing.warnings == (f"{path}: skipped event 2: an unreadable DTSTART",)
 
 
 def test_a_file_that_is_not_a_calendar_is_refused_in_one_line() -> None:
@@ -185,10 +157,14 @@ def test_a_file_that_is_not_a_calendar_is_refused_in_one_line() -> None:
     assert not isinstance(caught.value, TransientError)
 
 
-def test_a_file_cut_short_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before", ["", "bom", "bom and a whole calendar"])
+def test_a_file_cut_short_is_refused(tmp_path: Path, before: str) -> None:
+    """Also after a UTF-8 byte-order mark, which icalendar skips: a second calendar cut
+    short must not read as a file with one calendar."""
     path = tmp_path / "cut.ics"
-    data = (FIXTURES / "broken_event_among_good_ones.ics").read_bytes()
-    path.write_bytes(data[: data.index(b"END:VEVENT")])
+    whole = (FIXTURES / "broken_event_among_good_ones.ics").read_bytes()
+    prefix = (b"\xef\xbb\xbf" if before else b"") + (whole if "whole" in before else b"")
+    path.write_bytes(prefix + whole[: whole.index(b"END:VEVENT")])
     with pytest.raises(CalendarError, match="incomplete"):
         provider(path).changes(WINDOW, None)
 
@@ -201,7 +177,8 @@ def test_a_rule_that_repeats_every_second_is_skipped_not_expanded(tmp_path: Path
         "RRULE:FREQ=SECONDLY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     )
     listing = provider(path).changes(WINDOW, None)
-    assert listing.events == () and "skipped event every-second: " in listing.warnings[0]
+    assert listing.events == ()
+    assert listing.warnings[0].startswith(f"{path}: skipped event 1: its RRULE repeats too often")
 
 
 def test_a_missing_file_is_an_error_unless_it_receives_the_buffers(tmp_path: Path) -> None:
@@ -228,7 +205,7 @@ def test_an_unchanged_file_is_not_parsed_again(
         raise AssertionError("parsed an unchanged file")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ics_module, "parse", no_parse)
+        patch.setattr(ics_module, "parse_file", no_parse)
         second = ics.changes(WINDOW, first.token)
     assert not second.full and second.events == () and second.removed == ()
     # A window the first listing did not cover needs the file expanded again.
@@ -245,241 +222,47 @@ def test_an_unchanged_file_is_not_parsed_again(
 # -- feeds -----------------------------------------------------------------------------
 
 
-class _Feed(BaseHTTPRequestHandler):
-    body = (FIXTURES / "recurring_session_one_moved_one_cancelled.ics").read_bytes()
-    seen: ClassVar[list[dict[str, str]]] = []  # every request's headers, across handlers
+ETAGGED = (FIXTURES / "recurring_session_one_moved_one_cancelled.ics").read_bytes()
 
-    def do_GET(self) -> None:  # http.server's name for it
-        self.seen.append(dict(self.headers))
-        if self.path == "/missing.ics":
-            self.send_error(404)
-        elif self.path == "/busy.ics":
-            self.send_error(503)
-        elif self.headers.get("If-None-Match") == '"v1"':
-            self.send_response(304)
-            self.end_headers()
-        else:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/calendar")
-            self.send_header("ETag", '"v1"')
-            self.send_header("Content-Length", str(len(self.body)))
-            self.end_headers()
-            self.wfile.write(self.body)
 
-    def log_message(self, *args: Any) -> None:
-        pass
+def etagged(handler: FeedHandler) -> None:
+    """The fixture with an ETag, and 304 when the request names it."""
+    if handler.headers.get("If-None-Match") == '"v1"':
+        handler.reply(304, b"", {})
+    else:
+        handler.reply(200, ETAGGED, {"Content-Type": "text/calendar", "ETag": '"v1"'})
 
 
 @pytest.fixture
-def feed() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Feed)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    _Feed.seen = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def feed() -> Iterator[FeedServer]:
+    routes = {
+        "/lee.ics": etagged,
+        "/missing.ics": lambda h: h.reply(404, b""),
+        "/busy.ics": lambda h: h.reply(503, b""),
+    }
+    with FeedServer(routes) as server:
+        yield server
 
 
-def test_a_feed_is_fetched_conditionally(feed: str) -> None:
-    ics = provider(url=f"{feed}/lee.ics?key=secret")
+def test_a_feed_is_fetched_conditionally(feed: FeedServer) -> None:
+    ics = provider(url=f"{feed.url}/lee.ics?key=secret")
     assert ics.read_only and "secret" not in ics.describe()
     first = ics.changes(WINDOW, None)
     assert first.full and len(first.events) == 4
-    assert "If-None-Match" not in _Feed.seen[0]
+    assert "If-None-Match" not in feed.seen[0][1]
     second = ics.changes(WINDOW, first.token)
-    assert _Feed.seen[1].get("If-None-Match") == '"v1"'
+    assert feed.seen[1][1].get("If-None-Match") == '"v1"'
     assert not second.full and second.events == () and second.removed == ()
     with pytest.raises(CalendarError, match="cannot be written"):
         ics.apply([Delete("x", Remote("x", "y"))])
 
 
-def test_feed_errors(feed: str) -> None:
+def test_feed_errors(feed: FeedServer) -> None:
     with pytest.raises(CalendarError, match="404") as missing:
-        provider(url=f"{feed}/missing.ics").changes(WINDOW, None)
+        provider(url=f"{feed.url}/missing.ics").changes(WINDOW, None)
     assert not isinstance(missing.value, TransientError)
     with pytest.raises(TransientError, match="503"):
-        provider(url=f"{feed}/busy.ics").changes(WINDOW, None)
-
-
-# -- writing the buffers file ----------------------------------------------------------
-
-
-def buffer(hour: int = 15, session: str = "s1") -> Buffer:
-    """A buffer after ``session``; its identity depends on the session, not the time."""
-    start = at(TORONTO, 2026, 1, 12, hour)
-    return Buffer(
-        clinician="lee",
-        calendar="buffers",
-        start=start,
-        end=start + timedelta(minutes=15),
-        title="Grounding time",
-        after=f"practice/{session}@practice.example",
-        rule="buffers[0]",
-    )
-
-
-@pytest.fixture
-def buffers(tmp_path: Path) -> Path:
-    path = tmp_path / "buffers.ics"
-    shutil.copy(FIXTURES / "buffers_lf.ics", path)
-    path.chmod(0o640)
-    return path
-
-
-def writer(path: Path) -> IcsProvider:
-    return provider(path, buffers_to="buffers", calendar="buffers")
-
-
-def without_block(data: bytes, uid: str) -> bytes:
-    """``data`` with the VEVENT whose UID is ``uid`` cut out."""
-    lines = data.splitlines(keepends=True)
-    at_uid = lines.index(f"UID:{uid}\n".encode())
-    begin = max(i for i in range(at_uid) if lines[i].strip() == b"BEGIN:VEVENT")
-    end = next(i for i in range(at_uid, len(lines)) if lines[i].strip() == b"END:VEVENT")
-    return b"".join(lines[:begin] + lines[end + 1 :])
-
-
-def listed(path: Path, uid: str) -> Event:
-    found = {e.id: e for e in writer(path).changes(WINDOW, None).events}
-    return found[uid]
-
-
-def test_create_adds_an_owned_buffer_and_leaves_the_rest_byte_identical(buffers: Path) -> None:
-    original = buffers.read_bytes()
-    wanted = buffer()
-    remote = writer(buffers).create(wanted, wanted.identity)
-    assert remote.id == buffer_uid(wanted.identity)
-    data = buffers.read_bytes()
-    assert f"X-CALDAEMON-BUFFER:{wanted.identity}".encode() in data
-    assert without_block(data, remote.id) == original
-    assert b"\r\n" not in data  # LF file stays LF
-    assert buffers.stat().st_mode & 0o777 == 0o640  # permissions kept
-    event = listed(buffers, remote.id)
-    assert event.owner == wanted.identity and event.etag == remote.etag
-    assert (event.start, event.end) == (wanted.start, wanted.end) and event.busy
-    # The buffer carries nothing from the session, no alarm and no attendee.
-    assert b"VALARM" not in data and b"ATTENDEE" not in data
-
-
-def test_create_is_idempotent(buffers: Path) -> None:
-    wanted = buffer()
-    first = writer(buffers).create(wanted, wanted.identity)
-    data = buffers.read_bytes()
-    again = writer(buffers).apply([Create(wanted, wanted.identity)] * 2)
-    assert [r.remote for r in again] == [first, first]
-    assert buffers.read_bytes() == data
-    assert data.count(first.id.encode()) == 1
-
-
-def test_update_and_delete_with_the_current_etag(buffers: Path) -> None:
-    original = buffers.read_bytes()
-    wanted = buffer()
-    ics = writer(buffers)
-    remote = ics.create(wanted, wanted.identity)
-    moved = buffer(hour=16)
-    updated = ics.update(remote, moved, wanted.identity)
-    assert updated.id == remote.id and updated.etag != remote.etag
-    assert without_block(buffers.read_bytes(), remote.id) == original
-    event = listed(buffers, remote.id)
-    assert event.start == moved.start and event.etag == updated.etag
-    ics.delete(updated)
-    assert buffers.read_bytes() == original
-
-
-def test_stale_etags_conflict_and_change_nothing(buffers: Path) -> None:
-    wanted = buffer()
-    ics = writer(buffers)
-    remote = ics.create(wanted, wanted.identity)
-    data = buffers.read_bytes()
-    stale = Remote(remote.id, "stale")
-    results = ics.apply([Update(buffer(hour=16), wanted.identity, stale), Delete("", stale)])
-    assert all(isinstance(r.error, WriteConflict) for r in results)
-    assert buffers.read_bytes() == data
-
-
-@pytest.mark.parametrize(
-    ("old", "new"),
-    [
-        (b"SUMMARY:Grounding time", b"SUMMARY:Walk with the dog"),
-        (b"DTSTART:20260112T200000Z", b"DTSTART:20260112T201000Z"),
-    ],
-)
-def test_a_user_edit_changes_the_etag(buffers: Path, old: bytes, new: bytes) -> None:
-    wanted = buffer()
-    ics = writer(buffers)
-    remote = ics.create(wanted, wanted.identity)
-    data = buffers.read_bytes()
-    assert old in data
-    buffers.write_bytes(data.replace(old, new))
-    assert listed(buffers, remote.id).etag != remote.etag
-    edited = buffers.read_bytes()
-    result = ics.apply([Delete("", remote)])[0]
-    assert isinstance(result.error, WriteConflict) and buffers.read_bytes() == edited
-
-
-def test_deleting_a_missing_event_is_remote_gone(buffers: Path) -> None:
-    result = writer(buffers).apply([Delete("", Remote("caldaemon-nope@caldaemon", "x"))])[0]
-    assert isinstance(result.error, RemoteGone)
-
-
-def test_an_event_without_the_owner_marker_is_never_touched(buffers: Path) -> None:
-    wanted = buffer()
-    uid = buffer_uid(wanted.identity)
-    mine = (
-        f"BEGIN:VEVENT\nUID:{uid}\nDTSTAMP:20251201T120000Z\n"
-        "DTSTART:20260112T200000Z\nDTEND:20260112T201500Z\nSUMMARY:Mine\nEND:VEVENT\n"
-    )
-    data = buffers.read_bytes().replace(b"END:VCALENDAR", mine.encode() + b"END:VCALENDAR")
-    buffers.write_bytes(data)
-    etag = listed(buffers, uid).etag
-    assert etag is None  # not a buffer of ours
-    remote = Remote(uid, buffer_etag(icalendar.Event.from_ical(mine)))
-    results = writer(buffers).apply(
-        [
-            Create(wanted, wanted.identity),
-            Update(wanted, wanted.identity, remote),
-            Delete("", remote),
-        ]
-    )
-    assert all(isinstance(r.error, WriteConflict) for r in results)
-    assert buffers.read_bytes() == data
-
-
-def test_the_first_buffer_creates_the_file(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "buffers.ics"
-    wanted = buffer()
-    remote = writer(path).create(wanted, wanted.identity)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert listed(path, remote.id).etag == remote.etag
-
-
-def test_the_write_is_atomic(buffers: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = buffers.read_bytes()
-    replaced: list[tuple[str, str]] = []
-    real_replace = os.replace
-
-    def replace(source: str, target: Any) -> None:
-        replaced.append((str(source), str(target)))
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "replace", replace)
-    wanted = buffer()
-    writer(buffers).create(wanted, wanted.identity)
-    [(source, target)] = replaced
-    assert target == str(buffers) and Path(source).parent == buffers.parent
-    assert not Path(source).exists()
-
-    def fail(source: str, target: Any) -> None:
-        raise OSError(28, "No space left on device")
-
-    data = buffers.read_bytes()
-    monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(CalendarError, match="No space left"):
-        writer(buffers).create(buffer(17, "s2"), buffer(17, "s2").identity)
-    assert buffers.read_bytes() == data != original
-    assert sorted(p.name for p in buffers.parent.iterdir()) == ["buffers.ics"]
+        provider(url=f"{feed.url}/busy.ics").changes(WINDOW, None)
 
 
 def test_a_refusal_names_the_line_not_its_text(tmp_path: Path) -> None:
@@ -491,3 +274,117 @@ def test_a_refusal_names_the_line_not_its_text(tmp_path: Path) -> None:
     with pytest.raises(CalendarError) as caught:
         provider(path).changes(WINDOW, None)
     assert "line 3" in str(caught.value) and "Jane" not in str(caught.value)
+
+
+# -- time zones named the way Windows shows them ---------------------------------------
+
+SYDNEY = ZoneInfo("Australia/Sydney")
+
+
+def test_windows_display_name_zones_are_their_iana_zones() -> None:
+    """Exchange 2010 / OWA write the zone's display name into TZID, without a VTIMEZONE;
+    read as the clinician's zone, the Sydney session would be 15 hours off."""
+    found = events("windows_display_names.ics")
+    expected = {
+        "owa-eastern@practice.example": at(ZoneInfo("America/New_York"), 2026, 1, 12, 9),
+        "owa-sydney@practice.example": at(SYDNEY, 2026, 1, 13, 9),
+        "owa-london@practice.example": at(ZoneInfo("Europe/London"), 2026, 1, 14, 9),
+        "owa-berlin@practice.example": at(BERLIN, 2026, 1, 15, 9),
+    }
+    for uid, start in expected.items():
+        assert found[uid].start == start and found[uid].end - start == timedelta(minutes=50)
+    # A series and its EXDATE in a display-name zone: 9:00 in Sydney, 9 March excluded.
+    weekly = sorted(e.start for e in found.values() if e.series)
+    assert weekly == [at(SYDNEY, 2026, 3, day, 9) for day in (2, 16, 23, 30)]
+
+
+def test_an_unknown_zone_is_named_by_its_property_never_quoted(tmp_path: Path) -> None:
+    path = tmp_path / "zones.ics"
+    path.write_bytes(
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n"
+        b"BEGIN:VEVENT\r\nUID:a\r\nDTSTART;TZID=Europe/Berlin:20260112T090000\r\n"
+        b"DTEND;TZID=Jane Doe's zone:20260112T100000\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:b\r\nDTSTART;TZID=Jane Doe's zone:20260113T090000\r\n"
+        b"DTEND;TZID=Europe/Berlin:20260113T160000\r\nEND:VEVENT\r\n"
+        b'BEGIN:VEVENT\r\nUID:c\r\nDTSTART;TZID="(UTC+05:30) Jane Doe":20260114T090000\r\n'
+        b"DURATION:PT1H\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    listing = provider(path).changes(WINDOW, None)
+    starts = {e.id: e for e in listing.events}
+    # DTEND in an unknown zone is read in its DTSTART's zone, DTSTART as floating time.
+    assert starts["a"].end == at(BERLIN, 2026, 1, 12, 10)
+    assert starts["b"].start == at(TORONTO, 2026, 1, 13, 9)
+    # An unknown name with a "(UTC+hh:mm)" prefix is read at that offset.
+    assert starts["c"].start == datetime(2026, 1, 14, 3, 30, tzinfo=UTC)
+    assert sorted(listing.warnings) == [
+        f"{path}: the time zone of DTEND in event 1 is unknown; read in the zone of "
+        "the event's DTSTART",
+        f"{path}: the time zone of DTSTART in event 2 is unknown; read as America/Toronto time",
+        f"{path}: the time zone of DTSTART in event 3 is unknown; read at the UTC offset "
+        "its name states (daylight saving time may be off by an hour)",
+    ]
+    assert not any("Jane" in w for w in listing.warnings)
+
+
+def test_every_display_name_leads_to_an_iana_zone() -> None:
+    for name, key in display_name_keys().items():
+        zone, guessed = resolve(f"(UTC+01:00) {name}")
+        assert zone is not None and not guessed, (name, key)
+
+
+# -- input oddities --------------------------------------------------------------------
+
+
+def test_an_empty_file_is_read_as_empty_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "practice.ics"
+    path.write_bytes(b"")
+    listing = provider(path).changes(WINDOW, None)
+    assert listing.events == () and listing.warnings == (
+        f"{path}: the file is empty; read as a calendar without events",
+    )
+    # The buffers file caldaemon writes to is empty or absent until its first buffer.
+    assert provider(path, buffers_to="cal").changes(WINDOW, None).warnings == ()
+
+
+def test_an_event_that_ends_before_it_starts_is_skipped_not_turned_around(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "practice.ics"
+    path.write_bytes(
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n"
+        b"BEGIN:VEVENT\r\nUID:good\r\nDTSTART:20260112T140000Z\r\nDTEND:20260112T145000Z\r\n"
+        b"END:VEVENT\r\nBEGIN:VEVENT\r\nUID:backwards\r\nDTSTART:20260112T160000Z\r\n"
+        b"DTEND:20260112T150000Z\r\nSUMMARY:Jane Doe\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    listing = provider(path).changes(WINDOW, None)
+    assert [e.id for e in listing.events] == ["good"]
+    assert listing.warnings == (f"{path}: skipped event 2: its DTEND lies before its DTSTART",)
+
+
+def test_one_unreadable_component_is_skipped_not_the_whole_file(tmp_path: Path) -> None:
+    """A Google-style export with a VFREEBUSY whose period ends before it starts."""
+    path = tmp_path / "export.ics"
+    path.write_bytes(
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Google Inc//Google Calendar//EN\r\n"
+        b"BEGIN:VFREEBUSY\r\nFREEBUSY:20260112T100000Z/20260112T090000Z\r\nEND:VFREEBUSY\r\n"
+        b"BEGIN:VEVENT\r\nUID:s\r\nDTSTART:20260112T140000Z\r\nDTEND:20260112T145000Z\r\n"
+        b"END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    listing = provider(path).changes(WINDOW, None)
+    assert [e.id for e in listing.events] == ["s"]
+    assert listing.warnings == (
+        f"{path}: skipped a VFREEBUSY (line 4): it cannot be read "
+        "(a period that ends before it starts)",
+    )
+
+
+def test_a_feed_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As urllib did: http_proxy (and https_proxy, through CONNECT) unless no_proxy."""
+    with FeedServer({"http://feed.invalid/lee.ics": etagged}) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        listing = provider(url="http://feed.invalid/lee.ics").changes(WINDOW, None)
+    assert len(listing.events) == 4 and proxy.seen[0][0] == "http://feed.invalid/lee.ics"

@@ -144,3 +144,45 @@ def test_nothing_before_now_is_written(ws):
     report = ws.cycle(MON_10 + timedelta(hours=2))  # Monday's session and buffer are past
     assert report.created == 1
     assert "DTSTART:20261201T155000Z" in ws.buffer_blocks()[0]
+
+
+def test_a_buffers_file_with_a_byte_order_mark_has_its_buffers_moved_and_removed(ws):
+    """A BOM before BEGIN:VCALENDAR once hid every block from caldaemon's own writes: its
+    buffers could never be moved or removed (issue 10)."""
+    ws.buffers.write_bytes(b"\xef\xbb\xbfBEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n")
+    ws.cycle(NOW)
+    ws.sessions[0].start = MON_10 + timedelta(hours=3)
+    assert ws.cycle(NOW + timedelta(minutes=2)).updated == 1
+    ws.sessions[1].status = "CANCELLED"
+    assert ws.cycle(NOW + timedelta(minutes=4)).deleted == 1
+    [block] = ws.buffer_blocks()
+    assert "DTSTART:20261130T185000Z" in block
+    assert ws.buffers.read_bytes().startswith(b"\xef\xbb\xbfBEGIN:VCALENDAR\r\n")
+    assert statuses(ws) == {"active": 1, "deleted": 1}
+
+
+def test_a_users_copy_of_a_buffer_survives_when_its_session_is_cancelled(ws):
+    """The user duplicates a buffer in their app (new UID, the marker kept): the copy is
+    theirs. Cancelling the session removes caldaemon's buffer, never the copy (issue 10:
+    whichever of the two was listed last was deleted)."""
+    ws.cycle(NOW)
+    text = ws.buffers.read_text()
+    block = re.search(r"BEGIN:VEVENT.*?END:VEVENT\r?\n", text, re.S).group(0)
+    copy = re.sub(r"(?m)^UID:.*$", "UID:my-copy@phone", block, count=1)
+    ws.buffers.write_text(text.replace("END:VCALENDAR", copy + "END:VCALENDAR"))
+    ws.cycle(NOW + timedelta(minutes=2))
+    ws.sessions[0].status = "CANCELLED"
+    ws.cycle(NOW + timedelta(minutes=4))
+    assert copy in ws.buffers.read_text()  # byte for byte
+    assert len(ws.buffer_blocks()) == 2  # the copy and the buffer of the other session
+
+
+def test_a_symlinked_buffers_file_stays_a_link(ws):
+    target = ws.root / "synced" / "buffers.ics"
+    target.parent.mkdir()
+    ws.buffers.symlink_to(target)
+    ws.cycle(NOW)
+    ws.sessions[1].status = "CANCELLED"
+    ws.cycle(NOW + timedelta(minutes=2))
+    assert ws.buffers.is_symlink() and len(ws.buffer_blocks()) == 1
+    assert sorted(p.name for p in target.parent.iterdir()) == ["buffers.ics"]

@@ -3,29 +3,31 @@ systems publish.
 
 A file is read-write when it is the clinician's ``buffers_to`` calendar: caldaemon then
 adds and removes only its own VEVENTs, editing the file as text so that every other
-component keeps its exact bytes, and replaces it atomically. A feed is read-only and is
-fetched with If-None-Match / If-Modified-Since (RFC 9110 §13.1), so an unchanged feed
-costs one request and no parsing.
+component keeps its exact bytes, and replaces it atomically, only while it still holds
+what was read (:mod:`.localfile`). A feed is read-only and is fetched with If-None-Match /
+If-Modified-Since (RFC 9110 §13.1), so an unchanged feed costs one request and no parsing.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-import os
-import tempfile
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from caldaemon.errors import CalendarError, RemoteGone, TransientError, WriteConflict
+from caldaemon.errors import CalendarError, ConfigError, RemoteGone, WriteConflict
 from caldaemon.model import Create, Remote, Update, Window, Write, WriteResult
 from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, token_fields
 from caldaemon.providers.ics.document import Document
-from caldaemon.providers.ics.http import fetch_feed, redact_url
+from caldaemon.providers.ics.http import Feed, fetch_feed, redact_url
+from caldaemon.providers.ics.localfile import LocalFile
 from caldaemon.providers.ics.mapping import buffer_component, buffer_uid
-from caldaemon.providers.ics.parse import parse
+from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES, blank, parse_file
 from caldaemon.providers.ics.reader import Reader
 from caldaemon.providers.ics.settings import IcsCalendar
+from caldaemon.secret import read_secret
 
 
 class IcsProvider(BatchProvider):
@@ -38,6 +40,7 @@ class IcsProvider(BatchProvider):
         # The one provider whose capability depends on its config: a feed URL is
         # read-only, a file is not.
         self.read_only = config.url is not None
+        self._file: LocalFile | None = None
 
     def describe(self) -> str:
         if self.config.url:
@@ -55,8 +58,17 @@ class IcsProvider(BatchProvider):
         data, version = self._fetch(known[0] if known is not None and covered else None)
         if data is None and known is not None:
             return Listing(events=(), removed=(), token=_token(version, known[1]), full=False)
-        reader = Reader(self.id, self.describe(), self.context.tz, self.context.self_addresses)
-        events = reader.events(parse(data or b"", self.id, self.describe()), window)
+        source = self.describe()
+        reader = Reader(self.id, source, self.context.tz, self.context.self_addresses)
+        parsed = parse_file(data or b"", self.id, source)
+        if blank(data or b"") and self.context.buffers_to != self.id:
+            # An empty file reads as a calendar without events; a practice file emptied
+            # by a failed sync or save would too, so it is said (the buffers file
+            # caldaemon writes to starts absent or empty, and that is normal).
+            reader.note("the file is empty; read as a calendar without events")
+        for skipped in parsed.skipped:
+            reader.note(skipped)
+        events = reader.events(parsed.calendars, window, parsed.dropped_events)
         return Listing(
             events=tuple(events),
             removed=(),
@@ -68,12 +80,7 @@ class IcsProvider(BatchProvider):
     def _fetch(self, version: str | None) -> tuple[bytes | None, str]:
         """The calendar's bytes, or None when ``version`` says it has not changed."""
         if self.config.url:
-            return fetch_feed(
-                str(self.config.url),
-                version,
-                calendar=self.id,
-                timeout=self.config.timeout.total_seconds(),
-            )
+            return fetch_feed(self._feed(), version, calendar=self.id)
         path = self._path()
         try:
             stat = path.stat()
@@ -88,10 +95,48 @@ class IcsProvider(BatchProvider):
         current = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_size}:{stat.st_ino}"
         if current == version:
             return None, current
+        if stat.st_size > MAX_CALENDAR_BYTES:
+            raise CalendarError(self.id, str(path), f"larger than {MAX_CALENDAR_BYTES // 2**20} MB")
         try:
-            return path.read_bytes(), current
+            with path.open("rb") as handle:  # what it holds now, up to the cap
+                data = handle.read(MAX_CALENDAR_BYTES + 1)
+            return data, current
         except OSError as exc:
             raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}") from None
+
+    def _feed(self) -> Feed:
+        """The feed with its credentials, read now (a changed secret file is used at the
+        next fetch). The secret goes into the Authorization header only."""
+        config = self.config
+        authorization = None
+        try:
+            if config.username is not None:
+                password = read_secret(
+                    config.password_file, config.password_env, what="the feed's password"
+                )
+                _check_secret(password or "", self.id, self.describe(), "password")
+                pair = f"{config.username}:{password or ''}".encode()
+                authorization = "Basic " + base64.b64encode(pair).decode("ascii")
+            elif config.bearer_token_file is not None:
+                token = read_secret(config.bearer_token_file, None, what="the feed's token") or ""
+                # RFC 6750 §2.1: b64token characters only (also keeps it to one header line).
+                if not re.fullmatch(r"[A-Za-z0-9\-._~+/]+=*", token):
+                    raise CalendarError(
+                        self.id,
+                        self.describe(),
+                        "the bearer token file does not hold a token (letters, digits and "
+                        "-._~+/ only, on one line)",
+                    )
+                authorization = f"Bearer {token}"
+        except ConfigError as exc:
+            # Names the file or variable and why it cannot be read, never its content.
+            raise CalendarError(self.id, self.describe(), exc.problems[0].message) from None
+        return Feed(
+            url=str(config.url),
+            timeout=config.timeout.total_seconds(),
+            authorization=authorization,
+            ca_file=Path(config.ca_file) if config.ca_file is not None else None,
+        )
 
     def _path(self) -> Path:
         if self.config.path is None:
@@ -104,16 +149,16 @@ class IcsProvider(BatchProvider):
         """All writes of a cycle in one read-modify-replace of the file."""
         if self.read_only:
             raise CalendarError(self.id, self.describe(), "a feed URL cannot be written to")
-        path = self._path()
-        try:
-            original = path.read_bytes() if path.exists() else b""
-        except OSError as exc:
-            raise CalendarError(self.id, str(path), f"cannot read: {exc.strerror}") from None
-        document = Document(original)
+        if self._file is None:
+            self._file = LocalFile(self._path(), self.id)
+        seen = self._file.read()
+        document = Document(seen.data)
         stamp = datetime.fromtimestamp(self.context.clock(), UTC)
         results = [self._one(document, write, stamp) for write in writes]
         if document.changed:
-            self._replace(path, original, document.render())
+            # Nothing is written when the file changed since ``seen`` (TransientError):
+            # the results above then never reach the file, and the caller counts none.
+            self._file.replace(seen, document.render())
         return results
 
     def _one(self, document: Document, write: Write, stamp: datetime) -> WriteResult:
@@ -132,15 +177,21 @@ class IcsProvider(BatchProvider):
                     )
                 block = buffer_component(write.buffer, write.identity, stamp)
                 return WriteResult(write, remote=Remote(uid, document.add(block)))
-            if not document.owned(index):
+            if not document.owned(index, write.identity):
                 return WriteResult(write, error=WriteConflict(self.id, uid))
+            if document.cancelled(index):
+                # Our id, taken by an event that is there but cancelled: the core writes
+                # the buffer's next generation under a new id.
+                return WriteResult(write, error=RemoteGone(self.id, uid))
             # A retried create: the event is there already (idempotent, DESIGN.md §5).
             return WriteResult(write, remote=Remote(uid, document.etag(index)))
         index = document.find(write.remote.id)
         if index is None:
             return WriteResult(write, error=RemoteGone(self.id, write.remote.id))
-        # Only our own events, and only as we last saw them (the etag is If-Match).
-        if not document.owned(index) or document.etag(index) != write.remote.etag:
+        # Only our own events (the marker bound to the UID: a user's copy of a buffer is
+        # theirs), and only as we last saw them (the etag is If-Match).
+        owned = document.owned(index, write.identity)
+        if not owned or document.etag(index) != write.remote.etag:
             return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
         if isinstance(write, Update):
             block = buffer_component(write.buffer, write.identity, stamp)
@@ -148,37 +199,6 @@ class IcsProvider(BatchProvider):
             return WriteResult(write, remote=Remote(write.remote.id, etag))
         document.remove(index)
         return WriteResult(write)
-
-    def _replace(self, path: Path, original: bytes, data: bytes) -> None:
-        """Write beside the file and rename over it: a reader never sees half a file.
-        If the file changed since we read it (the user's app saved it), give up this
-        cycle rather than overwrite their change."""
-        try:
-            current = path.read_bytes() if path.exists() else b""
-            if current != original:
-                raise TransientError(
-                    self.id,
-                    str(path),
-                    "the file changed while caldaemon was writing; trying again next cycle",
-                )
-            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o600
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        except OSError as exc:
-            raise CalendarError(self.id, str(path), f"cannot write: {exc.strerror}") from None
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, mode)
-            os.replace(temporary, path)
-        except BaseException as exc:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            if isinstance(exc, OSError):
-                raise CalendarError(self.id, str(path), f"cannot write: {exc.strerror}") from None
-            raise
 
 
 def _token(version: str, window: Window) -> str:
@@ -196,3 +216,12 @@ def _read_token(token: str | None) -> tuple[str, Window] | None:
         return str(data["version"]), Window(start, end)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _check_secret(value: str, calendar: str, source: str, what: str) -> None:
+    """A line break or control character would end the header it goes into (and
+    http.client's refusal would quote it)."""
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise CalendarError(
+            calendar, source, f"the {what} holds a line break or a control character"
+        )

@@ -4,9 +4,10 @@ normalize them to :class:`Event`. caldaemon's own buffer VEVENTs are built in
 
 Recurrence (RRULE, RDATE with dates or PERIODs, EXDATE, moved and cancelled instances,
 RANGE=THISANDFUTURE) is expanded by recurring-ical-events, series by series, so one
-series that cannot be read is skipped with a warning naming its UID while the rest of the
-file still counts. VTIMEZONE, IANA, Windows and "globally unique" zone names are resolved
-by icalendar; X-WR-TIMEZONE by x-wr-timezone.
+series that cannot be read is skipped with a warning naming the event's number (never
+its text or UID) while the rest of the file still counts. VTIMEZONE, IANA, Windows and
+"globally unique" zone names are resolved by icalendar, Windows display names (as
+Exchange 2010 writes them) by :mod:`.zones`; X-WR-TIMEZONE by x-wr-timezone.
 
 Occurrences are read straight from recurring-ical-events' Occurrence objects instead of
 the VEVENT copies its ``between()`` returns: a copy per occurrence is the costliest step
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Iterable
-from datetime import UTC, date, datetime, time
+from collections.abc import Collection, Iterable
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -28,10 +29,28 @@ from icalendar.timezone import tzp
 
 from caldaemon.errors import CalendarError
 from caldaemon.model import Event, Window
-from caldaemon.providers.base import OWNER_PROPERTY
-from caldaemon.providers.ics.mapping import buffer_etag
-from caldaemon.providers.ics.parse import why
-from caldaemon.providers.ics.series import Adapter, Occurrence, Series, diagnose, too_many
+from caldaemon.providers.ics.mapping import buffer_uid
+from caldaemon.providers.ics.series import (
+    Adapter,
+    Occurrence,
+    Series,
+    diagnose,
+    rule_steps,
+    too_many,
+)
+from caldaemon.providers.ics.text import EventText
+from caldaemon.providers.ics.zones import fix_zones
+
+# A file can make a warning per event; past this many, the rest are counted, not listed.
+MAX_WARNINGS = 50
+# Bounds on what one file may cost (DESIGN.md §5: bounded time and memory). A series
+# with more occurrences in the window than a year of hourly sessions is not an
+# appointment; a calendar with more events in the window than this is not a clinician's;
+# and all rules of a file together step through at most this many candidate times
+# (each series alone: series.MAX_RULE_STEPS).
+MAX_SERIES_EVENTS = 10_000
+MAX_EVENTS = 100_000
+MAX_FILE_STEPS = 5_000_000
 
 # icalendar reads TZIDs like /freeassociation.sourceforge.net/Europe/Berlin (RFC 5545
 # §3.2.19 "globally unique") as their IANA suffix and warns that it guessed. The guess is
@@ -40,38 +59,10 @@ from caldaemon.providers.ics.series import Adapter, Occurrence, Series, diagnose
 warnings.filterwarnings("ignore", category=icalendar.GloballyUniqueTZIDGuessed)
 
 
-class _Text:
-    """What an event says, read once per VEVENT (all its occurrences share it)."""
-
-    __slots__ = (
-        "busy",
-        "cancelled",
-        "categories",
-        "color",
-        "declined",
-        "description",
-        "etag",
-        "owner",
-        "title",
-    )
-
-    def __init__(self, vevent: icalendar.Component, cancelled: bool, declined: bool) -> None:
-        self.title = str(vevent.get("SUMMARY", ""))
-        self.description = str(vevent.get("DESCRIPTION", ""))
-        self.categories = _categories(vevent)
-        self.color = str(vevent["COLOR"]).lower() if "COLOR" in vevent else None
-        # RFC 5545 §3.8.1.11 STATUS, §3.8.2.7 TRANSP (default OPAQUE: busy).
-        self.cancelled = cancelled or str(vevent.get("STATUS", "")).upper() == "CANCELLED"
-        self.busy = str(vevent.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT"
-        self.declined = declined
-        owner = vevent.get(OWNER_PROPERTY)
-        self.owner = str(owner) if owner is not None else None
-        self.etag = buffer_etag(vevent) if owner is not None else None
-
-
 class Reader:
     """Turns calendars into the events of one caldaemon calendar; ``warnings`` collects
-    what it skipped, each naming the file and the event's UID."""
+    what it skipped or guessed, each naming the file and the event's number (the n-th
+    VEVENT of the file), never its text (DESIGN.md §7)."""
 
     def __init__(
         self, calendar: str, source: str, tz: ZoneInfo, self_addresses: frozenset[str] = frozenset()
@@ -81,54 +72,145 @@ class Reader:
         self.tz = tz
         self.self_addresses = frozenset(a.lower() for a in self_addresses)
         self._warnings: dict[str, None] = {}
+        self._hidden = 0
         self._anonymous: dict[str, int] = {}
+        self._numbers: dict[int, int] = {}  # id(VEVENT) → its number in the file
+        self._counted = 0
+        self._zones: dict[str, list[int]] = {}
+        self._steps = 0.0
+        self._total = 0
 
     @property
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        shown = list(self._warnings)
+        if self._hidden:
+            shown.append(f"{self.source}: {self._hidden} more warnings like these")
+        return shown
 
     def note(self, text: str) -> None:
-        self._warnings.setdefault(f"{self.source}: {text}", None)
+        line = f"{self.source}: {text}"
+        if line in self._warnings:
+            return
+        if len(self._warnings) >= MAX_WARNINGS:
+            self._hidden += 1  # a hostile file must not make a warning per event
+            return
+        self._warnings[line] = None
 
-    def warn(self, uid: object, reason: str) -> None:
-        shown = " ".join(str(uid or "").split())[:120]
-        shown = "(no UID)" if not shown or shown.startswith("no-uid-") else shown
-        self.note(f"skipped event {shown}: {reason}")
+    def warn(self, vevent: icalendar.Component | None, reason: str) -> None:
+        self.note(f"skipped {self._name(vevent)}: {reason}")
 
-    def events(self, calendars: Iterable[icalendar.Component], window: Window) -> list[Event]:
+    def _name(self, vevent: icalendar.Component | None) -> str:
+        number = self._numbers.get(id(vevent)) if vevent is not None else None
+        return f"event {number}" if number else "an event"
+
+    def events(
+        self,
+        calendars: Iterable[icalendar.Component],
+        window: Window,
+        dropped: Collection[int] = (),
+    ) -> list[Event]:
+        """The events of ``calendars`` in ``window``. ``dropped``: numbers of VEVENTs the
+        parser left out (:class:`~.parse.Parsed`), so the others keep their numbers."""
         found: list[Event] = []
         for top in calendars:
             if top.name != "VCALENDAR":
-                self.note(f"{top.name} outside a VCALENDAR (RFC 5545 §3.4); read anyway")
+                self.note("events outside a VCALENDAR (RFC 5545 §3.4); read anyway")
             scale = str(top.get("CALSCALE", "GREGORIAN")).upper()
             if scale != "GREGORIAN":
                 raise CalendarError(
                     self.calendar,
                     self.source,
-                    f"CALSCALE:{scale} is not supported, only GREGORIAN (RFC 5545 §3.7.1)",
+                    "its CALSCALE is not GREGORIAN, the only one supported (RFC 5545 §3.7.1)",
                 )
             # iTIP (RFC 5546 §3.2.5): every event of a METHOD:CANCEL object is cancelled.
             cancelled = str(top.get("METHOD", "")).upper() == "CANCEL"
-            for uid, adapters in self._groups(top).items():
-                found.extend(self._series(uid, adapters, window, cancelled))
+            for uid, group in self._groups(top, dropped).items():
+                found.extend(self._series(uid, group, window, cancelled))
+        for text, numbers in self._zones.items():
+            self.note(text.format(events=_numbered(numbers)))
+        self._zones = {}
         return found
 
-    def _groups(self, top: icalendar.Component) -> dict[str, list[Adapter]]:
+    def _groups(
+        self, top: icalendar.Component, dropped: Collection[int]
+    ) -> dict[str, list[Adapter]]:
         """The VEVENTs of one calendar by UID (a series: RFC 5545 §3.8.4.4 RECURRENCE-ID
-        ties a moved or cancelled instance to its series by UID)."""
+        ties a moved or cancelled instance to its series by UID). A VEVENT that ends
+        before it starts makes its whole series unreadable (an empty group)."""
         walker = self._x_wr_walker(top)
         groups: dict[str, list[Adapter]] = {}
+        broken: set[str] = set()
         for vevent in top.walk("VEVENT"):
+            self._counted += 1
+            while self._counted in dropped:
+                self._counted += 1
+            number = self._counted
             uid = vevent.get("UID")
             key = str(uid) if uid is not None else self._anonymous_id(vevent)
-            if walker is not None:
-                try:
+            if key in broken:
+                continue
+            self._numbers[id(vevent)] = number
+            try:
+                self._place(vevent, number)
+                if walker is not None:
                     vevent = walker.walk_event(vevent)
-                except Exception as exc:
-                    self.warn(uid, why(exc))
-                    continue
+                    self._numbers[id(vevent)] = number
+                backwards = self._ends_before_start(vevent)
+            except Exception as exc:
+                self.warn(vevent, diagnose([Adapter(vevent)], exc)[1])
+                broken.add(key)
+                groups[key] = []
+                continue
+            if backwards:
+                self.warn(vevent, backwards)
+                broken.add(key)
+                groups[key] = []
+                continue
             groups.setdefault(key, []).append(Adapter(vevent))
         return groups
+
+    def _place(self, vevent: icalendar.Component, number: int) -> None:
+        """Times whose TZID icalendar does not know: a Windows display name or a
+        "(UTC±hh:mm)" prefix where there is one; else DTSTART in the clinician's zone, as
+        floating times (RFC 5545 §3.3.5) are, and DTEND and the others in the zone of
+        DTSTART. Placed here rather than left floating: recurring-ical-events would give
+        a floating time the zone of the event's other end. Each is said in a warning that
+        names the property, not the zone (a TZID is the file's text)."""
+
+        def fallback(name: str) -> tzinfo:
+            start = getattr(vevent.get("DTSTART"), "dt", None)
+            if name == "DTSTART" or not isinstance(start, datetime) or start.tzinfo is None:
+                return self.tz
+            return start.tzinfo
+
+        for name, how in fix_zones(vevent, fallback):
+            if how == "offset":
+                reading = (
+                    "read at the UTC offset its name states (daylight saving time may be "
+                    "off by an hour)"
+                )
+            elif name == "DTSTART":
+                reading = f"read as {self.tz.key} time"
+            else:
+                reading = "read in the zone of the event's DTSTART"
+            text = f"the time zone of {name} in {{events}} is unknown; {reading}"
+            self._zones.setdefault(text, []).append(number)
+
+    def _ends_before_start(self, vevent: icalendar.Component) -> str | None:
+        """Why the event ends before it starts, or None. RFC 5545 §3.8.2.2 requires a
+        later DTEND; such an event is skipped with a warning, never turned around (which
+        recurring-ical-events would do)."""
+        start = getattr(vevent.get("DTSTART"), "dt", None)
+        if not isinstance(start, date):
+            return None
+        end = getattr(vevent.get("DTEND"), "dt", None)
+        if isinstance(end, date):
+            backwards = self._moment(end) < self._moment(start)
+            return "its DTEND lies before its DTSTART" if backwards else None
+        duration = getattr(vevent.get("DURATION"), "dt", None)
+        if isinstance(duration, timedelta) and duration < timedelta(0):
+            return "its DURATION is negative"
+        return None
 
     def _x_wr_walker(self, top: icalendar.Component) -> x_wr_timezone.CalendarWalker | None:
         """X-WR-TIMEZONE (Google, Apple exports): UTC and floating times mean local
@@ -138,35 +220,57 @@ class Reader:
             return None
         zone = tzp.timezone(str(name))
         if zone is None:
-            self.note(f"unknown X-WR-TIMEZONE {str(name)!r}; times are read as written")
+            self.note("its X-WR-TIMEZONE names an unknown time zone; times are read as written")
             return None
         return x_wr_timezone.UTCChangingWalker(zone)
 
     def _series(
         self, uid: str, adapters: list[Adapter], window: Window, cancelled: bool
     ) -> list[Event]:
+        if not adapters:
+            return []
         try:
             series = Series(adapters)
             recurring = any(
                 a.is_modification() or a.has_recurrence_rules() for a in series.components
             )
-            refusal = too_many(series, window, self._moment) if recurring else None
+            steps = rule_steps(series, window, self._moment) if recurring else 0.0
         except Exception as exc:
-            self.warn(uid, diagnose(adapters, exc))
+            index, reason = diagnose(adapters, exc)
+            self.warn(adapters[index].vevent, reason)
             return []
+        refusal = too_many(steps)
+        if refusal is None and self._steps + steps > MAX_FILE_STEPS:
+            refusal = "the file's rules together repeat too often to expand them all"
         if refusal:
-            self.warn(uid, refusal)
+            self.warn(adapters[0].vevent, refusal)
             return []
+        self._steps += steps
         events: list[Event] = []
-        texts: dict[int, _Text] = {}
+        texts: dict[int, EventText] = {}
         try:
             for occurrence in series.between(window.start, window.end):
                 event = self._event(uid, occurrence, recurring, texts, cancelled)
                 if window.overlaps(event.start, event.end):
                     events.append(event)
+                if len(events) > MAX_SERIES_EVENTS:
+                    self.warn(
+                        adapters[0].vevent,
+                        f"it repeats more than {MAX_SERIES_EVENTS:,} times in the window: "
+                        "not an appointment",
+                    )
+                    return []
         except Exception as exc:
-            self.warn(uid, diagnose(adapters, exc))
+            index, reason = diagnose(adapters, exc)
+            self.warn(adapters[index].vevent, reason)
             return []
+        self._total += len(events)
+        if self._total > MAX_EVENTS:
+            raise CalendarError(
+                self.calendar,
+                self.source,
+                f"more than {MAX_EVENTS:,} events in the window: not a clinician's calendar",
+            )
         return events
 
     def _event(
@@ -174,16 +278,15 @@ class Reader:
         uid: str,
         occurrence: Occurrence,
         recurring: bool,
-        texts: dict[int, _Text],
+        texts: dict[int, EventText],
         cancelled: bool,
     ) -> Event:
         adapter = occurrence.adapter
         text = texts.get(id(adapter))
         if text is None:
-            text = texts[id(adapter)] = _Text(
+            text = texts[id(adapter)] = EventText(
                 adapter.vevent, cancelled, self._declined(adapter.vevent)
             )
-            self._check_zones(adapter.vevent)
         start_value = occurrence.start
         start = self._moment(start_value)
         end = max(self._moment(occurrence.end), start)
@@ -201,6 +304,10 @@ class Reader:
             else:
                 rid = start_value
             event_id = f"{uid}@{self._stamp(rid)}"
+        # The marker is ours only on the event caldaemon wrote under it: the UID derived
+        # from its value (DESIGN.md §5). A user's copy of a buffer keeps the marker under
+        # a new UID, and a recurring event is never one caldaemon wrote: marked, no owner.
+        bound = text.marker is not None and event_id == buffer_uid(text.marker)
         return Event(
             calendar=self.calendar,
             id=event_id,
@@ -214,9 +321,10 @@ class Reader:
             cancelled=text.cancelled,
             busy=text.busy,
             declined=text.declined,
-            owner=text.owner,
+            owner=text.marker if bound else None,
+            marked=text.marker is not None,
             series=uid if recurring else None,
-            etag=text.etag,
+            etag=text.etag if bound else None,
         )
 
     def _moment(self, value: date | datetime) -> datetime:
@@ -230,18 +338,6 @@ class Reader:
         if isinstance(value, datetime):
             return self._moment(value).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         return value.strftime("%Y%m%d")
-
-    def _check_zones(self, vevent: icalendar.Component) -> None:
-        """A TZID that names no VTIMEZONE and no known zone (RFC 5545 §3.2.19 requires
-        one) leaves a floating time: say that it is read as the clinician's time."""
-        for name in ("DTSTART", "DTEND"):
-            prop = vevent.get(name)
-            tzid = getattr(prop, "params", {}).get("TZID")
-            value = getattr(prop, "dt", None)
-            if tzid and isinstance(value, datetime) and value.tzinfo is None:
-                self.note(
-                    f"unknown time zone {str(tzid)!r}: its times are read as {self.tz.key} time"
-                )
 
     def _declined(self, vevent: icalendar.Component) -> bool:
         if not self.self_addresses:
@@ -266,10 +362,10 @@ class Reader:
         return base if count == 1 else f"{base}-{count}"
 
 
-def _categories(vevent: icalendar.Component) -> tuple[str, ...]:
-    found: list[str] = []
-    values = vevent.get("CATEGORIES", [])
-    for value in values if isinstance(values, list) else [values]:
-        cats = getattr(value, "cats", None)
-        found.extend(str(c) for c in (cats if cats is not None else str(value).split(",")))
-    return tuple(c.strip() for c in found if str(c).strip())
+def _numbered(numbers: list[int]) -> str:
+    """ "event 3", "events 3 and 7", "events 3, 7, 9 and 12 others"."""
+    if len(numbers) == 1:
+        return f"event {numbers[0]}"
+    if len(numbers) <= 4:
+        return f"events {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+    return f"events {', '.join(map(str, numbers[:3]))} and {len(numbers) - 3} others"

@@ -28,7 +28,17 @@ _STEP = {
     "MONTHLY": 2629746,
     "YEARLY": 31556952,
 }
-_FINER = (("BYHOUR", 3600), ("BYMINUTE", 60), ("BYSECOND", 1))
+# Each BYxxx part at a coarser FREQ multiplies the occurrences of a period (RFC 5545
+# §3.3.10 "expand"); BYDAY counts each weekday once a week (see _by_day).
+_FINER = (
+    ("BYMONTH", 2629746),
+    ("BYWEEKNO", 604800),
+    ("BYYEARDAY", 86400),
+    ("BYMONTHDAY", 86400),
+    ("BYHOUR", 3600),
+    ("BYMINUTE", 60),
+    ("BYSECOND", 1),
+)
 _TIMING = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE")
 
 
@@ -62,31 +72,36 @@ class Series(recurring_ical_events.Series):
         return Occurrence(adapter, start, end)
 
 
-def diagnose(adapters: list[Adapter], exc: BaseException) -> str:
-    """Why a series could not be read, in the terms of the file where we can tell."""
+def diagnose(adapters: list[Adapter], exc: BaseException) -> tuple[int, str]:
+    """Why a series could not be read, in the terms of the file where we can tell, and
+    which of its VEVENTs is at fault (an index into ``adapters``). Values are described,
+    never quoted (DESIGN.md §7)."""
     try:
-        for vevent in (adapter.vevent for adapter in adapters):
+        for index, vevent in enumerate(adapter.vevent for adapter in adapters):
             for name in _TIMING:
                 found = vevent.get(name)
                 if isinstance(found, list) and name in _TIMING[:4]:
-                    return f"it has more than one {name} (RFC 5545 §3.6.1 allows one)"
+                    return index, f"it has more than one {name} (RFC 5545 §3.6.1 allows one)"
                 for value in found if isinstance(found, list) else [found]:
                     if isinstance(value, icalendar.vBroken):
-                        return f"its {name} {str(value)[:40]!r} cannot be read"
+                        return index, f"an unreadable {name}"
                     if any(isinstance(v.dt, time) for v in getattr(value, "dts", [])):
-                        return f"its {name} holds a time of day without a date"
+                        return index, f"its {name} holds a time of day without a date"
     except Exception:
         pass  # the reason is only less precise
     if isinstance(exc, recurring_ical_events.BadRuleStringFormat):
-        return f"its RRULE {str(exc.rule)[:60]!r} cannot be read (RFC 5545 §3.3.10)"
-    return why(exc)
+        return 0, "an unreadable RRULE (RFC 5545 §3.3.10)"
+    if isinstance(exc, recurring_ical_events.PeriodEndBeforeStart):
+        return 0, "a period (RDATE, DTEND or DURATION) that ends before it starts"
+    return 0, why(exc)
 
 
-def too_many(
+def rule_steps(
     series: Series, window: Window, moment: Callable[[date | datetime], datetime]
-) -> str | None:
-    """Why expanding this series' rules could take minutes, or None (see
-    MAX_RULE_STEPS)."""
+) -> float:
+    """About how many candidate times dateutil steps through to expand this series'
+    rules up to the end of ``window`` (an upper bound: it steps from DTSTART)."""
+    total = 0.0
     for adapter in series.components:
         rules = adapter.vevent.get("RRULE")
         if rules is None:
@@ -102,11 +117,19 @@ def too_many(
             for name, unit in _FINER:
                 if name in rule and step > unit:
                     steps *= len(rule[name])
+            if "BYDAY" in rule and step > 86400:
+                steps *= len(rule["BYDAY"]) * max(1, step // 604800)
             if "COUNT" in rule:
                 steps = min(steps, int(rule["COUNT"][0]))
-            if steps > MAX_RULE_STEPS:
-                return (
-                    f"its rule {rule.to_ical().decode()[:80]} repeats too often "
-                    f"to be an appointment (about {steps:.0f} times)"
-                )
+            total += steps
+    return total
+
+
+def too_many(steps: float) -> str | None:
+    """Why expanding a series of ``steps`` (:func:`rule_steps`) could take minutes."""
+    if steps > MAX_RULE_STEPS:
+        return (
+            "its RRULE repeats too often to be an appointment "
+            f"(more than {MAX_RULE_STEPS:,} times before the end of the window)"
+        )
     return None
