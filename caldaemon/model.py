@@ -35,6 +35,10 @@ TAG_KINDS: tuple[Kind, ...] = (
     Kind.PERSONAL,
 )
 TAGGABLE_KINDS: frozenset[str] = frozenset({*TAG_KINDS, Kind.SESSION})
+# What a tag may also name: ``accept`` marks an event whose violations the clinician
+# accepts (the tag ``#ok`` by default, DESIGN.md §10). Not a kind: the event keeps its own.
+ACCEPT = "accept"
+TAG_TARGETS: frozenset[str] = TAGGABLE_KINDS | {ACCEPT}
 
 
 class Severity(StrEnum):
@@ -74,8 +78,10 @@ class Event:
     series: str | None = None
     etag: str | None = None
     # Set on events read back from the state cache, which keeps no titles: whether the
-    # title matched ``sessions.title_matches`` when it was cached.
+    # title matched ``sessions.title_matches`` when it was cached, and which of the
+    # ``classification.rules`` with a title pattern it matched (their positions).
     title_matches: bool | None = None
+    title_rules: tuple[int, ...] | None = None
     # Of marked events: the digest of their content (:func:`content_digest`), kept in the
     # cache in place of the title, to tell a user's edit from an etag that changed alone.
     digest: str | None = None
@@ -101,6 +107,8 @@ class Classified:
     kind: Kind
     level: str | None
     why: str
+    # The clinician accepts every violation this event is part of (a tag meaning accept).
+    accepted: bool = False
 
     @property
     def is_session(self) -> bool:
@@ -127,6 +135,12 @@ class Violation:
     level: str | None = None
     kind: str | None = None
     subject: str = field(default="", compare=False)
+    # What is wrong without when: the clause a line merging several facts about one
+    # session or one weekday is made of ("outside your hours (09:00–17:00)").
+    phrase: str = field(default="", compare=False)
+    # The clinician accepts it (an accept tag on one of its events, or ``caldaemon ack``):
+    # listed apart, never notified, not counted in exit codes (DESIGN.md §10).
+    accepted: bool = field(default=False, compare=False)
 
     @property
     def fingerprint(self) -> str:

@@ -11,11 +11,12 @@ from typing import Any
 
 from caldaemon.config import ClinicianSettings
 from caldaemon.core.assess import Assessment
+from caldaemon.core.facts import Fact, facts
 from caldaemon.model import Buffer, Kind, Violation
 from caldaemon.text import clock, day_name, plural
 
 
-def violation_json(v: Violation) -> dict[str, Any]:
+def violation_json(v: Violation, group: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "clinician": v.clinician,
         "rule": v.rule,
@@ -26,7 +27,10 @@ def violation_json(v: Violation) -> dict[str, Any]:
         "message": v.message,
         "events": list(v.events),
         "fingerprint": v.fingerprint,
+        "accepted": v.accepted,
     }
+    if group is not None:
+        out["group"] = group
     if v.level:
         out["level"] = v.level
     if v.kind:
@@ -52,7 +56,11 @@ def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> s
         {
             "now": now.isoformat(),
             "violations": [
-                violation_json(v) for r in results if not r.errors for v in r.evaluation.violations
+                violation_json(v, fact.group)
+                for r in results
+                if not r.errors
+                for fact in facts(r.evaluation.violations, r.clinician.tz)
+                for v in fact.violations
             ],
             "buffers": [
                 buffer_json(b) for r in results if not r.errors for b in r.evaluation.buffers
@@ -74,6 +82,14 @@ def _who(result: Assessment[ClinicianSettings]) -> str:
     return f"{c.name} ({c.id})" if c.name else c.id
 
 
+def _fact_line(fact: Fact) -> str:
+    """``error    working_hours+latest_start  Tue 1 Dec, …  [ab12cd34]``: the id in brackets
+    is what ``caldaemon ack`` takes."""
+    rules = "+".join(dict.fromkeys(v.rule.removeprefix("level_limits.") for v in fact.violations))
+    ids = ", ".join(sorted({v.fingerprint[:8] for v in fact.violations}))
+    return f"    {fact.severity.value:<8} {rules:<26} {fact.line}  [{ids}]"
+
+
 def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
     lines: list[str] = []
     for result in results:
@@ -89,20 +105,27 @@ def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
             )
             lines.append("")
             continue
-        if not violations:
+        found = facts(violations, tz)
+        open_facts = [f for f in found if not f.accepted]
+        accepted = [f for f in found if f.accepted]
+        if not open_facts:
             lines.append(f"{_who(result)}: everything fits inside your boundaries ({horizon}).")
         else:
             lines.append(
-                f"{_who(result)}: {plural(len(violations), 'thing')} to look at ({horizon})."
+                f"{_who(result)}: {plural(len(open_facts), 'thing')} to look at ({horizon})."
             )
-            by_day: dict[date, list[Violation]] = defaultdict(list)
-            for v in violations:
-                by_day[v.date].append(v)
+            by_day: dict[date, list[Fact]] = defaultdict(list)
+            for fact in open_facts:
+                by_day[fact.date].append(fact)
             for day in sorted(by_day):
                 lines.append("")
                 lines.append(f"  {day_name(day)}")
-                for v in by_day[day]:
-                    lines.append(f"    {v.severity.value:<8} {v.rule:<26} {v.message}")
+                for fact in by_day[day]:
+                    lines.append(_fact_line(fact))
+        if accepted:
+            lines.append("")
+            lines.append(f"  {plural(len(accepted), 'accepted exception')} (no notices):")
+            lines.extend(_fact_line(fact) for fact in accepted)
         if buffers:
             target = (
                 f"on '{result.clinician.buffers_to}'"

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from caldaemon.config import yaml
 from caldaemon.config.messages import Problems
 from caldaemon.core.rules.registry import RULE_IDS, SEVERITY_KEYS
-from caldaemon.model import TAGGABLE_KINDS, Kind
+from caldaemon.model import TAG_TARGETS, Kind
 from caldaemon.providers.registry import PROVIDERS
 
 DEFAULT_LEVELS = ["low", "moderate", "high"]
@@ -59,10 +59,10 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
     for name in _mapping(classification.get("weights")):
         if name.lower() not in level_set:
             problems.add(("classification", "weights", name), _not_a_level(name, levels))
-    targets = sorted(level_set | TAGGABLE_KINDS)
+    targets = sorted(level_set | TAG_TARGETS)
     for section in ("tags", "colors"):
         for name, target in _mapping(classification.get(section)).items():
-            if isinstance(target, str) and target.lower() not in level_set | TAGGABLE_KINDS:
+            if isinstance(target, str) and target.lower() not in level_set | TAG_TARGETS:
                 problems.add(
                     ("classification", section, name),
                     f"{target!r} is neither a level nor a kind (use one of: {', '.join(targets)})",
@@ -112,6 +112,12 @@ def check_references(data: dict[str, Any], problems: Problems) -> None:
         if name not in all_calendars:
             problems.add(
                 ("classification", "sessions", "calendars", index), f"no calendar with id {name!r}"
+            )
+    for index, rule in _items(classification.get("rules")):
+        named = _mapping(rule).get("calendar")
+        if named is not None and named not in all_calendars:
+            problems.add(
+                ("classification", "rules", index, "calendar"), f"no calendar with id {named!r}"
             )
     outlook = [
         _mapping(c).get("id")

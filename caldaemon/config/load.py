@@ -19,10 +19,10 @@ from caldaemon.config import schema, yaml
 from caldaemon.config.checks import check_references, check_severity, levels_of
 from caldaemon.config.messages import Problems
 from caldaemon.config.settings import ClinicianSettings, Settings
-from caldaemon.core.policy import ClassificationSettings
+from caldaemon.core.policy import ClassificationRule, ClassificationSettings
 from caldaemon.errors import ConfigError, Problem
 from caldaemon.fields import PathRole, path_role
-from caldaemon.model import TAGGABLE_KINDS, Kind
+from caldaemon.model import ACCEPT, TAGGABLE_KINDS, Kind
 
 DEFAULT_PATH = "~/.config/caldaemon/config.yaml"
 # A clinician's config is a few kilobytes; a bigger file is a mistake, not a config.
@@ -140,7 +140,7 @@ def _classification(c: schema.Classification) -> ClassificationSettings:
     default_tags = (
         {lvl: lvl for lvl in levels}
         | {k: k for k in TAGGABLE_KINDS}
-        | {"heavy": levels[-1], "light": levels[0], "off": Kind.DAY_OFF.value}
+        | {"heavy": levels[-1], "light": levels[0], "off": Kind.DAY_OFF.value, "ok": ACCEPT}
     )
     return ClassificationSettings(
         levels=levels,
@@ -154,6 +154,16 @@ def _classification(c: schema.Classification) -> ClassificationSettings:
         tagged_sessions=c.sessions.tagged,
         title_pattern=re.compile(c.sessions.title_matches) if c.sessions.title_matches else None,
         session_calendars=frozenset(c.sessions.calendars),
+        rules=tuple(
+            ClassificationRule(
+                calendar=r.calendar,
+                min_length=r.min_length,
+                title_pattern=re.compile(r.title_matches) if r.title_matches else None,
+                level=r.level.lower() if r.level else None,
+                kind=r.kind,
+            )
+            for r in c.rules
+        ),
     )
 
 

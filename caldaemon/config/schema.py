@@ -11,9 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from caldaemon.core.rules.settings import RuleSet
+from caldaemon.core.rules.settings import LevelName, RuleSet
 from caldaemon.fields import (
     Clock,
     Count,
@@ -27,6 +27,7 @@ from caldaemon.fields import (
     Strict,
     fail,
 )
+from caldaemon.model import TAGGABLE_KINDS
 from caldaemon.providers.registry import PROVIDERS
 from caldaemon.providers.settings import CalendarSettings
 
@@ -53,21 +54,49 @@ class Daemon(Strict):
         return value
 
 
+def _regex(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise fail("regex", f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+Pattern = Annotated[str, AfterValidator(_regex)]
+
+
 class Sessions(Strict):
     tagged: Flag = True
-    title_matches: str | None = r"(?i)\b(session|client|intake|therapy)\b"
+    title_matches: Pattern | None = r"(?i)\b(session|client|intake|therapy)\b"
     calendars: list[str] = []
 
-    @field_validator("title_matches")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                message = f"{value!r} is not a valid regular expression: {exc}"
-                raise fail("regex", message) from None
-        return value
+
+def _rule_kind(value: str) -> str:
+    if value not in TAGGABLE_KINDS:
+        kinds = ", ".join(sorted(TAGGABLE_KINDS))
+        raise fail("kind", f"{value!r} is not a kind (use one of: {kinds})")
+    return value
+
+
+class ClassificationRule(Strict):
+    """One of ``classification.rules``: conditions (all must hold) and what they decide."""
+
+    calendar: str | None = None
+    min_length: Duration | None = None
+    title_matches: Pattern | None = None
+    level: LevelName | None = None
+    kind: Annotated[str, AfterValidator(_rule_kind)] | None = None
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> ClassificationRule:
+        if (self.level is None) == (self.kind is None):
+            raise fail("rule", "a rule gives exactly one of 'level' or 'kind'")
+        if self.calendar is None and self.min_length is None and self.title_matches is None:
+            raise fail(
+                "rule", "a rule needs a condition: 'calendar', 'min_length' or 'title_matches'"
+            )
+        return self
 
 
 class Classification(Strict):
@@ -77,6 +106,8 @@ class Classification(Strict):
     tags: dict[str, str] | None = None
     colors: dict[str, str] = {}
     sessions: Sessions = Sessions()
+    # First match wins (DESIGN.md §10): for feeds whose sessions carry no tags.
+    rules: list[ClassificationRule] = []
 
     @field_validator("levels")
     @classmethod

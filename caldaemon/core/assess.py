@@ -3,8 +3,8 @@ buffers. No I/O; the clock is the ``now`` it is given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Generic, TypeVar
 
@@ -45,11 +45,29 @@ def assess(
     events: Iterable[Event],
     now: datetime,
     horizon: timedelta,
+    *,
+    marks: Mapping[str, str] | None = None,
+    acked: frozenset[str] = frozenset(),
 ) -> Assessment[P]:
-    """Classify and evaluate one clinician's events."""
-    classified = classify_all(events, classification, clinician.busy_calendars)
+    """Classify and evaluate one clinician's events; ``marks``: the levels the clinician
+    gave events or series (``caldaemon mark``), by ``calendar/id``; ``acked``: the
+    fingerprints of violations accepted with ``caldaemon ack``."""
+    classified = classify_all(
+        events, classification, clinician.busy_calendars, tz=clinician.tz, marks=marks
+    )
     classified.sort(key=lambda c: (c.event.start, c.event.end, c.event.key))
     evaluation = evaluate(clinician, classification, classified, now, horizon)
+    accepting = {c.event.key for c in classified if c.accepted}
+    if accepting or acked:
+        evaluation = replace(
+            evaluation,
+            violations=tuple(
+                replace(v, accepted=True)
+                if v.fingerprint in acked or accepting.intersection(v.events)
+                else v
+                for v in evaluation.violations
+            ),
+        )
     return Assessment(clinician, now, classified, evaluation)
 
 

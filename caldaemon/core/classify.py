@@ -1,13 +1,23 @@
-"""Event → (kind, level, why), exactly as DESIGN.md §3 "Classification" says."""
+"""Event → (kind, level, why), as DESIGN.md §3 "Classification" and §10 say.
+
+Kind: a kind tag or colour wins (``day_off``, then ``supervision``, ``peer_support``,
+``admin``, ``personal``); out of office covering whole local days is a day off; else the
+first matching ``classification.rules`` entry that names a kind; else a session when a
+``sessions`` condition, a level tag, colour or rule says so; else ``other``.
+Level of a session: its mark (``caldaemon mark``), else the highest of its tags, colour
+and matching rule, else ``default_level``.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
 
-from caldaemon.core.policy import ClassificationSettings
-from caldaemon.model import TAG_KINDS, Classified, Event, Kind
+from caldaemon.core.policy import ClassificationRule, ClassificationSettings
+from caldaemon.model import ACCEPT, TAG_KINDS, Classified, Event, Kind
 
 LONGEST_SESSION = timedelta(hours=24)
 # ``#heavy`` or ``[heavy]``; the look-behind keeps HTML entities like ``&#39;`` out.
@@ -27,10 +37,80 @@ def tags_of(event: Event) -> frozenset[str]:
     return frozenset(found)
 
 
+def rule_matches(rule: ClassificationRule, event: Event, index: int) -> bool:
+    """Whether every condition ``rule`` (at ``index`` in the config) gives holds."""
+    if rule.calendar is not None and rule.calendar != event.calendar:
+        return False
+    if rule.min_length is not None and event.end - event.start < rule.min_length:
+        return False
+    if rule.title_pattern is not None:
+        if event.title_rules is not None:  # read back from the cache: no title kept
+            return index in event.title_rules
+        return rule.title_pattern.search(event.title) is not None
+    return True
+
+
+def title_rules(settings: ClassificationSettings, title: str) -> tuple[int, ...]:
+    """The rules whose title pattern ``title`` matches: what the cache keeps of a title."""
+    return tuple(
+        i
+        for i, rule in enumerate(settings.rules)
+        if rule.title_pattern is not None and rule.title_pattern.search(title)
+    )
+
+
+@dataclass
+class _Signals:
+    """What an event's tags, colour and rules say about it."""
+
+    kinds: dict[Kind, str] = field(default_factory=dict)
+    levels: list[tuple[str, str]] = field(default_factory=list)
+    session: str | None = None
+    accepted: bool = False
+
+    def note(self, target: str, why: str, settings: ClassificationSettings) -> None:
+        if target in settings.levels:
+            self.levels.append((target, why))
+        elif target == ACCEPT:
+            self.accepted = True
+        elif target == Kind.SESSION:
+            self.session = self.session or why
+        else:
+            self.kinds.setdefault(Kind(target), why)
+
+
+def _signals(event: Event, settings: ClassificationSettings) -> _Signals:
+    found = _Signals()
+    for tag in sorted(tags_of(event)):
+        target = settings.tags.get(tag)
+        if target is not None:
+            found.note(target, f"tag #{tag}", settings)
+    if event.color:
+        target = settings.colors.get(event.color.lower())
+        if target is not None:
+            found.note(target, f"colour {event.color.lower()}", settings)
+    return found
+
+
+def _whole_days(event: Event, tz: ZoneInfo) -> bool:
+    """Whether an event covers whole local days (midnight to midnight, at least one)."""
+    if event.all_day:
+        return True
+    start, end = event.start.astimezone(tz), event.end.astimezone(tz)
+    midnight = time()
+    return start.time() == midnight and end.time() == midnight and end.date() > start.date()
+
+
 def classify(
-    event: Event, settings: ClassificationSettings, *, busy_only: bool = False
+    event: Event,
+    settings: ClassificationSettings,
+    *,
+    busy_only: bool = False,
+    tz: ZoneInfo | None = None,
+    marks: Mapping[str, str] | None = None,
 ) -> Classified:
-    """Decide one event's kind and level; ``busy_only`` for calendars with ``use: busy``."""
+    """Decide one event's kind and level; ``busy_only`` for calendars with ``use: busy``;
+    ``marks``: levels the clinician gave events or series (by ``calendar/id``)."""
     if event.owner is not None:
         return Classified(event, Kind.BUFFER, None, "caldaemon's own buffer")
     if event.marked:
@@ -41,75 +121,75 @@ def classify(
         return Classified(event, Kind.IGNORED, None, "cancelled")
     if event.declined:
         return Classified(event, Kind.IGNORED, None, "declined")
+    signals = _signals(event, settings)
+    day_off = signals.kinds.get(Kind.DAY_OFF)
+    if event.out_of_office and _whole_days(event, tz or ZoneInfo("UTC")):
+        day_off = day_off or "out of office"
+    if day_off is not None and _whole_days(event, tz or ZoneInfo("UTC")):
+        # Calendar apps make all-day events free by default: a day off counts anyway.
+        return Classified(event, Kind.DAY_OFF, None, day_off, signals.accepted)
     if not event.busy:
         return Classified(event, Kind.IGNORED, None, "marked free")
     if busy_only:
         return Classified(event, Kind.OTHER, None, "calendar has use: busy")
-
-    tags = tags_of(event)
-    kind_hits: dict[Kind, str] = {}
-    level_hits: list[tuple[str, str]] = []
-    session_hint: str | None = None
-    for tag in sorted(tags):
-        target = settings.tags.get(tag)
-        if target is not None:
-            _note(target, f"tag #{tag}", settings, kind_hits, level_hits)
-            if target == Kind.SESSION:
-                session_hint = f"tag #{tag}"
-    if event.color:
-        target = settings.colors.get(event.color.lower())
-        if target is not None:
-            _note(target, f"colour {event.color.lower()}", settings, kind_hits, level_hits)
-            if target == Kind.SESSION:
-                session_hint = f"colour {event.color.lower()}"
-
+    if event.out_of_office:
+        return Classified(event, Kind.OTHER, None, "out of office: busy time")
     for kind in TAG_KINDS:
-        if kind in kind_hits:
-            return Classified(event, kind, None, kind_hits[kind])
+        if kind in signals.kinds:
+            return Classified(event, kind, None, signals.kinds[kind], signals.accepted)
     if event.all_day:
-        return Classified(event, Kind.OTHER, None, "all-day event")
+        return Classified(event, Kind.OTHER, None, "all-day event", signals.accepted)
     if event.end - event.start > LONGEST_SESSION:
         # A timed event over a day (a conference, an event exported with a wrong end) is
         # busy time, never a session: no rule should count it as client work.
         return Classified(event, Kind.OTHER, None, "longer than a day: busy time")
+    rule = next(((i, r) for i, r in enumerate(settings.rules) if rule_matches(r, event, i)), None)
+    if rule is not None:
+        index, matched = rule
+        why = f"classification.rules[{index}]"
+        if matched.level is not None:
+            signals.note(matched.level, why, settings)
+        elif matched.kind is not None:
+            kind = Kind(matched.kind)
+            if kind is not Kind.SESSION:
+                return Classified(event, kind, None, why, signals.accepted)
+            signals.note(Kind.SESSION, why, settings)
+    return _session(event, settings, signals, marks or {})
 
-    reason = _session_reason(event, settings, level_hits, session_hint)
+
+def _session(
+    event: Event, settings: ClassificationSettings, signals: _Signals, marks: Mapping[str, str]
+) -> Classified:
+    mark = marks.get(event.key) or (
+        marks.get(f"{event.calendar}/{event.series}") if event.series else None
+    )
+    if mark is not None:
+        return Classified(event, Kind.SESSION, mark, f"marked {mark}", signals.accepted)
+    reason = _session_reason(event, settings, signals)
     if reason is None:
-        return Classified(event, Kind.OTHER, None, "no session tag, colour or title match")
-    if level_hits:
-        level, why = max(level_hits, key=lambda hit: settings.rank(hit[0]))
-        return Classified(event, Kind.SESSION, level, f"{why} → {level}")
+        return Classified(event, Kind.OTHER, None, "no session tag, colour, rule or title match")
+    if signals.levels:
+        level, why = max(signals.levels, key=lambda hit: settings.rank(hit[0]))
+        return Classified(event, Kind.SESSION, level, f"{why} → {level}", signals.accepted)
     return Classified(
         event,
         Kind.SESSION,
         settings.default_level,
         f"{reason}; default level {settings.default_level}",
+        signals.accepted,
     )
 
 
-def _note(
-    target: str,
-    why: str,
-    settings: ClassificationSettings,
-    kind_hits: dict[Kind, str],
-    level_hits: list[tuple[str, str]],
-) -> None:
-    if target in settings.levels:
-        level_hits.append((target, why))
-    elif target != Kind.SESSION:
-        kind_hits.setdefault(Kind(target), why)
-
-
 def _session_reason(
-    event: Event,
-    settings: ClassificationSettings,
-    level_hits: list[tuple[str, str]],
-    session_hint: str | None,
+    event: Event, settings: ClassificationSettings, signals: _Signals
 ) -> str | None:
-    if settings.tagged_sessions and (level_hits or session_hint):
-        return session_hint or level_hits[0][1]
-    if session_hint:
-        return session_hint
+    if signals.session:
+        return signals.session
+    if signals.levels and (
+        settings.tagged_sessions
+        or any(why.startswith("classification.rules") for _, why in signals.levels)
+    ):
+        return signals.levels[0][1]
     if (
         event.title_matches
         if event.title_matches is not None
@@ -125,5 +205,11 @@ def classify_all(
     events: Iterable[Event],
     settings: ClassificationSettings,
     busy_calendars: frozenset[str] = frozenset(),
+    *,
+    tz: ZoneInfo | None = None,
+    marks: Mapping[str, str] | None = None,
 ) -> list[Classified]:
-    return [classify(e, settings, busy_only=e.calendar in busy_calendars) for e in events]
+    return [
+        classify(e, settings, busy_only=e.calendar in busy_calendars, tz=tz, marks=marks)
+        for e in events
+    ]

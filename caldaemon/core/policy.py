@@ -6,9 +6,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from caldaemon.core.rules.settings import RuleSet
+
+
+@dataclass(frozen=True)
+class ClassificationRule:
+    """One of ``classification.rules`` (DESIGN.md §10): every condition given must hold;
+    the first rule that matches gives its level (the event is then a session) or kind."""
+
+    calendar: str | None = None
+    min_length: timedelta | None = None
+    title_pattern: re.Pattern[str] | None = None
+    level: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,7 @@ class ClassificationSettings:
     tagged_sessions: bool
     title_pattern: re.Pattern[str] | None
     session_calendars: frozenset[str]
+    rules: tuple[ClassificationRule, ...] = ()
 
     def rank(self, level: str) -> int:
         return self.levels.index(level)

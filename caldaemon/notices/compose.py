@@ -15,8 +15,10 @@ from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 from caldaemon.config import ClinicianSettings
+from caldaemon.core.facts import Fact, facts
 from caldaemon.errors import AuthorizationError, CalendarPaused, ConfigError
 from caldaemon.model import Severity, Violation
 from caldaemon.text import clock, day_name, plural
@@ -54,18 +56,23 @@ def message_id(key: str) -> str:
 
 @dataclass(frozen=True)
 class _Line:
-    violation: Violation
+    fact: Fact
     status: str  # "new" | "open" | "resolved"
 
     @property
     def order(self) -> tuple[int, int, datetime, str, str]:
+        head = self.fact.violations[0]
         return (
             self.status == "resolved",
-            self.violation.severity is not Severity.ERROR,
-            self.violation.start,
-            self.violation.rule,
-            self.violation.message,
+            self.fact.severity is not Severity.ERROR,
+            head.start,
+            head.rule,
+            self.fact.line,
         )
+
+
+def _lines(violations: Sequence[Violation], status: str, tz: ZoneInfo) -> list[_Line]:
+    return [_Line(fact, status) for fact in facts(violations, tz)]
 
 
 def violations_message(
@@ -88,21 +95,21 @@ def violations_message(
     """
     if privacy not in ("redacted", "full"):
         raise ValueError(f"privacy must be 'redacted' or 'full', not {privacy!r}")
-    crossed = [*new, *still_open]
-    if not crossed and not resolved:
+    if not (new or still_open or resolved):
         raise ValueError("a notice needs at least one violation, open or resolved")
     shown = dict(titles or {}) if privacy == "full" else {}
+    tz = clinician.tz
     lines = (
-        [_Line(v, "new") for v in new]
-        + [_Line(v, "open") for v in still_open]
-        + [_Line(v, "resolved") for v in resolved]
+        _lines(new, "new", tz) + _lines(still_open, "open", tz) + _lines(resolved, "resolved", tz)
     )
+    crossed = [line.fact for line in lines if line.status != "resolved"]
+    settled = [line.fact for line in lines if line.status == "resolved"]
     days: dict[date, list[_Line]] = {}
-    for line in sorted(lines, key=lambda item: (item.violation.date, item.order)):
-        days.setdefault(line.violation.date, []).append(line)
+    for line in sorted(lines, key=lambda item: (item.fact.date, item.order)):
+        days.setdefault(line.fact.date, []).append(line)
 
     greeting = f"Hello {clinician.name}," if clinician.name else "Hello,"
-    intro = _intro(len(crossed), len(resolved))
+    intro = _intro(len(crossed), len(settled))
     zone = f"Times are in {clinician.tz.key} time."
     if privacy == "redacted":
         zone += " Client details are left out of this notice on purpose."
@@ -115,7 +122,9 @@ def violations_message(
         body.append("<ul>")
         for line in day_lines:
             before, after = _sentence(line)
-            names = _titles(line.violation.events, shown)
+            names = _titles(
+                dict.fromkeys(k for v in line.fact.violations for k in v.events), shown
+            )
             text.append(f"  - {before}" + (f" ({names})" if names else "") + after)
             body.append(
                 f"<li>{_e(before)}"
@@ -126,7 +135,7 @@ def violations_message(
         body.append("</ul>")
     text += [_FOOTER, "", _SIGNATURE, ""]
     body += [f"<p>{_e(_FOOTER)}</p>", f"<p><small>{_e(_SIGNATURE)}</small></p>"]
-    subject = _violations_subject([v.date for v in crossed], [v.date for v in resolved])
+    subject = _violations_subject([f.date for f in crossed], [f.date for f in settled])
     return Message(
         message_id=message_id(key),
         to=to,
@@ -155,10 +164,10 @@ def _intro(crossed: int, resolved: int) -> str:
 
 def _sentence(line: _Line) -> tuple[str, str]:
     """The line's text before and after the place where titles go (``privacy: full``)."""
-    message = line.violation.message
+    message = line.fact.line
     if line.status == "resolved":
         return f"Resolved: “{message}”", " no longer applies."
-    if line.violation.severity is not Severity.ERROR:
+    if line.fact.severity is not Severity.ERROR:
         message = f"(warning) {message}"
     return message, " (mentioned before)" if line.status == "open" else ""
 

@@ -143,7 +143,9 @@ def queue_digest(
     repeat_after = settings.notices.repeat_after
     with state.transaction() as tables:
         since = tables.digests.last_sent(clinician.id) or now - timedelta(days=1)
-        open_records = tables.violations.open_from(clinician.id, today)
+        open_records = [
+            r for r in tables.violations.open_from(clinician.id, today) if not r.violation.accepted
+        ]
         new = [r for r in open_records if r.last_notified is None]
         again = [
             r

@@ -93,12 +93,22 @@ class Cycle:
 
         with self.state.read() as tables:
             events = tables.events.overlapping(clinician.id, needed)
+            marks = tables.marks.of(clinician.id)
+            acked = tables.acks.active(clinician.id, now.astimezone(clinician.tz).date())
         if clinician.id in self.titles:
             known = {e.key for e in events}
             self.titles[clinician.id] = {
                 k: t for k, t in self.titles[clinician.id].items() if k in known
             }
-        assessment = assess(clinician, self.settings.classification, events, now, horizon)
+        assessment = assess(
+            clinician,
+            self.settings.classification,
+            events,
+            now,
+            horizon,
+            marks=marks,
+            acked=frozenset(acked),
+        )
         report.violations = len(assessment.evaluation.violations)
         # Placing a buffer is a verdict ("there is room here"): none from partial data.
         target = results.get(clinician.buffers_to) if clinician.buffers_to else None

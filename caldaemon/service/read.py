@@ -4,8 +4,8 @@ still count."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.core.assess import Assessment, assess, window
@@ -39,23 +39,41 @@ def read_calendars(
     return events, warnings, errors
 
 
+@dataclass(frozen=True)
+class Remembered:
+    """What the daemon's state says of one clinician that changes what ``check`` shows."""
+
+    left_alone: frozenset[str] = frozenset()  # buffers the user edited or deleted
+    marks: dict[str, str] = field(default_factory=dict)  # levels given by caldaemon mark
+    acked: frozenset[str] = frozenset()  # violations accepted by caldaemon ack
+
+
 def check(
     settings: Settings, now: datetime, clinician_id: str | None = None
 ) -> list[Assessment[ClinicianSettings]]:
     """Read the calendars live and evaluate: what ``caldaemon check`` shows. The state is
-    only read (when the daemon has one), so the buffers shown are those ``run`` would
-    place: not those the user edited or deleted."""
+    only read (when the daemon has one), so what is shown is what ``run`` would do: not
+    the buffers the user took over, with the levels marked and the violations accepted."""
     chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
     horizon = settings.daemon.horizon
-    left_alone = _left_alone(settings)
     results = []
     for clinician in chosen:
         start, end = window(clinician, now, horizon)
         events, warnings, errors = read_calendars(settings, clinician, Window(start, end))
-        assessment = assess(clinician, settings.classification, events, now, horizon)
-        theirs = left_alone.get(clinician.id, frozenset())
-        if theirs:
-            buffers = tuple(b for b in assessment.evaluation.buffers if b.identity not in theirs)
+        memory = remembered(settings, clinician.id, now.astimezone(clinician.tz).date())
+        assessment = assess(
+            clinician,
+            settings.classification,
+            events,
+            now,
+            horizon,
+            marks=memory.marks,
+            acked=memory.acked,
+        )
+        if memory.left_alone:
+            buffers = tuple(
+                b for b in assessment.evaluation.buffers if b.identity not in memory.left_alone
+            )
             assessment.evaluation = replace(assessment.evaluation, buffers=buffers)
         assessment.warnings.extend(warnings)
         assessment.errors.extend(errors)
@@ -63,19 +81,21 @@ def check(
     return results
 
 
-def _left_alone(settings: Settings) -> dict[str, frozenset[str]]:
-    """By clinician: the buffers the user took over (edited or deleted), as the daemon's
-    state records them; none when there is no state yet."""
+def remembered(settings: Settings, clinician: str, today: date) -> Remembered:
+    """What the daemon's state records for ``clinician``; nothing when it has no state."""
     if not settings.state_file.exists():
-        return {}
+        return Remembered()
     state = State(settings.state_file, read_only=True)
     try:
         with state.read() as tables:
-            owned = tables.buffers.all()
+            owned = tables.buffers.owned(clinician)
+            marks = tables.marks.of(clinician)
+            acked = tables.acks.active(clinician, today)
     finally:
         state.close()
-    theirs: dict[str, set[str]] = {}
-    for buffer in owned:
-        if buffer.status in (BufferStatus.USER_EDITED, BufferStatus.USER_DELETED):
-            theirs.setdefault(buffer.clinician, set()).add(buffer.identity)
-    return {clinician: frozenset(ids) for clinician, ids in theirs.items()}
+    taken = {
+        b.identity
+        for b in owned.values()
+        if b.status in (BufferStatus.USER_EDITED, BufferStatus.USER_DELETED)
+    }
+    return Remembered(frozenset(taken), marks, frozenset(acked))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
-from caldaemon.core.classify import tags_of
+from caldaemon.core.classify import tags_of, title_rules
 from caldaemon.errors import CalendarError, CalendarPaused
 from caldaemon.model import Window
 from caldaemon.providers.base import Listing, Provider
@@ -45,6 +45,7 @@ def vocabulary(settings: Settings, clinician: ClinicianSettings) -> str:
             ",".join(sorted(c.tags)),
             ",".join(sorted(c.colors)),
             c.title_pattern.pattern if c.title_pattern else "",
+            "|".join(r.title_pattern.pattern for r in c.rules if r.title_pattern),
             str(clinician.tz),
         ]
     )
@@ -167,7 +168,8 @@ def _store(
             # COLOR is free text (DESIGN.md §7).
             color = event.color if (event.color or "").lower() in known_colors else None
             cached = replace(event, color=color) if color != event.color else event
-            keep.append(Cached(cached, frozenset(tags_of(event) & known_tags), matches))
+            rules = title_rules(settings.classification, event.title)
+            keep.append(Cached(cached, frozenset(tags_of(event) & known_tags), matches, rules))
         else:
             drop.append(event.id)
     with state.transaction() as tables:

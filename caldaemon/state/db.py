@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from caldaemon.errors import Error
+from caldaemon.state.acks import Acks, Marks
 from caldaemon.state.buffers import Buffers
 from caldaemon.state.calendars import Calendars
 from caldaemon.state.events import Events
@@ -31,7 +32,7 @@ from caldaemon.state.outbox import Digests, Outbox
 from caldaemon.state.problems import Problems
 from caldaemon.state.violations import Violations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry upgrades the schema by one version; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -81,6 +82,19 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE events SET marked = 1 WHERE owner IS NOT NULL;
     UPDATE calendars SET token = NULL;
     """,
+    # 3: keeping boundaries (DESIGN.md §10): the classification rules an event's title
+    # matched (its title is not kept); levels the clinician marked; accepted violations.
+    """
+    ALTER TABLE events ADD COLUMN title_rules TEXT;
+    ALTER TABLE violations ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE marks (
+        clinician TEXT NOT NULL, key TEXT NOT NULL, level TEXT NOT NULL,
+        created TEXT NOT NULL, PRIMARY KEY (clinician, key));
+    CREATE TABLE acks (
+        clinician TEXT NOT NULL, fingerprint TEXT NOT NULL, until TEXT,
+        created TEXT NOT NULL, PRIMARY KEY (clinician, fingerprint));
+    UPDATE calendars SET vocabulary = NULL;
+    """,
 )
 
 
@@ -107,6 +121,8 @@ class Tables:
         self.outbox = Outbox(db)
         self.digests = Digests(db)
         self.problems = Problems(db)
+        self.marks = Marks(db)
+        self.acks = Acks(db)
 
     def prune(self, clinician: str, now: datetime, repeat_after: timedelta) -> None:
         """Keep the state growing with the horizon, not with time (DESIGN.md §9):
@@ -153,6 +169,15 @@ class State:
                 self._migrate()
             elif self.schema_version() > SCHEMA_VERSION:
                 raise StateError(self.path, "written by a newer caldaemon")
+            elif self.schema_version() < SCHEMA_VERSION:
+                # An older file that the daemon has not upgraded yet: read an upgraded
+                # copy in memory, never the file in place.
+                self.db.close()
+                self.db = sqlite3.connect(":memory:", check_same_thread=False)
+                with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as source:
+                    source.backup(self.db)
+                self.db.row_factory = sqlite3.Row
+                self._migrate()
             self._tables = Tables(self.db)
         except sqlite3.DatabaseError as exc:
             raise StateError(self.path, f"the state database cannot be used: {exc}") from None

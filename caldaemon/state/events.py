@@ -23,11 +23,12 @@ class Cached:
     event: Event
     tags: frozenset[str] = frozenset()
     title_matches: bool | None = None
+    title_rules: tuple[int, ...] | None = None
 
 
 _COLUMNS = (
     "clinician, calendar, id, start, end, all_day, tags, color, cancelled, busy, declined, "
-    "owner, series, etag, title_matches, marked, digest"
+    "owner, series, etag, title_matches, marked, digest, title_rules"
 )
 
 
@@ -49,6 +50,7 @@ def _event(row: sqlite3.Row) -> Event:
         title_matches=None if row["title_matches"] is None else bool(row["title_matches"]),
         marked=bool(row["marked"]),
         digest=row["digest"],
+        title_rules=None if row["title_rules"] is None else tuple(json.loads(row["title_rules"])),
     )
 
 
@@ -77,7 +79,8 @@ class Events:
         self.db.executemany(
             f"INSERT OR REPLACE INTO events ({_COLUMNS}) VALUES "
             "(:clinician, :calendar, :id, :start, :end, :all_day, :tags, :color, :cancelled, "
-            ":busy, :declined, :owner, :series, :etag, :title_matches, :marked, :digest)",
+            ":busy, :declined, :owner, :series, :etag, :title_matches, :marked, :digest, "
+            ":title_rules)",
             (_row(clinician, item) for item in items),
         )
 
@@ -121,4 +124,5 @@ def _row(clinician: str, item: Cached) -> dict[str, object]:
         "title_matches": None if item.title_matches is None else int(item.title_matches),
         "marked": int(event.marked or event.owner is not None),
         "digest": event.content if event.marked or event.owner is not None else None,
+        "title_rules": None if item.title_rules is None else json.dumps(list(item.title_rules)),
     }

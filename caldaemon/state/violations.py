@@ -41,6 +41,7 @@ def _record(row: sqlite3.Row) -> ViolationRecord:
             events=tuple(json.loads(row["events"])),
             level=row["level"],
             kind=row["kind"],
+            accepted=bool(row["accepted"]),
         ),
         first_seen=parse_iso(row["first_seen"]),
         last_seen=parse_iso(row["last_seen"]),
@@ -95,12 +96,13 @@ class Violations:
         """Record a violation found this cycle (again open, if it had resolved)."""
         self.db.execute(
             "INSERT INTO violations (clinician, fingerprint, rule, severity, date, start, end, "
-            "message, events, level, kind, first_seen, last_seen) VALUES (:clinician, "
+            "message, events, level, kind, first_seen, last_seen, accepted) VALUES (:clinician, "
             ":fingerprint, :rule, :severity, :date, :start, :end, :message, :events, :level, "
-            ":kind, :now, :now) ON CONFLICT (clinician, fingerprint) DO UPDATE SET "
+            ":kind, :now, :now, :accepted) ON CONFLICT (clinician, fingerprint) DO UPDATE SET "
             "severity=excluded.severity, date=excluded.date, start=excluded.start, "
             "end=excluded.end, message=excluded.message, events=excluded.events, "
-            "last_seen=excluded.last_seen, resolved_at=NULL, resolution_notified=0",
+            "last_seen=excluded.last_seen, accepted=excluded.accepted, resolved_at=NULL, "
+            "resolution_notified=0",
             {
                 "clinician": violation.clinician,
                 "fingerprint": violation.fingerprint,
@@ -114,6 +116,7 @@ class Violations:
                 "level": violation.level,
                 "kind": violation.kind,
                 "now": iso(now),
+                "accepted": int(violation.accepted),
             },
         )
 

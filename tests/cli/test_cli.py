@@ -44,11 +44,16 @@ def test_check_json_has_the_contract_fields(example):
     assert buffer["calendar"] == "buffers"
 
 
-def test_check_text_is_grouped_by_day_and_kind(example):
+def test_check_text_is_grouped_by_day_and_says_each_fact_once(example):
     result = invoke("check", "--config", str(example), "--now", NOW)
     assert result.exit_code == 1
-    assert "Dr. Sam Lee (lee): 18 things to look at" in result.output
+    # 18 violations; 9 facts (DESIGN.md §10 "One fact, one line").
+    assert "Dr. Sam Lee (lee): 9 things to look at" in result.output
     assert "\n  Tue 1 Dec\n" in result.output
+    assert (
+        "every Tuesday, 16:30–17:20: outside your hours (09:00–17:00) and after 15:00 for "
+        "high-intensity work; 1 Dec, 8 Dec" in result.output
+    )
     assert "Buffers (28, on 'buffers')" in result.output
 
 

@@ -102,7 +102,7 @@ BAD = [
         [
             "config.yaml:2: classification.tags.heavy: 'extreme' is neither a level nor a kind "
             "(use "
-            "one of: admin, day_off, high, low, moderate, peer_support, personal, session, "
+            "one of: accept, admin, day_off, high, low, moderate, peer_support, personal, session, "
             "supervision)"
         ],
     ),

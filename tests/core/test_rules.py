@@ -239,7 +239,10 @@ def test_back_to_back_heavy_sessions_flag_the_later_one():
         session(MONDAY, "11:50", "12:40", "#heavy"),
     ]  # exactly 60 minutes: fine
     [v] = rules_hit(evaluate(settings, events), "no_back_to_back")
-    assert v.events == (events[1].key,) and "(10 minutes between them)" in v.message
+    # Dated and timed as the later one; both sessions are part of it.
+    assert (v.start, v.end) == (events[1].start, events[1].end)
+    assert v.events == (events[0].key, events[1].key)
+    assert "(10 minutes between them)" in v.message
 
 
 def test_back_to_back_only_looks_at_adjacent_sessions():

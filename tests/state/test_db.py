@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from caldaemon.state import SCHEMA_VERSION, State, StateError
+from caldaemon.state.db import MIGRATIONS
 from tests.support import NOW
 
 
@@ -89,3 +90,20 @@ def test_a_corrupt_state_is_refused_for_reading_too(tmp_path):
     path.write_bytes(b"not a database at all" * 100)
     with pytest.raises(StateError, match="cannot be used"):
         State(path, read_only=True)
+
+
+def test_an_older_state_is_read_upgraded_in_memory_and_left_as_it_is(tmp_path):
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)  # a file as the previous caldaemon (schema 2) left it
+    db.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+        + "".join(MIGRATIONS[:2])
+        + "INSERT INTO meta VALUES ('schema_version', '2');"
+    )
+    db.commit()
+    db.close()
+    reader = State(path, read_only=True)
+    with reader.read() as tables:
+        assert tables.marks.of("lee") == {}
+    reader.close()
+    assert sqlite3.connect(path).execute("SELECT value FROM meta").fetchone() == ("2",)

@@ -60,6 +60,7 @@ def plan_buffers(ctx: Context) -> tuple[list[Buffer], list[Violation]]:
                     end=end,
                     message=f"{span(start, end)}: no room for {minutes(rule.length)} of "
                     f"{rule.title.lower()} after a {describe(session.item.level)}",
+                    phrase=f"no room for {minutes(rule.length)} of {rule.title.lower()} after it",
                     subject=session.key,
                     events=(session.key,),
                     level=session.item.level,

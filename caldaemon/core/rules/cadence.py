@@ -65,5 +65,7 @@ def cadence(ctx: Context) -> Iterator[Violation]:
                 message=f"no {_NOUNS.get(kind, kind.value)} by {day_name(local.date())} "
                 f"{clock(local)}; you planned it "
                 f"{_every(entry.every.total_seconds() / 86400)}",
+                phrase=f"no {_NOUNS.get(kind, kind.value)} by {clock(local)}; you planned it "
+                f"{_every(entry.every.total_seconds() / 86400)}",
             )
             previous = deadline

@@ -11,7 +11,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from caldaemon.core.policy import ClassificationSettings, Policy
-from caldaemon.model import Classified, Kind, Severity, Violation
+from caldaemon.model import Classified, Event, Kind, Severity, Violation
 from caldaemon.text import WEEKDAYS
 
 
@@ -89,10 +89,11 @@ class Context:
 
     @cached_property
     def day_off_dates(self) -> frozenset[date]:
-        """Dates covered by an all-day event of kind ``day_off``."""
+        """Dates covered by a day off: an all-day event of kind ``day_off``, or one (out of
+        office, say) that runs from a local midnight to a later one."""
         dates: set[date] = set()
         for c in self.events:
-            if c.kind is Kind.DAY_OFF and c.event.all_day:
+            if c.kind is Kind.DAY_OFF and _whole_days(c.event, self.tz):
                 day = c.event.start.astimezone(self.tz).date()
                 last = max(c.event.end.astimezone(self.tz).date(), day + timedelta(days=1))
                 while day < last:
@@ -146,6 +147,7 @@ class Context:
         events: tuple[str, ...] = (),
         level: str | None = None,
         kind: str | None = None,
+        phrase: str = "",
     ) -> Violation:
         return Violation(
             clinician=self.clinician.id,
@@ -159,6 +161,7 @@ class Context:
             level=level,
             kind=kind,
             subject=subject,
+            phrase=phrase,
         )
 
     def day_violation(
@@ -170,6 +173,7 @@ class Context:
         sessions: list[Session],
         *,
         level: str | None = None,
+        phrase: str = "",
     ) -> Violation:
         """A violation about a whole day (days=1) or week (days=7), dated at its start."""
         return self.violation(
@@ -181,9 +185,12 @@ class Context:
             subject=f"{day.isoformat()}/{level or ''}",
             events=tuple(s.key for s in sessions),
             level=level,
+            phrase=phrase,
         )
 
-    def session_violation(self, rule: str, session: Session, message: str) -> Violation:
+    def session_violation(
+        self, rule: str, session: Session, message: str, phrase: str = ""
+    ) -> Violation:
         return self.violation(
             rule,
             day=session.day,
@@ -194,7 +201,15 @@ class Context:
             events=(session.key,),
             level=session.item.level,
             kind=Kind.SESSION.value,
+            phrase=phrase,
         )
+
+
+def _whole_days(event: Event, tz: ZoneInfo) -> bool:
+    if event.all_day:
+        return True
+    start, end = event.start.astimezone(tz), event.end.astimezone(tz)
+    return start.time() == end.time() == time() and end.date() > start.date()
 
 
 def week_start(day: date, starts_on: str) -> date:

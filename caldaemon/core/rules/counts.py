@@ -26,6 +26,7 @@ def max_sessions_per_day(ctx: Context) -> Iterator[Violation]:
                 1,
                 f"{plural(len(sessions), 'session')} on {day_name(day)}; your limit is {limit}",
                 sessions,
+                phrase=f"{plural(len(sessions), 'session')}; your limit is {limit}",
             )
 
 
@@ -41,6 +42,7 @@ def max_sessions_per_week(ctx: Context) -> Iterator[Violation]:
                 7,
                 f"{plural(len(sessions), 'session')} in {_week_label(week)}; your limit is {limit}",
                 sessions,
+                phrase=f"{plural(len(sessions), 'session')} that week; your limit is {limit}",
             )
 
 
@@ -58,6 +60,8 @@ def max_work_days_per_week(ctx: Context) -> Iterator[Violation]:
                 f"sessions on {len(days)} days in {_week_label(week)}; "
                 f"your limit is {plural(limit, 'day')}",
                 sessions,
+                phrase=f"sessions on {len(days)} days that week; your limit is "
+                f"{plural(limit, 'day')}",
             )
 
 
@@ -80,6 +84,8 @@ def level_per_day(ctx: Context) -> Iterator[Violation]:
                     f"your limit is {limit.max_per_day}",
                     heavy,
                     level=level,
+                    phrase=f"{plural(len(heavy), f'{level}-intensity session')}; your limit "
+                    f"is {limit.max_per_day}",
                 )
 
 
@@ -98,6 +104,8 @@ def level_per_week(ctx: Context) -> Iterator[Violation]:
                     f"{_week_label(week)}; your limit is {limit.max_per_week}",
                     heavy,
                     level=level,
+                    phrase=f"{plural(len(heavy), f'{level}-intensity session')} that week; "
+                    f"your limit is {limit.max_per_week}",
                 )
 
 
@@ -117,4 +125,5 @@ def max_daily_load(ctx: Context) -> Iterator[Violation]:
                 f"a session load of {load} on {day_name(day)} ({scale} per session); "
                 f"your limit is {limit}",
                 sessions,
+                phrase=f"a session load of {load} ({scale} per session); your limit is {limit}",
             )

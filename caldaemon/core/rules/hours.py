@@ -48,6 +48,7 @@ def days_off(ctx: Context) -> Iterator[Violation]:
                     "days_off",
                     session,
                     f"{span(session.start, session.end)}: a session on a day you keep free",
+                    "on a day you keep free",
                 )
 
 
@@ -64,6 +65,11 @@ def working_hours(ctx: Context) -> Iterator[Violation]:
             if ranges
             else ("you have no working hours that day")
         )
+        phrase = (
+            f"outside your hours ({_hours_text(ranges)})"
+            if ranges
+            else "on a day without working hours"
+        )
         for session in sessions:
             if not _fits(session, ranges):
                 yield ctx.session_violation(
@@ -71,6 +77,7 @@ def working_hours(ctx: Context) -> Iterator[Violation]:
                     session,
                     f"{span(session.start, session.end)}: a session outside your working "
                     f"hours; {limit}",
+                    phrase,
                 )
 
 
@@ -95,4 +102,5 @@ def latest_start(ctx: Context) -> Iterator[Violation]:
                         f"{span(session.start, session.end)}: a "
                         f"{describe(session.item.level)} starts after {clock(latest)}; "
                         f"you keep {level}-intensity work before then",
+                        f"after {clock(latest)} for {level}-intensity work",
                     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from itertools import pairwise
 
@@ -37,6 +38,8 @@ def breaks(ctx: Context) -> Iterator[Violation]:
                     f"{span(session.start, session.end)}: the {_ordinal(run)} session in a "
                     f"row without a {length(rule.min_break)} break; you take a break after "
                     f"{plural(rule.after_sessions, 'session')}",
+                    f"the {_ordinal(run)} session in a row without a "
+                    f"{length(rule.min_break)} break",
                 )
 
 
@@ -53,12 +56,19 @@ def no_back_to_back(ctx: Context) -> Iterator[Violation]:
                 and gap < rule.min_gap
             ):
                 shown = "no gap" if gap.total_seconds() <= 0 else f"{minutes(gap)} between them"
-                yield ctx.session_violation(
-                    "no_back_to_back",
-                    later,
-                    f"{span(later.start, later.end)}: a {describe(later.item.level)} right "
-                    f"after another ({shown}); you keep {minutes(rule.min_gap)} between "
-                    f"{rule.level}-intensity sessions",
+                # About the later session, but both are part of it (accepting either
+                # accepts it).
+                yield replace(
+                    ctx.session_violation(
+                        "no_back_to_back",
+                        later,
+                        f"{span(later.start, later.end)}: a {describe(later.item.level)} right "
+                        f"after another ({shown}); you keep {minutes(rule.min_gap)} between "
+                        f"{rule.level}-intensity sessions",
+                        f"right after another {rule.level}-intensity session ({shown}; you "
+                        f"keep {minutes(rule.min_gap)})",
+                    ),
+                    events=(earlier.key, later.key),
                 )
 
 
@@ -93,5 +103,6 @@ def double_booked(ctx: Context) -> Iterator[Violation]:
                 kind=Kind.SESSION.value,
                 message=f"{span(overlap_start, overlap_end)}: a {_label(other)} and a "
                 f"{_label(item)} overlap",
+                phrase=f"a {_label(other)} and a {_label(item)} overlap",
             )
         active.append(item)

@@ -1,0 +1,163 @@
+"""One fact, one line (DESIGN.md §10): the violations ``check`` and notices show, grouped
+so that a reader is told each thing once.
+
+- Violations about the same session are one line naming each boundary ("Tue 1 Dec,
+  16:30–17:20: outside your hours (09:00–17:00) and after 15:00 for high-intensity work").
+- A ``buffers`` violation for the gap a ``no_back_to_back`` violation already names is
+  folded into it.
+- The same violation recurring week after week (the same weekday and times, the same
+  words) is one line: "every Monday, 10:00–10:50: …, 30 Nov, 7 Dec, 14 Dec".
+
+Every violation keeps its place in ``--json``, with the ``group`` of the line it is in.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from caldaemon.model import Severity, Violation
+from caldaemon.text import MONTH_NAMES, clock, span
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# Rules whose violations are about one session (its subject is the session's key), in
+# the order a merged line names them.
+_ORDER = ("working_hours", "days_off", "level_limits.latest_start", "breaks", "no_back_to_back")
+_PER_SESSION = frozenset(_ORDER)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One line: the violations it stands for, its text, and the day it is listed on."""
+
+    group: str
+    violations: tuple[Violation, ...]
+    line: str
+    date: date
+
+    @property
+    def severity(self) -> Severity:
+        errors = any(v.severity is Severity.ERROR for v in self.violations)
+        return Severity.ERROR if errors else Severity.WARNING
+
+    @property
+    def accepted(self) -> bool:
+        return all(v.accepted for v in self.violations)
+
+
+@dataclass
+class _Draft:
+    violations: list[Violation]
+    dates: list[date]
+
+
+def _short(day: date) -> str:
+    return f"{day.day} {MONTH_NAMES[day.month - 1]}"
+
+
+def _series(key: str) -> str:
+    """The series an occurrence's key belongs to (``calendar/uid@stamp`` → uid)."""
+    return key.rsplit("@", 1)[0]
+
+
+def _phrase(v: Violation, folded: bool = False) -> str:
+    if folded:  # a buffer that has no room in the gap the back-to-back line names
+        return v.phrase.replace(" after it", " in between")
+    return v.phrase or v.message
+
+
+def _clauses(draft: _Draft) -> str:
+    main = [v for v in draft.violations if v.rule != "buffers" or len(draft.violations) == 1]
+    folded = [v for v in draft.violations if v not in main]
+    parts = [_phrase(v) for v in main] + [_phrase(v, folded=True) for v in folded]
+    return " and ".join(parts)
+
+
+def _merge_same_session(violations: Sequence[Violation]) -> list[_Draft]:
+    drafts: dict[str, _Draft] = {}
+    alone: list[_Draft] = []
+    by_gap = {
+        v.events[0]: v for v in violations if v.rule == "no_back_to_back" and len(v.events) == 2
+    }
+    for v in violations:
+        key: str | None = None
+        if v.rule in _PER_SESSION:
+            key = v.subject
+        elif v.rule == "buffers" and v.subject in by_gap:
+            key = by_gap[v.subject].subject  # folded into the back-to-back line
+        if key is None:
+            alone.append(_Draft([v], [v.date]))
+            continue
+        draft = drafts.setdefault(key, _Draft([], []))
+        draft.violations.append(v)
+        draft.dates = sorted({*draft.dates, v.date})
+    merged = list(drafts.values()) + alone
+    for draft in merged:
+        # The session's own line comes first; a folded buffer after it.
+        draft.violations.sort(key=lambda v: _ORDER.index(v.rule) if v.rule in _ORDER else 99)
+    return merged
+
+
+def _signature(draft: _Draft, tz: ZoneInfo) -> tuple[object, ...] | None:
+    """What makes two drafts the same fact on another week; None: never grouped."""
+    head = draft.violations[0]
+    if head.rule == "cadence":
+        return None
+    start, end = head.start.astimezone(tz), head.end.astimezone(tz)
+    per_session = head.rule in _PER_SESSION or head.rule == "buffers"
+    keys = [k for v in draft.violations for k in v.events]
+    series = {_series(k) for k in keys} if per_session else None
+    if per_session and not all("@" in k for k in keys):
+        return None  # not every session is an occurrence of a recurring series
+    return (
+        tuple((v.rule, v.severity, _phrase(v)) for v in draft.violations),
+        start.weekday(),
+        (start.time(), end.time()) if per_session else None,
+        frozenset(series or ()),
+        head.end - head.start if not per_session else None,
+    )
+
+
+def facts(violations: Sequence[Violation], tz: ZoneInfo) -> list[Fact]:
+    """The lines for ``violations`` (one clinician's), in date order."""
+    drafts = _merge_same_session(violations)
+    weekly: dict[tuple[object, ...], list[_Draft]] = defaultdict(list)
+    out: list[tuple[_Draft, list[_Draft]]] = []
+    for draft in sorted(drafts, key=lambda d: (d.dates[0], d.violations[0].start)):
+        signature = _signature(draft, tz)
+        if signature is None:
+            out.append((draft, [draft]))
+            continue
+        if signature not in weekly:
+            out.append((draft, weekly[signature]))
+        weekly[signature].append(draft)
+    return [_fact(first, members, tz) for first, members in out]
+
+
+def _fact(first: _Draft, members: list[_Draft], tz: ZoneInfo) -> Fact:
+    violations = tuple(v for d in members for v in d.violations)
+    group = min(v.fingerprint for v in violations)[:12]
+    head = first.violations[0]
+    if len(members) > 1:
+        start = head.start.astimezone(tz)
+        times = (
+            f", {clock(start)}–{clock(head.end.astimezone(tz))}"
+            if head.rule in _PER_SESSION or head.rule == "buffers"
+            else ""
+        )
+        dates = ", ".join(_short(d.dates[0]) for d in members)
+        line = f"every {_WEEKDAYS[start.weekday()]}{times}: {_clauses(first)}; {dates}"
+    elif len(first.violations) > 1:
+        session = next((v for v in first.violations if v.rule != "buffers"), head)
+        line = f"{span(_local(session.start, tz), _local(session.end, tz))}: {_clauses(first)}"
+    else:
+        line = head.message
+    return Fact(group, violations, line, first.dates[0])
+
+
+def _local(moment: datetime, tz: ZoneInfo) -> datetime:
+    return moment.astimezone(tz)
