@@ -122,9 +122,7 @@ def violations_message(
         body.append("<ul>")
         for line in day_lines:
             before, after = _sentence(line)
-            names = _titles(
-                dict.fromkeys(k for v in line.fact.violations for k in v.events), shown
-            )
+            names = _titles(dict.fromkeys(k for v in line.fact.violations for k in v.events), shown)
             text.append(f"  - {before}" + (f" ({names})" if names else "") + after)
             body.append(
                 f"<li>{_e(before)}"
