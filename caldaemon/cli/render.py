@@ -49,6 +49,18 @@ def buffer_json(b: Buffer) -> dict[str, Any]:
     }
 
 
+def hold_json(b: Buffer) -> dict[str, Any]:
+    return {
+        "clinician": b.clinician,
+        "calendar": b.calendar,
+        "start": b.start.isoformat(),
+        "end": b.end.isoformat(),
+        "all_day": b.all_day,
+        "title": b.title,
+        "reason": b.rule,
+    }
+
+
 def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> str:
     # Compact: json's C encoder only runs without indent, and a year of a practice is
     # tens of thousands of records (pipe through `jq` to read it).
@@ -65,6 +77,7 @@ def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> s
             "buffers": [
                 buffer_json(b) for r in results if not r.errors for b in r.evaluation.buffers
             ],
+            "holds": [hold_json(b) for r in results if not r.errors for b in r.evaluation.holds],
             # Clinicians with a calendar that could not be read: judged on nothing.
             "incomplete": [
                 {"clinician": r.clinician.id, "calendar": e.calendar, "error": str(e)}
@@ -126,6 +139,14 @@ def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
             lines.append("")
             lines.append(f"  {plural(len(accepted), 'accepted exception')} (no notices):")
             lines.extend(_fact_line(fact) for fact in accepted)
+        holds = result.evaluation.holds
+        if holds:
+            lines.append("")
+            lines.append(f"  Protected time ({plural(len(holds), 'hold')}):")
+            for h in holds:
+                start = h.start.astimezone(tz)
+                when = "all day" if h.all_day else f"{clock(start)}–{clock(h.end.astimezone(tz))}"
+                lines.append(f"    {day_name(start.date()):<11} {when:<11}  {h.title}")
         if buffers:
             target = (
                 f"on '{result.clinician.buffers_to}'"

@@ -10,8 +10,9 @@ from typing import Generic, TypeVar
 
 from caldaemon.core.classify import classify_all
 from caldaemon.core.policy import ClassificationSettings, Policy
-from caldaemon.core.rules.buffers import plan_buffers
+from caldaemon.core.rules.buffers import BusyIndex, plan_buffers
 from caldaemon.core.rules.context import Context, week_start
+from caldaemon.core.rules.holds import plan_holds
 from caldaemon.core.rules.registry import rules_on
 from caldaemon.errors import CalendarError
 from caldaemon.model import Buffer, Classified, Event, Kind, Violation
@@ -21,6 +22,12 @@ from caldaemon.model import Buffer, Classified, Event, Kind, Violation
 class Evaluation:
     violations: tuple[Violation, ...]
     buffers: tuple[Buffer, ...]
+    holds: tuple[Buffer, ...] = ()
+
+    @property
+    def blocks(self) -> tuple[Buffer, ...]:
+        """Everything caldaemon would write: buffers and holds alike."""
+        return self.buffers + self.holds
 
 
 P = TypeVar("P", bound=Policy)
@@ -85,10 +92,14 @@ def evaluate(
     for rule in rules_on(clinician.rules):
         for check in rule.checks:
             violations.extend(check(ctx))
-    buffers, no_room = plan_buffers(ctx)
+    busy = BusyIndex(ctx)
+    buffers, no_room = plan_buffers(ctx, busy)
+    for buffer in buffers:
+        busy.take(buffer.start, buffer.end)
+    holds = plan_holds(ctx, busy)
     violations.extend(no_room)
     violations.sort(key=lambda v: (v.date, v.start, v.rule, v.subject))
-    return Evaluation(tuple(violations), tuple(buffers))
+    return Evaluation(tuple(violations), tuple(buffers), tuple(holds))
 
 
 def window(clinician: Policy, now: datetime, horizon: timedelta) -> tuple[datetime, datetime]:
@@ -98,7 +109,7 @@ def window(clinician: Policy, now: datetime, horizon: timedelta) -> tuple[dateti
     tz, starts_on = clinician.tz, clinician.rules.week_starts
     today = now.astimezone(tz).date()
     last_day = (now + horizon).astimezone(tz).date()
-    back = max([timedelta(days=1)] + [c.every for c in clinician.rules.cadence])
+    back = max([timedelta(days=1)] + [c.reach for c in clinician.rules.cadence])
     start = datetime.combine(week_start(today, starts_on), time(), tz)
     end = datetime.combine(week_start(last_day, starts_on) + timedelta(days=7), time(), tz)
     return min(start, now - back), end

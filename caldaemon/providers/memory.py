@@ -179,7 +179,9 @@ class MemoryProvider(BatchProvider):
             start=buffer.start,
             end=buffer.end,
             title=buffer.title,
+            all_day=buffer.all_day,
             owner=identity,
+            marked=True,
             etag=etag,
         )
         return Remote(event_id, etag)

@@ -128,7 +128,7 @@ class Cycle:
                     lambda: self.providers.get(clinician, buffers_to),
                     evidence,
                 ),
-                list(assessment.evaluation.buffers),
+                list(assessment.evaluation.blocks),
                 events,
                 now=now,
                 view_end=now + horizon,

@@ -71,10 +71,12 @@ def check(
             acked=memory.acked,
         )
         if memory.left_alone:
-            buffers = tuple(
-                b for b in assessment.evaluation.buffers if b.identity not in memory.left_alone
+            kept = memory.left_alone
+            assessment.evaluation = replace(
+                assessment.evaluation,
+                buffers=tuple(b for b in assessment.evaluation.buffers if b.identity not in kept),
+                holds=tuple(b for b in assessment.evaluation.holds if b.identity not in kept),
             )
-            assessment.evaluation = replace(assessment.evaluation, buffers=buffers)
         assessment.warnings.extend(warnings)
         assessment.errors.extend(errors)
         results.append(assessment)

@@ -436,3 +436,102 @@ def test_a_cadence_deadline_is_every_days_later_on_the_clinicians_clock_across_d
         first = rules_hit(evaluate(settings, [meeting], now=now), "cadence")[0]
         assert first.start == datetime(2026, 11, 3, 11, 0, tzinfo=TZ)
         assert "by Tue 3 Nov 11:00" in first.message
+
+
+def test_a_before_buffer_prepares_a_session_and_does_not_change_after_identities():
+    rules = {
+        "buffers": [
+            {"before": "high", "length": "10m", "title": "Preparation"},
+            {"after": "high", "length": "15m", "title": "Grounding time"},
+        ]
+    }
+    heavy = session(MONDAY, "10:00", "10:50", "#heavy", id="h1")
+    result = evaluate(make_settings(rules), [heavy])
+    assert [(b.title, b.start, b.end) for b in result.buffers] == [
+        ("Preparation", heavy.start - timedelta(minutes=10), heavy.start),
+        ("Grounding time", heavy.end, heavy.end + timedelta(minutes=15)),
+    ]
+    [after_only] = evaluate(make_settings(BUFFERS), [heavy]).buffers
+    assert result.buffers[1].identity == after_only.identity  # placed buffers keep theirs
+
+
+def test_a_shrinking_buffer_takes_the_room_there_is_and_says_so_as_a_warning():
+    rules = {
+        "buffers": [
+            {
+                "after": "high",
+                "length": "15m",
+                "title": "Grounding time",
+                "fit": "shrink",
+                "min_length": "10m",
+            }
+        ]
+    }
+    heavy = session(MONDAY, "09:00", "09:50", "#heavy")
+    next_one = session(MONDAY, "10:00", "10:50")  # the 50-minute hour leaves 10 minutes
+    result = evaluate(make_settings(rules), [heavy, next_one])
+    [b] = result.buffers
+    assert (b.start, b.end) == (heavy.end, heavy.end + timedelta(minutes=10))
+    [v] = rules_hit(result, "buffers")
+    assert v.severity is Severity.WARNING
+    assert v.message == (
+        "Mon 30 Nov, 09:50–10:00: grounding time shortened to 10 minutes (after a "
+        "high-intensity session); there was no room for 15 minutes"
+    )
+
+
+def test_a_shrinking_buffer_below_its_minimum_is_not_placed():
+    rules = {
+        "buffers": [
+            {
+                "after": "high",
+                "length": "15m",
+                "title": "Grounding time",
+                "fit": "shrink",
+                "min_length": "10m",
+            }
+        ]
+    }
+    heavy = session(MONDAY, "09:00", "09:50", "#heavy")
+    close = session(MONDAY, "09:55", "10:50")
+    result = evaluate(make_settings(rules), [heavy, close])
+    assert result.buffers == ()
+    [v] = rules_hit(result, "buffers")
+    assert v.severity is Severity.ERROR and "no room for 15 minutes" in v.message
+
+
+def test_leave_across_a_cadence_deadline_moves_it_a_day_per_day_off():
+    settings = make_settings({"cadence": [{"kind": "supervision", "every": "14d"}]})
+    last = session(MONDAY, "10:00", "11:00", "#supervision")
+    leave = all_day(MONDAY + timedelta(days=7), "Holiday #off", days=5)
+    now = at(MONDAY, "12:00")
+    [without] = rules_hit(evaluate(settings, [last], now=now), "cadence")[:1]
+    [with_leave] = rules_hit(evaluate(settings, [last, leave], now=now), "cadence")[:1]
+    assert with_leave.start - without.start == timedelta(days=5)
+    assert "by Mon 19 Dec" not in with_leave.message
+
+
+def test_supervision_in_hours_per_rolling_period():
+    settings = make_settings(
+        {"cadence": [{"kind": "supervision", "hours": 1.5, "per": "30d"}]},
+        daemon={"horizon": "28d"},
+    )
+    one_hour = session(MONDAY - timedelta(days=3), "10:00", "11:00", "#supervision")
+    [v] = rules_hit(evaluate(settings, [one_hour]), "cadence")
+    assert v.message == (
+        "1 h of supervision or consultation in the 30 days to Mon 30 Nov; you planned "
+        "1.5 h every 30 days"
+    )
+    enough = session(MONDAY - timedelta(days=2), "10:00", "10:30", "#supervision")
+    later = session(MONDAY + timedelta(days=20), "10:00", "11:30", "#supervision")
+    assert rules_hit(evaluate(settings, [one_hour, enough, later]), "cadence") == []
+
+
+def test_a_cadence_gives_every_or_hours_with_per():
+    import pytest as _pytest
+
+    from caldaemon.errors import ConfigError
+
+    for cadence in ({"kind": "supervision"}, {"kind": "supervision", "hours": 1}):
+        with _pytest.raises(ConfigError):
+            make_settings({"cadence": [cadence]})

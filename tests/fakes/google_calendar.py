@@ -22,7 +22,10 @@ of a deleted (cancelled) event → 403; a stale If-Match → 412 ``conditionNotM
 deleting a deleted event → 410 (google_store.py); sync tokens expire → 410
 ``fullSyncRequired`` (google_listing.py, lifetime :attr:`sync_token_lifetime` on the
 fake's ``clock``); an incremental sync of a touched open-ended series returns its
-instances for decades (google_listing.py); batches of at most 50 (google_batch.py).
+instances for decades (google_listing.py); batches of at most 50 (google_batch.py);
+``visibility``/``transparency`` outside their enums → 400, and ``eventType`` cannot
+change, "fromGmail" cannot be created, out of office is timed and on primary calendars
+only (google_event.py; :func:`google_event.out_of_office` is the UI's own such event).
 Injected by tests, since they are triggered by what a whole account does:
 :meth:`exceed_usage_limits` (403 ``quotaExceeded``: the calendar is read-only for hours),
 :meth:`loop_paging`, :meth:`expire_sync_tokens`, :meth:`inject` (faults).

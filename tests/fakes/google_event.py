@@ -19,11 +19,13 @@ __all__ = [
     "instance_until",
     "merge",
     "moment",
+    "out_of_office",
     "parse_query_time",
     "render",
     "search_text",
     "span",
     "validate_event",
+    "validate_event_type",
 ]
 
 _MAX_INSTANCES = 1000
@@ -211,6 +213,75 @@ def validate_event(event: JSON, cal_tz: str) -> None:
         isinstance(attendee, dict) and attendee.get("email") for attendee in attendees
     ):
         raise ApiError(400, "required", "Missing attendee email.")
+    # The enums of the Events resource: "transparency" opaque | transparent, "visibility"
+    # default | public | private | confidential. (The messages are the fake's own.)
+    for key, allowed in (("transparency", _TRANSPARENCY), ("visibility", _VISIBILITY)):
+        if key in event and event[key] not in allowed:
+            raise ApiError(400, "invalid", f"Invalid {key} value: '{event[key]}'.", location=key)
+
+
+_TRANSPARENCY = ("opaque", "transparent")
+_VISIBILITY = ("default", "public", "private", "confidential")
+# Events resource, ``eventType``: "Specific type of the event. This cannot be modified
+# after the event is created." ("fromGmail" ... "This type of event cannot be created").
+_EVENT_TYPES = ("birthday", "default", "focusTime", "fromGmail", "outOfOffice", "workingLocation")
+
+
+def validate_event_type(event: JSON, existing: JSON | None, *, primary: bool) -> None:
+    """The rules of ``eventType`` on a write (``event`` already carries the type it will
+    have). Messages are the fake's own; the rules are documented or reported:
+
+    * the type cannot change once the event exists (Events resource);
+    * "fromGmail" events cannot be created (Events resource);
+    * out of office events exist "only on primary calendars" ("Manage focus time, out of
+      office, and working location events" guide), and are timed: the API answers 400
+      to a date-based (all-day) one, and Google Calendar's own UI keeps an all-day out
+      of office as a timed span from midnight to midnight (macro-inc/macro PR #6474;
+      phw198/OutlookGoogleCalendarSync #2366).
+    """
+    kind = event.get("eventType")
+    if kind not in _EVENT_TYPES:
+        raise ApiError(400, "invalid", f"Invalid event type: '{kind}'.", location="eventType")
+    if existing is not None:
+        if existing.get("eventType", "default") != kind:
+            raise ApiError(400, "invalid", "The event type cannot be changed.")
+        return
+    if kind == "fromGmail":
+        raise ApiError(400, "invalid", "Events of type fromGmail cannot be created.")
+    if kind == "outOfOffice":
+        if not primary:
+            raise ApiError(
+                400, "invalid", "Out of office events can only be created on primary calendars."
+            )
+        if "date" in event["start"] or "date" in event["end"]:
+            raise ApiError(400, "invalid", "An out of office event cannot be an all-day event.")
+
+
+def out_of_office(
+    start: datetime,
+    end: datetime,
+    time_zone: str,
+    *,
+    summary: str = "Out of office",
+    decline_message: str = "I am out of the office and will reply when I am back.",
+) -> JSON:
+    """An out of office event as Google Calendar's UI makes it (the user picks "Out of
+    office" in the event dialog): ``eventType`` "outOfOffice" with its
+    ``outOfOfficeProperties`` (autoDeclineMode, declineMessage: Events resource), busy,
+    and timed even when the user ticked "All day" (whole days run from midnight to
+    midnight in the calendar's zone; see :func:`validate_event_type`)."""
+    zone = ZoneInfo(time_zone)
+    return {
+        "summary": summary,
+        "start": {"dateTime": _rfc3339(start.astimezone(zone)), "timeZone": time_zone},
+        "end": {"dateTime": _rfc3339(end.astimezone(zone)), "timeZone": time_zone},
+        "eventType": "outOfOffice",
+        "transparency": "opaque",
+        "outOfOfficeProperties": {
+            "autoDeclineMode": "declineAllConflictingInvitations",
+            "declineMessage": decline_message,
+        },
+    }
 
 
 def merge(target: JSON, patch: JSON) -> JSON:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .google_common import JSON, ApiError, etag_in, new_event_id, not_found
-from .google_event import expand, instance_until, merge, validate_event
+from .google_event import (
+    expand,
+    instance_until,
+    merge,
+    validate_event,
+    validate_event_type,
+)
 
 __all__ = ["ETAG_BASE", "Calendar", "Listing", "Store", "SyncState"]
 
@@ -140,7 +146,8 @@ class Store:
         }
         event.setdefault("status", "confirmed")
         event.setdefault("reminders", {"useDefault": True})
-        event.setdefault("eventType", "default")
+        # A write that leaves eventType out keeps the type the event has (it cannot change).
+        event.setdefault("eventType", (existing or {}).get("eventType", "default"))
         if existing is None:
             sequence = body.get("sequence", 0)
             event["sequence"] = sequence if isinstance(sequence, int) else 0
@@ -164,6 +171,7 @@ class Store:
                 if str(attendee.get("email", "")).lower() == cal.email.lower():
                     attendee["self"] = True
         validate_event(event, cal.time_zone)
+        validate_event_type(event, existing, primary=cal.calendar_id == "primary")
         self.change += 1
         stamp = self.stamp()
         event["etag"] = f'"{ETAG_BASE + self.change}"'

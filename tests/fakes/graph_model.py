@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
 
 from .graph_common import GraphError
-from .graph_time import check_recurrence, dtz_to_aware
+from .graph_time import check_all_day, check_recurrence, check_write_zone, dtz_to_aware
 from .graph_world import WorldRules, every
 from .identity_model import User
 
@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
+# "sensitivity": "Possible values are: normal, personal, private, and confidential" (event
+# resource, https://learn.microsoft.com/graph/api/resources/event).
+_SENSITIVITY = ("normal", "personal", "private", "confidential")
 _RESPONSES = (
     "none",
     "organizer",
@@ -332,6 +335,8 @@ def apply_props(
             continue
         if key == "transactionId" and not creating:
             continue
+        if key in ("start", "end") and not seeding:
+            check_write_zone(value)
         if key in _READ_ONLY:
             if seeding and key in SEEDABLE:
                 props[key] = value
@@ -376,21 +381,21 @@ def validate_event(props: dict[str, Any], *, is_exception: bool) -> None:
         raise GraphError(
             400, "ErrorInvalidRequest", "The end time of an event can't be before its start time."
         )
-    if props.get("isAllDay") and any(
-        (t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0) for t in (start, end)
-    ):
-        # "start and end time must be set to midnight" for all-day events.
-        raise GraphError(
-            400,
-            "ErrorInvalidRequest",
-            "For an all-day event, the start and end times must be set to midnight.",
-        )
+    if props.get("isAllDay"):
+        check_all_day(props["start"], props["end"], start, end)
     if props.get("showAs") not in _SHOW_AS:
         raise GraphError(
             400,
             "RequestBodyRead",
             f"Cannot convert the literal '{props.get('showAs')}' to the expected type "
             "'microsoft.graph.freeBusyStatus'.",
+        )
+    if props.get("sensitivity") not in _SENSITIVITY:
+        raise GraphError(
+            400,
+            "RequestBodyRead",
+            f"Cannot convert the literal '{props.get('sensitivity')}' to the expected type "
+            "'microsoft.graph.sensitivity'.",
         )
     response = props.get("responseStatus") or {}
     if response.get("response") not in _RESPONSES:

@@ -11,10 +11,14 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tzlocal.windows_tz import win_tz
+
 from .graph_common import GraphError
 
 __all__ = [
+    "check_all_day",
     "check_recurrence",
+    "check_write_zone",
     "dtz_to_aware",
     "format_instant",
     "format_local",
@@ -23,26 +27,41 @@ __all__ = [
     "window_bound",
 ]
 
-# Windows zone names Graph accepts alongside IANA ones (a common subset).
-_WINDOWS_ZONES = {
+# Windows zone names Graph accepts alongside IANA ones: every zone Windows knows (CLDR's
+# windowsZones, as tzlocal ships it), and a few spellings of UTC.
+_WINDOWS_ZONES = {name.lower(): key for name, key in win_tz.items()} | {
     "utc": "UTC",
     "coordinated universal time": "UTC",
-    "gmt standard time": "Europe/London",
-    "greenwich standard time": "Atlantic/Reykjavik",
-    "w. europe standard time": "Europe/Berlin",
-    "romance standard time": "Europe/Paris",
-    "central europe standard time": "Europe/Budapest",
-    "e. europe standard time": "Europe/Chisinau",
-    "eastern standard time": "America/New_York",
-    "central standard time": "America/Chicago",
-    "mountain standard time": "America/Denver",
-    "pacific standard time": "America/Los_Angeles",
-    "india standard time": "Asia/Kolkata",
-    "china standard time": "Asia/Shanghai",
-    "tokyo standard time": "Asia/Tokyo",
-    "aus eastern standard time": "Australia/Sydney",
-    "new zealand standard time": "Pacific/Auckland",
 }
+# The IANA names a write may use: "The timeZone property can be set to any of the time
+# zones currently supported by Windows, as well as the other time zones supported by the
+# calendar API" (the list below) and "Methods such as create or update might not support
+# all dateTimeTimeZone time zones" (dateTimeTimeZone resource,
+# https://learn.microsoft.com/graph/api/resources/datetimetimezone). A name outside both
+# answers 400 TimeZoneNotSupportedException (microsoft-graph-docs #4758). Reads and the
+# user's own events (seeding) take any IANA name.
+_WRITABLE_IANA_LIST = """
+    Etc/GMT+12 Etc/GMT+11 Pacific/Honolulu America/Anchorage America/Santa_Isabel
+    America/Los_Angeles America/Phoenix America/Chihuahua America/Denver America/Guatemala
+    America/Chicago America/Mexico_City America/Regina America/Bogota America/New_York
+    America/Indiana/Indianapolis America/Caracas America/Asuncion America/Halifax
+    America/Cuiaba America/La_Paz America/Santiago America/St_Johns America/Sao_Paulo
+    America/Argentina/Buenos_Aires America/Cayenne America/Godthab America/Montevideo
+    America/Bahia Etc/GMT+2 Atlantic/Azores Atlantic/Cape_Verde Africa/Casablanca Etc/GMT
+    Europe/London Atlantic/Reykjavik Europe/Berlin Europe/Budapest Europe/Paris
+    Europe/Warsaw Africa/Lagos Africa/Windhoek Europe/Bucharest Asia/Beirut Africa/Cairo
+    Asia/Damascus Africa/Johannesburg Europe/Kyiv Europe/Kiev Europe/Istanbul
+    Asia/Jerusalem Asia/Amman Asia/Baghdad Europe/Kaliningrad Asia/Riyadh Africa/Nairobi
+    Asia/Tehran Asia/Dubai Asia/Baku Europe/Moscow Indian/Mauritius Asia/Tbilisi
+    Asia/Yerevan Asia/Kabul Asia/Karachi Asia/Tashkent Asia/Kolkata Asia/Colombo
+    Asia/Kathmandu Asia/Almaty Asia/Dhaka Asia/Yekaterinburg Asia/Yangon Asia/Rangoon
+    Asia/Bangkok Asia/Novosibirsk Asia/Shanghai Asia/Krasnoyarsk Asia/Singapore
+    Australia/Perth Asia/Taipei Asia/Ulaanbaatar Asia/Irkutsk Asia/Tokyo Asia/Seoul
+    Australia/Adelaide Australia/Darwin Australia/Brisbane Australia/Sydney
+    Pacific/Port_Moresby Australia/Hobart Asia/Yakutsk Pacific/Guadalcanal
+    Asia/Vladivostok Pacific/Auckland Etc/GMT-12 Pacific/Fiji Asia/Magadan
+    Pacific/Tongatapu Pacific/Apia Pacific/Kiritimati"""
+_WRITABLE_IANA = frozenset(_WRITABLE_IANA_LIST.split())
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _INDEXES = ("first", "second", "third", "fourth", "last")
 _DATETIME = re.compile(
@@ -99,12 +118,7 @@ def dtz_to_aware(value: Any, field_name: str) -> datetime:
     zone_name = value.get("timeZone") or "UTC"
     zone = resolve_zone(zone_name)
     if zone is None:
-        raise GraphError(
-            400,
-            "TimeZoneNotSupportedException",
-            f"A valid TimeZone value must be specified. The following TimeZone value is "
-            f"not supported: '{zone_name}'.",
-        )
+        raise _unsupported_zone(zone_name)
     try:
         local, offset = _parse_datetime(value["dateTime"])
     except ValueError as exc:
@@ -114,6 +128,52 @@ def dtz_to_aware(value: Any, field_name: str) -> datetime:
     if offset is not None:
         return local.replace(tzinfo=offset).astimezone(zone)
     return local.replace(tzinfo=zone)
+
+
+def check_write_zone(value: Any) -> None:
+    """A ``dateTimeTimeZone`` written through the API names a zone writes support (see
+    ``_WRITABLE_IANA``); the value's other checks are :func:`dtz_to_aware`'s."""
+    if not isinstance(value, Mapping):
+        return
+    name = str(value.get("timeZone") or "UTC").strip()
+    if name.lower() in _WINDOWS_ZONES or name in _WRITABLE_IANA:
+        return
+    raise _unsupported_zone(name)
+
+
+def _unsupported_zone(name: str) -> GraphError:
+    return GraphError(
+        400,
+        "TimeZoneNotSupportedException",
+        f"A valid TimeZone value must be specified. The following TimeZone value is "
+        f"not supported: '{name}'.",
+    )
+
+
+def check_all_day(
+    start_value: Mapping[str, Any], end_value: Mapping[str, Any], start: datetime, end: datetime
+) -> None:
+    """An all-day event's times (``start``/``end`` as :func:`dtz_to_aware` read them).
+    ``isAllDay``: "If true, regardless of whether it's a single-day or multi-day event,
+    start and end time must be set to midnight and be in the same time zone" (event
+    resource, https://learn.microsoft.com/graph/api/resources/event); "all-day events
+    start at midnight on a specific day, and end 24 hours (or a multiple of 24 hours)
+    later" (Exchange, "Create all-day events by using EWS"). The messages are the fake's."""
+    if any((t.hour, t.minute, t.second, t.microsecond) != (0, 0, 0, 0) for t in (start, end)):
+        raise GraphError(
+            400,
+            "ErrorInvalidRequest",
+            "For an all-day event, the start and end times must be set to midnight.",
+        )
+    zones = {str(v.get("timeZone") or "UTC").strip().lower() for v in (start_value, end_value)}
+    if len(zones) > 1:
+        raise GraphError(
+            400,
+            "ErrorInvalidRequest",
+            "For an all-day event, the start and end must be in the same time zone.",
+        )
+    if end <= start:
+        raise GraphError(400, "ErrorInvalidRequest", "An all-day event lasts one day or more.")
 
 
 def window_bound(query: Mapping[str, str], name: str) -> tuple[datetime, str]:

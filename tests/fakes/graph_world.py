@@ -12,6 +12,10 @@ Behaviours that are always on (no schedule), in the request handlers:
 * ``DELETE`` is soft and the event keeps its ``transactionId``: a create reusing it with
   the same body answers the existing event, with another body 400
   ``ErrorDuplicateTransactionId`` (RESEARCH.md), in graph_events.py;
+* a write naming an IANA zone Graph does not list answers 400
+  ``TimeZoneNotSupportedException`` (Windows names are always taken), and an all-day
+  event must run midnight to midnight in one zone (dateTimeTimeZone and event resource;
+  microsoft-graph-docs #4758), in graph_time.py;
 * ``@removed`` for ids never seen or changed outside the window (delta-query-overview,
   microsoft-graph-docs #11728, #5301) by :attr:`WorldRules.stale_removals`.
 

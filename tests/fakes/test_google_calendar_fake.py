@@ -23,6 +23,7 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from .google_calendar import Fault, GoogleCalendarServer
+from .google_event import out_of_office
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 
@@ -586,3 +587,75 @@ def test_an_injected_paging_loop_names_the_same_page_again(
     ).execute()
     assert after["items"] == page["items"]  # the loop is over: the chain goes on from here
     assert "nextPageToken" in after
+
+
+def test_visibility_and_all_day_dates_are_kept_and_bad_values_refused(
+    service: Resource,
+) -> None:
+    events = service.events()
+    private = events.insert(
+        calendarId="primary",
+        body={
+            "summary": "Day off",
+            "start": {"date": "2024-03-09"},
+            "end": {"date": "2024-03-10"},
+            "visibility": "private",
+            "transparency": "opaque",
+        },
+    ).execute()
+    fetched = events.get(calendarId="primary", eventId=private["id"]).execute()
+    assert fetched["visibility"] == "private" and fetched["start"] == {"date": "2024-03-09"}
+    # Moved to the next day and made timed by one update: Google takes either form.
+    moved = events.update(
+        calendarId="primary", eventId=private["id"], body=timed("Held", 11, visibility="private")
+    ).execute()
+    assert "date" not in moved["start"] and moved["visibility"] == "private"
+    for bad in ({"visibility": "secret"}, {"transparency": "busy"}):
+        with pytest.raises(HttpError) as refused:
+            events.insert(calendarId="primary", body=timed("Held", 12, **bad)).execute()
+        assert refused.value.resp.status == 400
+    with pytest.raises(HttpError) as empty:
+        events.insert(
+            calendarId="primary",
+            body={"summary": "x", "start": {"date": "2024-03-09"}, "end": {"date": "2024-03-09"}},
+        ).execute()
+    assert reason(empty.value) == "timeRangeEmpty"
+
+
+def test_out_of_office_is_timed_on_primary_calendars_and_keeps_its_type(
+    server: GoogleCalendarServer, service: Resource
+) -> None:
+    start = datetime(2024, 3, 9, tzinfo=UTC)
+    away = out_of_office(start, start + timedelta(days=2), "UTC")
+    events = service.events()
+    created = events.insert(calendarId="primary", body=away).execute()
+    assert created["eventType"] == "outOfOffice"
+    assert created["outOfOfficeProperties"]["autoDeclineMode"] == (
+        "declineAllConflictingInvitations"
+    )
+    listed = events.list(calendarId="primary", singleEvents=True).execute()["items"]
+    assert [e["eventType"] for e in listed] == ["outOfOffice"]
+    # A date-based (all-day) one is refused; Google's UI writes whole days as timed spans.
+    dated = {**away, "start": {"date": "2024-03-09"}, "end": {"date": "2024-03-11"}}
+    server.add_calendar("team@example.com")
+    refusals = [
+        lambda: events.insert(calendarId="primary", body=dated),
+        lambda: events.insert(calendarId="team@example.com", body=away),
+        lambda: events.update(
+            calendarId="primary",
+            eventId=created["id"],
+            body={**created, "eventType": "default"},
+        ),
+        lambda: events.insert(calendarId="primary", body=timed("Mail", 9, eventType="fromGmail")),
+    ]
+    for refused in refusals:
+        with pytest.raises(HttpError) as error:
+            refused().execute()
+        assert error.value.resp.status == 400
+    # An update that leaves the type out keeps it.
+    kept = events.update(
+        calendarId="primary",
+        eventId=created["id"],
+        body={k: v for k, v in created.items() if k != "eventType"},
+    ).execute()
+    assert kept["eventType"] == "outOfOffice"

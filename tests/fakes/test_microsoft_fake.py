@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from .graph_users import out_of_office
 from .microsoft import DEFAULT_USER, Fault, MicrosoftServer
 
 GRAPH_DEFAULT = ["https://graph.microsoft.com/.default"]
@@ -557,3 +558,93 @@ def test_graph_requires_a_valid_bearer_token(server: MicrosoftServer) -> None:
     expired = requests.get(url, headers={"Authorization": f"Bearer {token}"}, verify=server.ca_path)
     assert expired.status_code == 401
     assert "expired" in json.loads(expired.content)["error"]["message"]
+
+
+def test_all_day_events_follow_graphs_rules_and_keep_their_dates(
+    server: MicrosoftServer, http: requests.Session
+) -> None:
+    events = f"{server.graph_url}/me/events"
+
+    def all_day(start: str, end: str, zone: str = "Eastern Standard Time", **extra: Any) -> Any:
+        body = {
+            "subject": "Day off",
+            "start": {"dateTime": start, "timeZone": zone},
+            "end": {"dateTime": end, "timeZone": zone},
+            "isAllDay": True,
+            **extra,
+        }
+        return http.post(events, json=body)
+
+    made = all_day("2026-12-05T00:00:00", "2026-12-06T00:00:00", sensitivity="private")
+    assert made.status_code == 201, made.text
+    assert made.json()["sensitivity"] == "private" and made.json()["isAllDay"]
+    # Read in any zone, the midnights stay midnights: the event is its dates.
+    tokyo = http.get(
+        f"{events}/{made.json()['id']}", headers={"Prefer": 'outlook.timezone="Asia/Tokyo"'}
+    ).json()
+    assert tokyo["start"] == {"dateTime": "2026-12-05T00:00:00.0000000", "timeZone": "Asia/Tokyo"}
+    assert tokyo["originalStartTimeZone"] == "Eastern Standard Time"
+    refused = [
+        all_day("2026-12-05T09:00:00", "2026-12-06T00:00:00"),  # not midnight
+        all_day("2026-12-05T00:00:00", "2026-12-05T00:00:00"),  # no day at all
+        http.post(
+            events,
+            json={
+                "subject": "Day off",
+                "start": {"dateTime": "2026-12-05T00:00:00", "timeZone": "UTC"},
+                "end": {"dateTime": "2026-12-06T00:00:00", "timeZone": "Eastern Standard Time"},
+                "isAllDay": True,
+            },
+        ),  # two zones
+        all_day("2026-12-05T00:00:00", "2026-12-06T00:00:00", sensitivity="secret"),
+    ]
+    assert [r.status_code for r in refused] == [400] * 4
+
+
+def test_writes_take_windows_zones_and_listed_iana_ones_and_users_any(
+    server: MicrosoftServer, http: requests.Session
+) -> None:
+    def post(zone: str) -> requests.Response:
+        start, end = "2026-12-01T09:00:00", "2026-12-01T10:00:00"
+        body = {
+            "subject": "x",
+            "start": {"dateTime": start, "timeZone": zone},
+            "end": {"dateTime": end, "timeZone": zone},
+        }
+        return http.post(f"{server.graph_url}/me/events", json=body)
+
+    for taken in ("Eastern Standard Time", "Tokyo Standard Time", "America/New_York", "UTC"):
+        assert post(taken).status_code == 201, taken
+    refused = post("America/Toronto")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "TimeZoneNotSupportedException"
+    # The user's own Outlook is no API client: seeding takes any IANA name.
+    seeded = server.put_event(
+        DEFAULT_USER,
+        None,
+        {
+            "subject": "Session",
+            "start": {"dateTime": "2026-12-01T09:00:00", "timeZone": "America/Toronto"},
+            "end": {"dateTime": "2026-12-01T10:00:00", "timeZone": "America/Toronto"},
+        },
+    )
+    assert seeded["start"] == {"dateTime": "2026-12-01T14:00:00.0000000", "timeZone": "UTC"}
+
+
+def test_a_users_out_of_office_days_are_all_day_and_shown_as_away(
+    server: MicrosoftServer, http: requests.Session
+) -> None:
+    away = server.put_event(
+        DEFAULT_USER, None, out_of_office(dt.date(2026, 12, 3), dt.date(2026, 12, 4))
+    )
+    [listed] = [
+        e
+        for page in collect_delta(http, f"{server.graph_url}/me/calendarView/delta", params=WINDOW)[
+            0
+        ]
+        for e in page
+    ]
+    assert listed["id"] == away["id"]
+    assert (listed["showAs"], listed["isAllDay"]) == ("oof", True)
+    assert listed["start"]["dateTime"] == "2026-12-03T00:00:00.0000000"
+    assert listed["end"]["dateTime"] == "2026-12-05T00:00:00.0000000"

@@ -17,12 +17,49 @@ from typing import Any
 
 import pytest
 
+from caldaemon.errors import RemoteGone
+from caldaemon.model import Buffer, Create, Delete, Update, Write, content_digest
 from caldaemon.providers.base import ProviderContext
 from caldaemon.providers.google.auth import SCOPE_EVENTS
 from caldaemon.providers.google.provider import GoogleProvider
 from caldaemon.providers.google.settings import GoogleCalendar
 from tests.fakes.google_calendar import GoogleCalendarServer
-from tests.providers.contract import SELF, TZ, WINDOW, ProviderContract, UserEvent
+from tests.fakes.google_event import out_of_office
+from tests.providers.contract import (
+    SELF,
+    TZ,
+    WINDOW,
+    ProviderContract,
+    UserEvent,
+    buffer,
+    by_id,
+)
+
+# Friday 4 Dec 2026 is full: its free working hours are held; Saturday is a day off.
+FRIDAY = datetime(2026, 12, 4, tzinfo=TZ)
+SATURDAY = datetime(2026, 12, 5, tzinfo=TZ)
+
+
+def hold(start: datetime, end: datetime, *, all_day: bool = False) -> Buffer:
+    """A hold over protected time, as the core wants it (DESIGN.md §10)."""
+    title = "Day off" if all_day else "Protected time"
+    return Buffer(
+        "lee",
+        "work",
+        start,
+        end,
+        title,
+        f"day/{start:%Y-%m-%d}/{start:%H%M}",
+        "protect",
+        all_day=all_day,
+    )
+
+
+def working_day_of_holds() -> list[Buffer]:
+    """Three free stretches of a full Friday held, and an all-day hold on Saturday."""
+    stretches = [(9, 10), (12, 13), (15, 17)]
+    timed = [hold(FRIDAY + timedelta(hours=a), FRIDAY + timedelta(hours=b)) for a, b in stretches]
+    return [*timed, hold(SATURDAY, SATURDAY + timedelta(days=1), all_day=True)]
 
 
 class Sleeps(list[float]):
@@ -197,4 +234,118 @@ class TestGoogle(ProviderContract):
         assert [(r.method, r.path, r.status) for r in server.requests] == [
             ("POST", "/token", 200),
             ("GET", "/calendars/primary/events", 200),
+        ]
+
+    # -- holds: private, all-day, out of office (DESIGN.md §10) -------------------------
+
+    def test_every_block_is_written_private_and_busy(
+        self, backend: GoogleBackend, server: GoogleCalendarServer
+    ) -> None:
+        blocks = [buffer(), hold(SATURDAY, SATURDAY + timedelta(days=1), all_day=True)]
+        results = backend.provider().apply([Create(b, b.identity) for b in blocks])
+        for result in results:
+            assert result.remote is not None
+            stored = server.get_event("primary", result.remote.id)
+            assert stored is not None
+            assert (stored["visibility"], stored["transparency"]) == ("private", "opaque")
+
+    def test_an_all_day_hold_is_an_all_day_event_listed_at_local_midnights(
+        self, backend: GoogleBackend, server: GoogleCalendarServer
+    ) -> None:
+        server.add_calendar(SELF, time_zone="America/Toronto")  # the primary's zone
+        day_off = hold(SATURDAY, SATURDAY + timedelta(days=1), all_day=True)
+        provider = backend.provider()
+        [created] = provider.apply([Create(day_off, day_off.identity)])
+        assert created.error is None and created.remote is not None
+        stored = server.get_event("primary", created.remote.id)
+        assert stored is not None
+        assert (stored["start"], stored["end"]) == ({"date": "2026-12-05"}, {"date": "2026-12-06"})
+        listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
+        assert listed.all_day and listed.busy and listed.title == "Day off"
+        assert (listed.start, listed.end) == (SATURDAY, SATURDAY + timedelta(days=1))
+        assert listed.owner == day_off.identity and listed.etag == created.remote.etag
+        # What the core compares to tell a user's edit: the same as what it wrote.
+        assert listed.content == content_digest(day_off.start, day_off.end, "Day off")
+
+    def test_an_all_day_hold_moves_turns_timed_and_goes_idempotently(
+        self, backend: GoogleBackend, server: GoogleCalendarServer
+    ) -> None:
+        provider = backend.provider()
+        day_off = hold(SATURDAY, SATURDAY + timedelta(days=1), all_day=True)
+        [created] = provider.apply([Create(day_off, day_off.identity)])
+        [again] = provider.apply([Create(day_off, day_off.identity)])
+        assert created.remote is not None and again.remote == created.remote
+        sunday = SATURDAY + timedelta(days=1)
+        moved = hold(sunday, sunday + timedelta(days=1), all_day=True)
+        [on_sunday] = provider.apply([Update(moved, day_off.identity, created.remote)])
+        assert on_sunday.remote is not None
+        assert server.get_event("primary", created.remote.id)["start"] == {"date": "2026-12-06"}
+        timed = hold(FRIDAY + timedelta(hours=9), FRIDAY + timedelta(hours=17))
+        [turned] = provider.apply([Update(timed, day_off.identity, on_sunday.remote)])
+        assert turned.remote is not None
+        listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
+        assert not listed.all_day and (listed.start, listed.end) == (timed.start, timed.end)
+        [back] = provider.apply([Update(moved, day_off.identity, turned.remote)])
+        assert back.remote is not None
+        listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
+        assert listed.all_day and listed.start == sunday and listed.owner == day_off.identity
+        [deleted] = provider.apply([Delete(day_off.identity, back.remote)])
+        [twice] = provider.apply([Delete(day_off.identity, back.remote)])
+        assert deleted.error is None and isinstance(twice.error, RemoteGone)
+        assert created.remote.id not in by_id(provider.changes(WINDOW, None))
+
+    def test_a_users_out_of_office_is_read_as_out_of_office_and_busy(
+        self, backend: GoogleBackend, server: GoogleCalendarServer
+    ) -> None:
+        server.add_calendar(SELF, time_zone="America/Toronto")
+        # Two whole days ("All day" ticked: Google keeps them timed) and one afternoon.
+        days = server.put_event(
+            "primary", out_of_office(SATURDAY, SATURDAY + timedelta(days=2), "America/Toronto")
+        )
+        afternoon = server.put_event(
+            "primary",
+            out_of_office(FRIDAY + timedelta(hours=13), FRIDAY + timedelta(hours=17), "UTC"),
+        )
+        session = backend.add(
+            UserEvent("s1", FRIDAY + timedelta(hours=9), FRIDAY + timedelta(hours=10))
+        )
+        events = by_id(backend.provider().changes(WINDOW, None))
+        away = events[days["id"]]
+        assert away.out_of_office and away.busy and not away.all_day
+        assert (away.start, away.end) == (SATURDAY, SATURDAY + timedelta(days=2))
+        assert events[afternoon["id"]].out_of_office
+        assert events[afternoon["id"]].start == FRIDAY + timedelta(hours=13)
+        assert not events[session].out_of_office
+
+    def test_a_working_day_of_holds_is_one_batch_request(
+        self, backend: GoogleBackend, server: GoogleCalendarServer
+    ) -> None:
+        provider = backend.provider()
+        token = provider.changes(WINDOW, None).token  # signed in: the access token is at hand
+        holds = working_day_of_holds()
+        server.clear_requests()
+        created = provider.apply([Create(h, h.identity) for h in holds])
+        assert [r.error for r in created] == [None] * 4
+        assert [(r.method, r.path, r.batch_part) for r in server.requests] == [
+            ("POST", "/batch/calendar/v3", False),
+            *[("POST", "/calendars/primary/events", True)] * 4,
+        ]
+        # Reading them back costs one request: the incremental listing, no look-ups.
+        server.clear_requests()
+        assert len(provider.changes(WINDOW, token).events) == 4
+        assert [(r.method, r.batch_part) for r in server.requests] == [("GET", False)]
+        # The next cycle: the day is no longer full, Saturday's hold moves to Sunday.
+        sunday = SATURDAY + timedelta(days=1)
+        remotes = [r.remote for r in created if r.remote is not None]
+        moved = hold(sunday, sunday + timedelta(days=1), all_day=True)
+        writes: list[Write] = [
+            Delete(h.identity, r) for h, r in zip(holds[:3], remotes[:3], strict=True)
+        ]
+        writes.append(Update(moved, holds[3].identity, remotes[3]))
+        server.clear_requests()
+        assert [r.error for r in provider.apply(writes)] == [None] * 4
+        assert [(r.method, r.batch_part) for r in server.requests] == [
+            ("POST", False),
+            *[("DELETE", True)] * 3,
+            ("PUT", True),
         ]

@@ -6,18 +6,52 @@ the real device-code flow; the backend acts as the user through the server's own
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from caldaemon.errors import RemoteGone
+from caldaemon.model import Buffer, Create, Delete, Update, Write, content_digest
 from caldaemon.providers.base import ProviderContext
 from caldaemon.providers.outlook import auth as outlook_auth
 from caldaemon.providers.outlook.provider import OutlookProvider
 from caldaemon.providers.outlook.settings import OutlookCalendar
+from tests.fakes.graph_users import out_of_office
 from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
-from tests.providers.contract import SELF, TZ, ProviderContract, UserEvent
+from tests.providers.contract import (
+    SELF,
+    TZ,
+    WINDOW,
+    ProviderContract,
+    UserEvent,
+    buffer,
+    by_id,
+)
+
+# Friday 4 Dec 2026 is full: its free working hours are held; Saturday is a day off.
+FRIDAY = datetime(2026, 12, 4, tzinfo=TZ)
+SATURDAY = datetime(2026, 12, 5, tzinfo=TZ)
+
+
+def hold(start: datetime, end: datetime, *, all_day: bool = False) -> Buffer:
+    """A hold over protected time, as the core wants it (DESIGN.md §10)."""
+    title = "Day off" if all_day else "Protected time"
+    after = f"day/{start:%Y-%m-%d}/{start:%H%M}"
+    return Buffer("lee", "work", start, end, title, after, "protect", all_day=all_day)
+
+
+def day_off(day: datetime = SATURDAY) -> Buffer:
+    return hold(day, day + timedelta(days=1), all_day=True)
+
+
+def working_day_of_holds() -> list[Buffer]:
+    """Three free stretches of a full Friday held, and an all-day hold on Saturday."""
+    stretches = [(9, 10), (12, 13), (15, 17)]
+    timed = [hold(FRIDAY + timedelta(hours=a), FRIDAY + timedelta(hours=b)) for a, b in stretches]
+    return [*timed, day_off()]
+
 
 CLIENT_ID = "caldaemon-desktop"
 
@@ -136,3 +170,117 @@ class TestOutlook(ProviderContract):
     def test_the_description_names_the_calendar_not_a_secret(self, backend: GraphBackend) -> None:
         description = backend.provider().describe()
         assert description == "Outlook calendar 'primary' of the signed-in account"
+
+    # -- holds: private, all-day, out of office (DESIGN.md §10) -------------------------
+
+    def test_every_block_is_written_private_and_busy(self, backend: GraphBackend) -> None:
+        blocks = [buffer(), day_off()]
+        results = backend.provider().apply([Create(b, b.identity) for b in blocks])
+        stored = {e["id"]: e for e in backend.server.events(DEFAULT_USER)}
+        for result in results:
+            assert result.remote is not None
+            event = stored[result.remote.id]
+            assert (event["sensitivity"], event["showAs"]) == ("private", "busy")
+
+    def test_an_all_day_hold_is_an_all_day_event_listed_at_local_midnights(
+        self, backend: GraphBackend
+    ) -> None:
+        hold_ = day_off()
+        provider = backend.provider()
+        [created] = provider.apply([Create(hold_, hold_.identity)])
+        assert created.error is None and created.remote is not None
+        [stored] = backend.server.events(DEFAULT_USER)
+        assert stored["isAllDay"] and stored["originalStartTimeZone"] == "Eastern Standard Time"
+        # Rendered in UTC as asked, an all-day event keeps its midnights (its dates).
+        assert stored["start"]["dateTime"] == "2026-12-05T00:00:00.0000000"
+        assert stored["end"]["dateTime"] == "2026-12-06T00:00:00.0000000"
+        listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
+        assert listed.all_day and listed.busy and listed.title == "Day off"
+        assert (listed.start, listed.end) == (SATURDAY, SATURDAY + timedelta(days=1))
+        assert listed.owner == hold_.identity
+        # What the core compares to tell a user's edit: the same as what it wrote.
+        assert listed.content == content_digest(hold_.start, hold_.end, "Day off")
+
+    def test_an_all_day_hold_moves_turns_timed_and_goes_idempotently(
+        self, backend: GraphBackend
+    ) -> None:
+        provider = backend.provider()
+        hold_ = day_off()
+        [created] = provider.apply([Create(hold_, hold_.identity)])
+        [again] = provider.apply([Create(hold_, hold_.identity)])
+        assert created.remote is not None and again.remote is not None
+        assert again.remote.id == created.remote.id
+        sunday = day_off(SATURDAY + timedelta(days=1))
+        [moved] = provider.apply([Update(sunday, hold_.identity, again.remote)])
+        assert moved.remote is not None
+        timed = hold(FRIDAY + timedelta(hours=9), FRIDAY + timedelta(hours=17))
+        [turned] = provider.apply([Update(timed, hold_.identity, moved.remote)])
+        assert turned.remote is not None
+        [stored] = backend.server.events(DEFAULT_USER)
+        assert not stored["isAllDay"] and stored["start"]["dateTime"].startswith("2026-12-04T14")
+        [back] = provider.apply([Update(sunday, hold_.identity, turned.remote)])
+        assert back.remote is not None
+        listed = by_id(provider.changes(WINDOW, None))[created.remote.id]
+        assert listed.all_day and listed.start == sunday.start and listed.owner == hold_.identity
+        [deleted] = provider.apply([Delete(hold_.identity, back.remote)])
+        [twice] = provider.apply([Delete(hold_.identity, back.remote)])
+        assert deleted.error is None and isinstance(twice.error, RemoteGone)
+        assert backend.server.events(DEFAULT_USER) == []
+
+    def test_a_users_out_of_office_is_read_as_out_of_office_and_busy(
+        self, backend: GraphBackend
+    ) -> None:
+        server = backend.server
+        days = server.put_event(
+            DEFAULT_USER, None, out_of_office(date(2026, 12, 5), date(2026, 12, 6))
+        )
+        afternoon = server.put_event(
+            DEFAULT_USER,
+            None,
+            {
+                "subject": "Dentist",
+                "start": {"dateTime": "2026-12-04T13:00:00", "timeZone": "Eastern Standard Time"},
+                "end": {"dateTime": "2026-12-04T17:00:00", "timeZone": "Eastern Standard Time"},
+                "showAs": "oof",
+            },
+        )
+        session = backend.add(
+            UserEvent("s1", FRIDAY + timedelta(hours=9), FRIDAY + timedelta(hours=10))
+        )
+        events = by_id(backend.provider().changes(WINDOW, None))
+        away = events[days["id"]]
+        assert away.out_of_office and away.busy and away.all_day
+        assert (away.start, away.end) == (SATURDAY, SATURDAY + timedelta(days=2))
+        assert events[afternoon["id"]].out_of_office and not events[afternoon["id"]].all_day
+        assert events[afternoon["id"]].start == FRIDAY + timedelta(hours=13)
+        assert not events[session].out_of_office
+
+    def test_a_working_day_of_holds_is_one_batch_request(self, backend: GraphBackend) -> None:
+        server = backend.server
+        provider = backend.provider()
+        token = provider.changes(WINDOW, None).token  # signed in: the access token is at hand
+        holds = working_day_of_holds()
+        server.clear_requests()
+        created = provider.apply([Create(h, h.identity) for h in holds])
+        assert [r.error for r in created] == [None] * 4
+        assert [(r.method, r.path, r.batch_part) for r in server.requests] == [
+            ("POST", "/v1.0/$batch", False),
+            *[("POST", "/v1.0/me/calendar/events", True)] * 4,
+        ]
+        # Reading them back costs one request: the incremental listing, no look-ups.
+        server.clear_requests()
+        assert len(provider.changes(WINDOW, token).events) == 4
+        assert [(r.method, r.batch_part) for r in server.requests] == [("GET", False)]
+        # The next cycle: the day is no longer full, Saturday's hold moves to Sunday.
+        remotes = [r.remote for r in created if r.remote is not None]
+        writes: list[Write] = [
+            Delete(h.identity, r) for h, r in zip(holds[:3], remotes[:3], strict=True)
+        ]
+        writes.append(Update(day_off(SATURDAY + timedelta(days=1)), holds[3].identity, remotes[3]))
+        server.clear_requests()
+        assert [r.error for r in provider.apply(writes)] == [None] * 4
+        assert [(r.method, r.batch_part) for r in server.requests] == [
+            ("POST", False),
+            *[("DELETE", True)] * 3,
+            ("PATCH", True),
+        ]

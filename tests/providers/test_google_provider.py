@@ -300,6 +300,23 @@ def test_an_update_whose_reply_was_lost_is_not_taken_for_a_user_edit(
     assert stored["start"] == {"dateTime": "2026-11-30T16:50:00Z"}
 
 
+def test_a_hold_turned_all_day_whose_reply_was_lost_is_not_taken_for_a_user_edit(
+    backend: GoogleBackend, server: GoogleCalendarServer
+) -> None:
+    b = buffer()
+    provider = backend.provider()
+    [created] = provider.apply([Create(b, b.identity)])
+    assert created.remote is not None
+    day = datetime(2026, 12, 5, tzinfo=TZ)
+    off = Buffer("lee", "work", day, day + timedelta(days=1), "Day off", b.after, b.rule, True)
+    server.inject(Fault(kind="truncate", path_contains="/batch"))
+    [result] = provider.apply([Update(off, b.identity, created.remote)])
+    stored = server.get_event("primary", created.remote.id)
+    assert result.error is None and stored is not None
+    assert result.remote is not None and result.remote.etag == stored["etag"]
+    assert (stored["start"], stored["end"]) == ({"date": "2026-12-05"}, {"date": "2026-12-06"})
+
+
 def test_a_refused_token_inside_a_batch_is_refreshed_and_the_parts_sent_again(
     backend: GoogleBackend, server: GoogleCalendarServer
 ) -> None:
@@ -1034,9 +1051,42 @@ def test_buffer_ids_and_bodies() -> None:
     body = buffer_body(b, b.identity)
     assert body["start"] == {"dateTime": "2026-11-30T15:50:00Z"}
     assert body["end"] == {"dateTime": "2026-11-30T16:05:00Z"}
+    assert (body["visibility"], body["transparency"]) == ("private", "opaque")
     assert same_buffer({**body, "etag": '"2"'}, b, b.identity)
     assert not same_buffer({**body, "summary": "Walk"}, b, b.identity)
     assert not same_buffer({**body, "status": "cancelled"}, b, b.identity)
+
+
+def test_an_all_day_block_is_dated_where_the_clinician_is() -> None:
+    # Tokyo's Saturday starts on Friday in UTC: the dates must be Tokyo's.
+    tokyo = ZoneInfo("Asia/Tokyo")
+    day = datetime(2026, 12, 5, tzinfo=tokyo)
+    end = day + timedelta(days=2)
+    b = Buffer("lee", "work", day, end, "Days off", "off/2026-12-05", "protect", all_day=True)
+    body = buffer_body(b, b.identity, tokyo)
+    assert (body["start"], body["end"]) == ({"date": "2026-12-05"}, {"date": "2026-12-07"})
+    assert (body["visibility"], body["transparency"]) == ("private", "opaque")
+    assert buffer_body(b, b.identity)["start"] == {"date": "2026-12-05"}  # the buffer's zone
+    assert same_buffer({**body, "etag": '"2"'}, b, b.identity, tokyo)
+    assert not same_buffer({**body, "end": {"date": "2026-12-06"}}, b, b.identity, tokyo)
+    as_timed = {
+        **body,
+        "start": {"dateTime": "2026-12-04T15:00:00Z"},
+        "end": {"dateTime": "2026-12-06T15:00:00Z"},
+    }
+    assert not same_buffer(as_timed, b, b.identity, tokyo)
+    timed_block = Buffer("lee", "work", day, end, "Days off", "off/2026-12-05", "protect")
+    assert not same_buffer(body, timed_block, b.identity, tokyo)
+    listed = event_from_resource(body, calendar="work", tz=tokyo)
+    assert listed.all_day and (listed.start, listed.end) == (day, end)
+
+
+def test_mapping_out_of_office_by_event_type() -> None:
+    away = mapped(timed(eventType="outOfOffice", outOfOfficeProperties={}))
+    assert away.out_of_office and away.busy and not away.all_day
+    assert not mapped(timed(eventType="default")).out_of_office
+    assert not mapped(timed(eventType="focusTime")).out_of_office
+    assert not mapped(timed()).out_of_office
 
 
 def test_sync_tokens_and_error_reasons() -> None:

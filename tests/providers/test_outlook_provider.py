@@ -35,7 +35,7 @@ from caldaemon.errors import (
     TransientError,
     WriteConflict,
 )
-from caldaemon.model import Create, Delete, Update
+from caldaemon.model import Buffer, Create, Delete, Update
 from caldaemon.notices.compose import Message
 from caldaemon.notices.delivery import mailer_for
 from caldaemon.notices.graph import GraphMailer
@@ -725,6 +725,56 @@ def test_mapping_writes_buffers_in_utc_with_a_deterministic_transaction_id() -> 
         hashlib.sha256(b"other").hexdigest()[:40]
     )
     assert "transactionId" not in mapping.buffer_fields(b)
+    assert (body["sensitivity"], body["isAllDay"]) == ("private", False)
+
+
+def test_mapping_writes_an_all_day_block_at_local_midnights_in_a_windows_zone() -> None:
+    # Graph refuses IANA names it does not list (America/Toronto is not listed): the
+    # Windows name of the clinician's zone is always taken.
+    day = datetime(2026, 12, 5, tzinfo=TZ)
+    off = Buffer(
+        "lee",
+        "work",
+        day,
+        day + timedelta(days=2),
+        "Days off",
+        "off/12-05",
+        "protect",
+        all_day=True,
+    )
+    body = mapping.create_body(off, off.identity, TZ)
+    zone = "Eastern Standard Time"
+    assert body["start"] == {"dateTime": "2026-12-05T00:00:00", "timeZone": zone}
+    assert body["end"] == {"dateTime": "2026-12-07T00:00:00", "timeZone": zone}
+    assert (body["isAllDay"], body["showAs"], body["sensitivity"]) == (True, "busy", "private")
+    tokyo = mapping.block_times(off, ZoneInfo("Asia/Tokyo"))[0]
+    assert tokyo == {"dateTime": "2026-12-05T00:00:00", "timeZone": "Tokyo Standard Time"}
+    assert mapping.zone_name(dt.UTC) == "UTC" and mapping.zone_name(ZoneInfo("Etc/UTC")) == "UTC"
+    # Read back in UTC (what the provider asks for), all-day events keep their dates.
+    listed = {
+        **resource(subject="Days off", isAllDay=True, categories=[OWNER_CATEGORY]),
+        "singleValueExtendedProperties": [{"id": mapping.OWNER_PROPERTY_ID, "value": off.identity}],
+        "start": {"dateTime": "2026-12-05T00:00:00.0000000", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-07T00:00:00.0000000", "timeZone": "UTC"},
+    }
+    assert mapping.matches_buffer(listed, off, off.identity, TZ)
+    assert not mapping.matches_buffer({**listed, "isAllDay": False}, off, off.identity, TZ)
+    timed_off = Buffer("lee", "work", day, day + timedelta(days=2), "Days off", "off/12-05", "p")
+    assert not mapping.matches_buffer(listed, timed_off, off.identity, TZ)
+    event = mapping.event_from_graph(listed, "work", TZ)
+    assert event.all_day and (event.start, event.end) == (off.start, off.end)
+
+
+def test_mapping_reads_windows_zone_names_and_out_of_office() -> None:
+    # Outlook names zones the Windows way; an all-day event may come in its own zone.
+    windows = {"dateTime": "2026-12-05T00:00:00.0000000", "timeZone": "Eastern Standard Time"}
+    assert mapping.parse_datetime(windows) == datetime(
+        2026, 12, 5, tzinfo=ZoneInfo("America/New_York")
+    )
+    away = mapping.event_from_graph(resource(showAs="oof"), "work", TZ)
+    assert away.out_of_office and away.busy
+    for show_as in ("busy", "free", "tentative", "workingElsewhere"):
+        assert not mapping.event_from_graph(resource(showAs=show_as), "work", TZ).out_of_office
 
 
 # -- notices through sendMail -------------------------------------------------------------

@@ -7,10 +7,11 @@ passes as validation context (``{"levels": [...]}``)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, model_validator
 
 from caldaemon.fields import (
     Clock,
@@ -65,14 +66,54 @@ class NoBackToBack(Strict):
 
 
 class BufferRule(Strict):
-    after: LevelName
+    """A buffer ``after`` sessions at a level (or ``before`` them: preparation), of
+    ``length``; ``fit: shrink`` places the longest block of at least ``min_length`` that
+    fits when the full length has no room (DESIGN.md §10)."""
+
+    after: LevelName | None = None
+    before: LevelName | None = None
     length: Duration
     title: Name = "Buffer"
+    fit: Literal["full", "shrink"] = "full"
+    min_length: Duration | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BufferRule:
+        if (self.after is None) == (self.before is None):
+            raise fail("buffer", "a buffer is 'after' sessions or 'before' them: give one")
+        if self.fit == "shrink" and self.min_length is None:
+            raise fail("buffer", "fit: shrink needs min_length (the shortest block worth it)")
+        if self.min_length is not None and self.min_length > self.length:
+            raise fail("buffer", "min_length is longer than length")
+        return self
+
+    @property
+    def level(self) -> str:
+        """The level it follows or precedes (lower-cased)."""
+        return (self.after or self.before or "").lower()
 
 
 class Cadence(Strict):
+    """An event of ``kind`` at least ``every`` so long, or at least ``hours`` of it in
+    every rolling period ``per`` (DESIGN.md §10: supervision written in hours a month)."""
+
     kind: Annotated[Name, AfterValidator(_cadence_kind)]
-    every: Duration
+    every: Duration | None = None
+    hours: Annotated[float, Field(gt=0, le=24 * 366)] | None = None
+    per: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Cadence:
+        if (self.every is None) == (self.hours is None and self.per is None):
+            raise fail("cadence", "a cadence gives 'every', or 'hours' with 'per'")
+        if (self.hours is None) != (self.per is None):
+            raise fail("cadence", "'hours' and 'per' go together (e.g. hours: 1.5, per: 30d)")
+        return self
+
+    @property
+    def reach(self) -> timedelta:
+        """How far back the rule looks."""
+        return self.every or self.per or timedelta(0)
 
 
 WorkingHours = dict[int, tuple[tuple[int, int], ...]]
@@ -107,6 +148,16 @@ def _working_hours(value: Any) -> WorkingHours | None:
     return {day: tuple(r) for day, r in sorted(ranges.items())}
 
 
+class Protect(Strict):
+    """Protected time (DESIGN.md §10): holds written to ``buffers_to`` so that booking
+    pages offer nothing more once a boundary is reached."""
+
+    full_days: Flag = False
+    full_weeks: Flag = False
+    days_off: Flag = False
+    title: Name = "Unavailable"
+
+
 class RuleSet(Strict):
     """One rule set. A rule whose key is absent is not checked."""
 
@@ -123,9 +174,10 @@ class RuleSet(Strict):
     buffers: list[BufferRule] = []
     cadence: list[Cadence] = []
     double_booked: Flag = False
+    protect: Protect | None = None
     # Rule id (or family, like ``level_limits``) → severity; checked against the registry.
     severity: dict[str, Literal["error", "warning"]] = {}
 
 
 # Fields of a rule set that are not rules themselves.
-SETTINGS_KEYS = frozenset({"week_starts", "severity"})
+SETTINGS_KEYS = frozenset({"week_starts", "severity", "protect"})

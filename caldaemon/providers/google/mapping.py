@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -66,19 +66,45 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def buffer_body(buffer: Buffer, identity: str) -> dict[str, Any]:
-    """The event resource of a buffer: busy, no reminders, no attendees, marked ours in
-    ``extendedProperties.private`` (visible only to this calendar's copy of the event)."""
+def buffer_body(buffer: Buffer, identity: str, tz: tzinfo | None = None) -> dict[str, Any]:
+    """The event resource of a buffer or hold: busy (``transparency: opaque``) and private
+    (``visibility: private``: "only event attendees may view event details", Events
+    resource), no reminders, no attendees, marked ours in ``extendedProperties.private``
+    (visible only to this calendar's copy of the event).
+
+    An all-day block is an all-day event: ``start.date``/``end.date`` ("The date, in the
+    format yyyy-mm-dd, if this is an all-day event", EventDateTime), the end exclusive,
+    dated where the clinician is (``tz``; the buffer's own zone when not given)."""
+    start, end = _block_times(buffer, tz)
     return {
         "id": event_id(identity),
         "summary": buffer.title,
         "description": BUFFER_DESCRIPTION,
-        "start": {"dateTime": rfc3339(buffer.start)},
-        "end": {"dateTime": rfc3339(buffer.end)},
+        "start": start,
+        "end": end,
         "transparency": "opaque",
+        "visibility": "private",
         "reminders": {"useDefault": False, "overrides": []},
         "extendedProperties": {"private": {OWNER_KEY: identity}},
     }
+
+
+def block_dates(buffer: Buffer, tz: tzinfo | None = None) -> tuple[date, date]:
+    """The local dates an all-day block covers: its first day and the day after its last
+    (exclusive, as Google and iCalendar date ends are). An end that is not a midnight
+    still covers its day; a block covers at least one day."""
+    zone = tz or buffer.start.tzinfo or UTC
+    first = buffer.start.astimezone(zone).date()
+    finish = buffer.end.astimezone(zone)
+    last = finish.date() + (timedelta(days=1) if finish.time() != time() else timedelta())
+    return first, max(last, first + timedelta(days=1))
+
+
+def _block_times(buffer: Buffer, tz: tzinfo | None) -> tuple[dict[str, str], dict[str, str]]:
+    if buffer.all_day:
+        first, last = block_dates(buffer, tz)
+        return {"date": first.isoformat()}, {"date": last.isoformat()}
+    return {"dateTime": rfc3339(buffer.start)}, {"dateTime": rfc3339(buffer.end)}
 
 
 def marker_of(resource: Mapping[str, Any]) -> str | None:
@@ -102,17 +128,27 @@ def owner_of(resource: Mapping[str, Any]) -> str | None:
     return marker if bound else None
 
 
-def same_buffer(resource: Mapping[str, Any], buffer: Buffer, identity: str) -> bool:
+def same_buffer(
+    resource: Mapping[str, Any], buffer: Buffer, identity: str, tz: tzinfo | None = None
+) -> bool:
     """Whether an event on the calendar is exactly the buffer we meant to write (used to
     tell our own retried update, which already landed, from a user's edit)."""
     if resource.get("status") == "cancelled" or owner_of(resource) != identity:
         return False
+    start, end = _block_times(buffer, tz)
     try:
-        start, _ = _moment(resource["start"], UTC)
-        end, _ = _moment(resource["end"], UTC)
-    except (KeyError, TypeError, ValueError):
+        if buffer.all_day:
+            times_match = (resource["start"].get("date"), resource["end"].get("date")) == (
+                start["date"],
+                end["date"],
+            )
+        else:
+            begin, all_day = _moment(resource["start"], UTC)
+            finish, _ = _moment(resource["end"], UTC)
+            times_match = not all_day and (begin, finish) == (buffer.start, buffer.end)
+    except (AttributeError, KeyError, TypeError, ValueError):
         return False
-    return (start, end) == (buffer.start, buffer.end) and (
+    return times_match and (
         resource.get("summary", "") == buffer.title
         and resource.get("description", "") == BUFFER_DESCRIPTION
         and resource.get("transparency", "opaque") == "opaque"
@@ -173,6 +209,10 @@ def event_from_resource(
         # "transparency": "opaque" (default, blocks time) or "transparent" (free).
         busy=resource.get("transparency", "opaque") != "transparent",
         declined=_declined(resource, self_addresses),
+        # eventType "outOfOffice": "An out-of-office event" (Events resource). Google
+        # keeps an all-day one as a timed span from midnight to midnight (the API refuses
+        # a date-based one, reported in macro-inc/macro PR #6474), so it is read as timed.
+        out_of_office=resource.get("eventType") == "outOfOffice",
         owner=owner_of(resource),
         marked=marker_of(resource) is not None,
         series=resource.get("recurringEventId"),

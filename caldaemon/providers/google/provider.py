@@ -15,6 +15,11 @@ connections are retried by caldaemon's own retry layer; other 4xx are not, and
 The service as it is (RESEARCH.md, "Google Calendar API v3"): a deleted event keeps its
 id for good (insert answers 409) and cannot be updated back to life (403), so a buffer
 that comes back after caldaemon deleted it is written under its next generation's id.
+
+Every block is written busy and private; a hold on a day off is an all-day event dated
+where the clinician is (:func:`~caldaemon.providers.google.mapping.buffer_body`). Out of
+office (``eventType: outOfOffice``) is read into ``Event.out_of_office``; Google keeps
+whole days of it as timed spans from midnight to midnight, never as dates.
 """
 
 from __future__ import annotations
@@ -283,14 +288,14 @@ class GoogleProvider(BatchProvider):
                 return events.insert(
                     calendarId=calendar,
                     sendUpdates="none",
-                    body=buffer_body(write.buffer, write.identity),
+                    body=buffer_body(write.buffer, write.identity, self.context.tz),
                 )
             if isinstance(write, Update):
                 built = events.update(
                     calendarId=calendar,
                     eventId=write.remote.id,
                     sendUpdates="none",
-                    body=buffer_body(write.buffer, write.identity),
+                    body=buffer_body(write.buffer, write.identity, self.context.tz),
                 )
             else:
                 built = events.delete(
@@ -321,7 +326,9 @@ class GoogleProvider(BatchProvider):
         remote = Remote(remote_id, resource.get("etag"))
         if isinstance(write, Create) and owner_of(resource) == write.identity:
             return WriteResult(write, remote=remote)  # an earlier create of ours landed
-        if isinstance(write, Update) and same_buffer(resource, write.buffer, write.identity):
+        if isinstance(write, Update) and same_buffer(
+            resource, write.buffer, write.identity, self.context.tz
+        ):
             return WriteResult(write, remote=remote)  # our update landed, its reply was lost
         return WriteResult(write, error=WriteConflict(self.id, remote_id))
 

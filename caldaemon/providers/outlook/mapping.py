@@ -13,9 +13,11 @@ import html
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tzlocal.windows_tz import tz_win, win_tz
 
 from caldaemon.model import Buffer, Event
 from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_CATEGORY, OWNER_KEY
@@ -70,10 +72,13 @@ def parse_datetime(value: Mapping[str, Any] | None) -> datetime:
 
 
 def _zone(name: str) -> timezone | ZoneInfo:
+    """An IANA zone, or a Windows one (Graph names zones either way: "Eastern Standard
+    Time" is what Outlook itself writes, dateTimeTimeZone resource)."""
     if name.strip().upper() in ("UTC", "Z", "GMT", "COORDINATED UNIVERSAL TIME"):
         return UTC
+    key = win_tz.get(name.strip(), name.strip())
     try:
-        return ZoneInfo(name.strip())
+        return ZoneInfo(key)
     except (ZoneInfoNotFoundError, ValueError):
         raise MappingError(f"unknown time zone {name!r}") from None
 
@@ -82,6 +87,45 @@ def format_datetime(moment: datetime) -> dict[str, str]:
     """An aware datetime → ``dateTimeTimeZone`` in UTC."""
     utc = moment.astimezone(UTC)
     return {"dateTime": utc.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"}
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The name Graph takes for ``zone`` in a write: its Windows name (CLDR's mapping,
+    which names every IANA zone's Windows zone: "America/Toronto" is "Eastern Standard
+    Time"). Writes take "any of the time zones supported by Windows" but only a listed
+    few IANA names (dateTimeTimeZone resource; others answer 400
+    TimeZoneNotSupportedException, microsoft-graph-docs #4758)."""
+    key = str(getattr(zone, "key", "") or zone.tzname(None) or "UTC")
+    if key.upper() in ("UTC", "Z", "GMT", "ETC/UTC", "ETC/GMT"):
+        return "UTC"
+    return tz_win.get(key, key)
+
+
+def block_dates(buffer: Buffer, tz: tzinfo | None = None) -> tuple[date, date]:
+    """The local dates an all-day block covers: its first day and the day after its last
+    (exclusive). An end that is not a midnight still covers its day; at least one day."""
+    zone = tz or buffer.start.tzinfo or UTC
+    first = buffer.start.astimezone(zone).date()
+    finish = buffer.end.astimezone(zone)
+    last = finish.date() + (timedelta(days=1) if finish.time() != time() else timedelta())
+    return first, max(last, first + timedelta(days=1))
+
+
+def block_times(buffer: Buffer, tz: tzinfo | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """``start`` and ``end`` of a block. Timed: in UTC. All-day: midnights of its local
+    dates (:func:`block_dates`) in the clinician's zone ``tz`` (the buffer's own when not
+    given), named in both, as Graph wants them: "If true, regardless of whether it's a
+    single-day or multi-day event, start and end time must be set to midnight and be in
+    the same time zone" (event resource, ``isAllDay``)."""
+    if not buffer.all_day:
+        return format_datetime(buffer.start), format_datetime(buffer.end)
+    zone = tz or buffer.start.tzinfo or UTC
+    name = zone_name(zone)
+    first, last = block_dates(buffer, zone)
+    return (
+        {"dateTime": f"{first.isoformat()}T00:00:00", "timeZone": name},
+        {"dateTime": f"{last.isoformat()}T00:00:00", "timeZone": name},
+    )
 
 
 def etag_of(resource: Mapping[str, Any]) -> str | None:
@@ -169,6 +213,7 @@ def event_from_graph(
     categories = tuple(str(c) for c in resource.get("categories") or () if str(c).strip())
     response = resource.get("responseStatus")
     status = str(response.get("response", "")) if isinstance(response, Mapping) else ""
+    show_as = str(resource.get("showAs") or "busy").lower()
     return Event(
         calendar=calendar,
         id=event_id,
@@ -179,7 +224,9 @@ def event_from_graph(
         description=body_text(resource),
         categories=categories,
         cancelled=bool(resource.get("isCancelled")),
-        busy=str(resource.get("showAs") or "busy").lower() != "free",
+        busy=show_as != "free",
+        # showAs "oof": out of office ("Away" in Outlook; event resource, ``showAs``).
+        out_of_office=show_as == "oof",
         declined=status.lower() == "declined",
         owner=owner,
         marked=marked,
@@ -200,39 +247,54 @@ def transaction_id(identity: str) -> str:
     return str(uuid.uuid5(_TRANSACTION_NAMESPACE, identity))
 
 
-def buffer_fields(buffer: Buffer) -> dict[str, Any]:
-    """What a buffer looks like: busy, no reminder, nothing from the session."""
+def buffer_fields(buffer: Buffer, tz: tzinfo | None = None) -> dict[str, Any]:
+    """What a buffer or hold looks like: busy, private (``sensitivity``: normal, personal,
+    private or confidential, event resource), no reminder, nothing from the session. A
+    hold on a day off is an all-day event (:func:`block_times`); an update sends every
+    field, so a hold moved to another day, or from timed to all-day, is one PATCH."""
+    start, end = block_times(buffer, tz)
     return {
         "subject": buffer.title,
         "body": {"contentType": "text", "content": BUFFER_DESCRIPTION},
-        "start": format_datetime(buffer.start),
-        "end": format_datetime(buffer.end),
-        "isAllDay": False,
+        "start": start,
+        "end": end,
+        "isAllDay": buffer.all_day,
         "showAs": "busy",
+        "sensitivity": "private",
         "isReminderOn": False,
         "categories": [OWNER_CATEGORY],
     }
 
 
-def create_body(buffer: Buffer, identity: str) -> dict[str, Any]:
+def create_body(buffer: Buffer, identity: str, tz: tzinfo | None = None) -> dict[str, Any]:
     return {
-        **buffer_fields(buffer),
+        **buffer_fields(buffer, tz),
         "attendees": [],
         "transactionId": transaction_id(identity),
         "singleValueExtendedProperties": [{"id": OWNER_PROPERTY_ID, "value": identity}],
     }
 
 
-def matches_buffer(resource: Mapping[str, Any], buffer: Buffer, identity: str) -> bool:
+def matches_buffer(
+    resource: Mapping[str, Any], buffer: Buffer, identity: str, tz: tzinfo | None = None
+) -> bool:
     """Does the event on the calendar already look exactly as ``buffer`` wants it (an
-    update whose answer was lost and whose retry then met its own new etag)?"""
+    update whose answer was lost and whose retry then met its own new etag)?
+
+    An all-day event comes back as midnights of its dates, in whatever zone the request
+    asked for (the dates are what counts, reported in learn.microsoft.com Q&A 978210)."""
     try:
         start, end = parse_datetime(resource.get("start")), parse_datetime(resource.get("end"))
     except MappingError:
         return False
+    all_day = bool(resource.get("isAllDay"))
+    if buffer.all_day:
+        times_match = all_day and (start.date(), end.date()) == block_dates(buffer, tz)
+    else:
+        times_match = not all_day and (start, end) == (buffer.start, buffer.end)
     return (
         owner_property(resource) == identity
         and has_owner_category(resource)
-        and (start, end) == (buffer.start, buffer.end)
+        and times_match
         and resource.get("subject") == buffer.title
     )

@@ -14,6 +14,9 @@ Graph as it is (RESEARCH.md, "Microsoft Graph"):
   with our marker and that transactionId (an earlier create whose answer was lost).
   Otherwise it was deleted: the answer is :class:`RemoteGone` and the core writes the
   buffer's next generation under a new transactionId.
+* Every block is busy and private (``sensitivity: private``); a hold on a day off is an
+  all-day event whose midnights are named in the clinician's Windows zone, since writes
+  refuse most IANA names (:func:`~caldaemon.providers.outlook.mapping.block_times`).
 * Once a batch fails for good on an outage (:class:`TransientError` after its retries),
   the later batches are not sent: each would wait out the same outage.
 """
@@ -116,7 +119,7 @@ class GraphWrites(BatchProvider):
                 "method": "POST",
                 "url": f"{self.mailbox_path}{self._calendar()}/events",
                 "headers": headers,
-                "body": mapping.create_body(write.buffer, write.identity),
+                "body": mapping.create_body(write.buffer, write.identity, self.context.tz),
             }
         url = f"{self.mailbox_path}/events/{quote(write.remote.id, safe='')}"
         # If-Match: Graph refuses with 412 when the event changed since we wrote it.
@@ -126,7 +129,7 @@ class GraphWrites(BatchProvider):
                 "method": "PATCH",
                 "url": url,
                 "headers": headers,
-                "body": mapping.buffer_fields(write.buffer),
+                "body": mapping.buffer_fields(write.buffer, self.context.tz),
             }
         return {"method": "DELETE", "url": url, "headers": headers}
 
@@ -173,7 +176,7 @@ class GraphWrites(BatchProvider):
         if (
             response.status_code == 200
             and isinstance(body, Mapping)
-            and mapping.matches_buffer(body, write.buffer, write.identity)
+            and mapping.matches_buffer(body, write.buffer, write.identity, self.context.tz)
         ):
             return WriteResult(write, remote=Remote(write.remote.id, mapping.etag_of(body)))
         return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
