@@ -149,6 +149,28 @@ class ProviderContract:
         assert (listed.start, listed.end) == (b.start, b.end) and listed.busy
         assert listed.title == "Grounding time"
 
+    def test_an_all_day_hold_is_listed_as_whole_days_owned_and_busy(self, backend: Backend) -> None:
+        provider = self._writable(backend)
+        day = datetime(2026, 12, 4, tzinfo=TZ)
+        hold = Buffer(
+            "lee",
+            "work",
+            day,
+            day + timedelta(days=1),
+            "Protected time",
+            "2026-12-04",
+            "off",
+            all_day=True,
+        )
+        [result] = provider.apply([Create(hold, hold.identity)])
+        assert result.error is None and result.remote is not None
+        listed = by_id(provider.changes(WINDOW, None))[result.remote.id]
+        assert listed.all_day and listed.busy and listed.owner == hold.identity
+        assert (listed.start.astimezone(TZ), listed.end.astimezone(TZ)) == (hold.start, hold.end)
+        [deleted] = provider.apply([Delete(hold.identity, result.remote)])
+        assert deleted.error is None
+        assert result.remote.id not in by_id(provider.changes(WINDOW, None))
+
     def test_creating_the_same_buffer_twice_makes_one_event(self, backend: Backend) -> None:
         provider = self._writable(backend)
         b = buffer()

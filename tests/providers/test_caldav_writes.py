@@ -110,7 +110,8 @@ def test_writes_go_to_the_collection_and_back_with_preconditions(backend: Caldav
     assert sent == [("PUT", f"{backend.collection}{buffer_uid(b.identity)}.ics")]
     text = backend.server.get(sent[0][1]).body.decode()
     assert "X-CALDAEMON-BUFFER:" in text and f"PRODID:{PRODID}" in text
-    assert "TRANSP:OPAQUE" in text and "VALARM" not in text and "ATTENDEE" not in text
+    assert "TRANSP:OPAQUE" in text and "CLASS:PRIVATE" in text
+    assert "VALARM" not in text and "ATTENDEE" not in text
 
 
 # -- ownership -------------------------------------------------------------------------

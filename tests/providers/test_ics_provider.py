@@ -388,3 +388,18 @@ def test_a_feed_goes_through_the_proxy_the_environment_names(
         monkeypatch.delenv("NO_PROXY", raising=False)
         listing = provider(url="http://feed.invalid/lee.ics").changes(WINDOW, None)
     assert len(listing.events) == 4 and proxy.seen[0][0] == "http://feed.invalid/lee.ics"
+
+
+def test_outlook_out_of_office_in_an_export_is_read_as_away(tmp_path: Path) -> None:
+    path = tmp_path / "outlook.ics"
+    path.write_bytes(
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n"
+        b"BEGIN:VEVENT\r\nUID:away\r\nDTSTART;VALUE=DATE:20260114\r\n"
+        b"DTEND;VALUE=DATE:20260115\r\nSUMMARY:Leave\r\n"
+        b"X-MICROSOFT-CDO-BUSYSTATUS:OOF\r\nEND:VEVENT\r\n"
+        b"BEGIN:VEVENT\r\nUID:busy\r\nDTSTART:20260112T140000Z\r\nDTEND:20260112T145000Z\r\n"
+        b"X-MICROSOFT-CDO-BUSYSTATUS:BUSY\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    found = {e.id: e for e in provider(path).changes(WINDOW, None).events}
+    assert found["away"].out_of_office and found["away"].all_day
+    assert not found["busy"].out_of_office

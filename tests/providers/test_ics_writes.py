@@ -3,16 +3,19 @@ their UIDs, each write as if with If-Match, and every other byte of the file kep
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import icalendar
 import pytest
 
 from caldaemon.errors import RemoteGone, WriteConflict
-from caldaemon.model import Create, Delete, Remote, Update
+from caldaemon.model import Buffer, Create, Delete, Remote, Update
 from caldaemon.providers.ics.mapping import buffer_etag, buffer_uid
 from tests.providers.ics_support import (
+    TORONTO,
     WINDOW,
+    at,
     before_end,
     block_of,
     buffer,
@@ -41,8 +44,32 @@ def test_create_adds_an_owned_buffer_and_leaves_the_rest_byte_identical(buffers:
     event = listed(buffers, remote.id)
     assert event.owner == wanted.identity and event.etag == remote.etag
     assert (event.start, event.end) == (wanted.start, wanted.end) and event.busy
-    # The buffer carries nothing from the session, no alarm and no attendee.
+    # The buffer carries nothing from the session, no alarm and no attendee; colleagues
+    # who share the calendar see only that it is busy.
     assert b"VALARM" not in data and b"ATTENDEE" not in data
+    assert b"CLASS:PRIVATE" in block_of(data, remote.id)
+
+
+def test_an_all_day_hold_is_written_with_dates_and_read_back_as_whole_days(
+    buffers: Path,
+) -> None:
+    day = at(TORONTO, 2026, 1, 16)
+    hold = Buffer(
+        clinician="lee",
+        calendar="buffers",
+        start=day,
+        end=day + timedelta(days=1),
+        title="Protected time",
+        after="2026-01-16/day off",
+        rule="protect[0]",
+        all_day=True,
+    )
+    remote = writer(buffers).create(hold, hold.identity)
+    block = block_of(buffers.read_bytes(), remote.id)
+    assert b"DTSTART;VALUE=DATE:20260116" in block and b"DTEND;VALUE=DATE:20260117" in block
+    event = listed(buffers, remote.id)
+    assert event.all_day and event.busy and event.owner == hold.identity
+    assert (event.start, event.end) == (hold.start, hold.end)
 
 
 def test_create_is_idempotent(buffers: Path) -> None:

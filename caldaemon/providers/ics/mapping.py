@@ -44,15 +44,23 @@ def buffer_uid(identity: str) -> str:
 
 
 def buffer_component(buffer: Buffer, identity: str, stamp: datetime) -> icalendar.Event:
-    """A buffer VEVENT: busy, no alarm, no attendee, nothing from the session."""
+    """A buffer or hold VEVENT: busy, private, no alarm, no attendee, nothing from the
+    session. An all-day hold is written with DATE values (RFC 5545 §3.3.4), the days it
+    covers in the clinician's zone (its start and end are their local midnights)."""
     vevent = icalendar.Event()
     vevent.add("UID", buffer_uid(identity))
     vevent.add("DTSTAMP", stamp.astimezone(UTC))
-    vevent.add("DTSTART", buffer.start.astimezone(UTC))
-    vevent.add("DTEND", buffer.end.astimezone(UTC))
+    if buffer.all_day:
+        vevent.add("DTSTART", buffer.start.date())
+        vevent.add("DTEND", buffer.end.date())
+    else:
+        vevent.add("DTSTART", buffer.start.astimezone(UTC))
+        vevent.add("DTEND", buffer.end.astimezone(UTC))
     vevent.add("SUMMARY", buffer.title)
     vevent.add("DESCRIPTION", BUFFER_DESCRIPTION)
     vevent.add("TRANSP", "OPAQUE")
+    # RFC 5545 §3.8.1.3: colleagues who share the calendar see only that it is busy.
+    vevent.add("CLASS", "PRIVATE")
     vevent.add("STATUS", "CONFIRMED")
     vevent.add(OWNER_PROPERTY, identity)
     return vevent

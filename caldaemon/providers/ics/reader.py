@@ -321,6 +321,7 @@ class Reader:
             cancelled=text.cancelled,
             busy=text.busy,
             declined=text.declined,
+            out_of_office=text.out_of_office,
             owner=text.marker if bound else None,
             marked=text.marker is not None,
             series=uid if recurring else None,

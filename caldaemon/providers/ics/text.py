@@ -22,6 +22,7 @@ class EventText:
         "description",
         "etag",
         "marker",
+        "out_of_office",
         "title",
     )
 
@@ -34,6 +35,9 @@ class EventText:
         self.cancelled = cancelled or str(vevent.get("STATUS", "")).upper() == "CANCELLED"
         self.busy = str(vevent.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT"
         self.declined = declined
+        # Outlook's own busy status in exports (MS-OXCICAL 2.1.3.1.1.20.2): OOF is away.
+        status = str(vevent.get("X-MICROSOFT-CDO-BUSYSTATUS", "")).upper()
+        self.out_of_office = status == "OOF"
         marker = vevent.get(OWNER_PROPERTY)
         self.marker = str(marker) if marker is not None else None
         self.etag = buffer_etag(vevent) if marker is not None else None
