@@ -96,10 +96,13 @@ def record_violations(
         tables.violations.resolve(clinician.id, (r.fingerprint for r in gone), now)
         if notices.mode != "immediate":
             return 0
-        new = [v for fp, v in current.items() if fp not in known or known[fp].last_notified is None]
+        # Accepted violations (an #ok tag, caldaemon ack) are kept, never announced
+        # (DESIGN.md §10): the clinician already knows.
+        told = {fp: v for fp, v in current.items() if not v.accepted}
+        new = [v for fp, v in told.items() if fp not in known or known[fp].last_notified is None]
         again = [
             v
-            for fp, v in current.items()
+            for fp, v in told.items()
             if fp in known
             and (last := known[fp].last_notified) is not None
             and last + notices.repeat_after <= now

@@ -70,19 +70,20 @@ def test_an_acked_violation_is_listed_apart_and_not_counted_in_the_exit_code(
     example: Path,
 ) -> None:
     data = check(example)
-    days_off = next(v for v in data["violations"] if v["rule"] == "days_off")
-    assert days_off["accepted"] is False
-    acked = invoke("ack", "--config", str(example), "--now", NOW, days_off["fingerprint"][:8])
+    double_booked = next(v for v in data["violations"] if v["rule"] == "double_booked")
+    assert double_booked["accepted"] is False
+    acked = invoke("ack", "--config", str(example), "--now", NOW, double_booked["fingerprint"][:8])
     assert acked.exit_code == 0, acked.output
-    after = next(v for v in check(example)["violations"] if v["rule"] == "days_off")
+    after = next(v for v in check(example)["violations"] if v["rule"] == "double_booked")
     assert after["accepted"] is True
     text = invoke("check", "--config", str(example), "--now", NOW).output
-    assert "1 accepted exception (no notices):" in text
+    # The 3 the example accepts with #ok, and this one.
+    assert "4 accepted exceptions (no notices):" in text
 
 
 def test_an_ack_until_a_date_ends_on_that_date(example: Path) -> None:
     data = check(example)
-    target = next(v for v in data["violations"] if v["rule"] == "days_off")
+    target = next(v for v in data["violations"] if v["rule"] == "double_booked")
     acked = invoke(
         "ack",
         "--config",
@@ -94,7 +95,7 @@ def test_an_ack_until_a_date_ends_on_that_date(example: Path) -> None:
         target["fingerprint"],
     )
     assert acked.exit_code == 0, acked.output
-    after = next(v for v in check(example)["violations"] if v["rule"] == "days_off")
+    after = next(v for v in check(example)["violations"] if v["rule"] == "double_booked")
     assert after["accepted"] is False  # 29 Nov has passed by 30 Nov
 
 
@@ -104,3 +105,14 @@ def test_only_unaccepted_errors_count_for_the_exit_code(example: Path) -> None:
             invoke("ack", "--config", str(example), "--now", NOW, violation["fingerprint"])
     result = invoke("check", "--config", str(example), "--now", NOW)
     assert result.exit_code == 0, result.output
+
+
+def test_the_ok_tag_accepts_every_violation_its_event_is_part_of(example: Path) -> None:
+    accepted = [v for v in check(example)["violations"] if v["accepted"]]
+    # The monthly Saturday session tagged #ok: on a day off, the 9th heavy session of its
+    # week, its 6th working day.
+    assert sorted(v["rule"] for v in accepted) == [
+        "days_off",
+        "level_limits.max_per_week",
+        "max_work_days_per_week",
+    ]

@@ -141,3 +141,25 @@ def test_digest_mode_sends_one_message_at_digest_time(ws):
         service.close()
         [digest] = server.received
         assert "1 boundary crossed on Mon 30 Nov" in digest.message["Subject"]
+
+
+@pytest.mark.parametrize("mode", ["immediate", "digest"])
+def test_a_violation_accepted_with_ok_sends_no_notice(ws, mode):
+    ws.sessions[1].title = "Session #heavy #ok"
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server, mode=mode)
+        ws.cycle(NOW)
+        service = ws.daemon(NOW + timedelta(minutes=1))
+        service.digest("lee")
+        service.close()
+        assert server.received == []
+
+
+def test_a_violation_accepted_after_its_notice_is_neither_repeated_nor_called_resolved(ws):
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server) + "\nrepeat_after: 30m"
+        ws.cycle(NOW)
+        assert len(server.received) == 1
+        ws.sessions[1].title = "Session #heavy #ok"
+        ws.cycle(NOW + timedelta(minutes=40))  # past repeat_after: it would be repeated
+        assert len(server.received) == 1

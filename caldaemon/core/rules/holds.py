@@ -9,8 +9,8 @@ booking pages offer nothing more once a boundary is reached.
 - ``days_off``: an all-day hold on each day off (a weekday in ``days_off`` or a dated day
   off) that has nothing busy on it.
 
-A hold covers only free time (never an existing event, nor a buffer), starts after now,
-and goes when its reason goes: the rules simply stop wanting it.
+A hold covers only free time (never an existing event, nor a buffer), starts between now
+and the horizon's end, and goes when its reason goes: the rules simply stop wanting it.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def _stretches(ctx: Context, busy: BusyIndex, day: date, reason: str, title: str
         end = _at(ctx, day, high)
         while cursor < end:
             room = busy.free_after(cursor, end - cursor)
-            if room >= SHORTEST_HOLD and cursor >= ctx.now:
+            # Like buffers, holds are placed from now to the horizon's end: a later one
+            # would cover the place of a buffer not yet planned.
+            if room >= SHORTEST_HOLD and ctx.now <= cursor < ctx.horizon_end:
                 found.append(
                     _hold(ctx, cursor, cursor + room, title, f"hold/{day}/{len(found)}", reason)
                 )
