@@ -30,7 +30,7 @@ outlives the evidence ("user deleted" reverses when the event reappears)::
                   gone               mark user_deleted             mark user_deleted
     deleting      L, same            adopt: active                 delete again
                   L, not same        adopt: user_edited            adopt: user_edited
-                  gone               mark deleted                  mark deleted
+                  gone               create (next generation)      mark deleted
     deleted       L (restored)       adopt: active / user_edited   adopt: active / edited
                   none               create (next generation)      -
     user_edited   L, same            adopt: active (edit undone)   adopt: active
@@ -41,7 +41,16 @@ outlives the evidence ("user deleted" reverses when the event reappears)::
 
 A buffer that comes back after caldaemon deleted it is created as the next generation,
 under a new id: a deleted event is never updated back to life (Google answers 403, Graph
-keeps the old transactionId).
+keeps the old transactionId). So is a buffer wanted again in the future whose record and
+event lie wholly in the past (a session moved from last week to next): the past event
+stays as it was.
+
+Only one generation of a buffer lives on the calendar. Another generation of a recorded
+buffer (a backup restored an old one; a create after the state was lost found nothing
+yet) is a duplicate caldaemon made: when a trusted listing shows it unchanged (the
+content caldaemon wrote or would write) and in view, it is deleted without touching the
+record; changed, it is the user's. An event whose listed slot has passed is never
+deleted, whatever its record says (an update whose answer was lost may have moved it).
 
 Crash safety: before a write is sent its intent is recorded (status ``creating`` or
 ``deleting``, or the ``pending`` times of an update); the table above settles an intent
@@ -101,6 +110,8 @@ class Plan:
     forget: list[str] = field(default_factory=list)
     # Generation of each Create, by identity (the intent records it before the write).
     generations: dict[str, int] = field(default_factory=dict)
+    # Written identities of deletes of duplicate generations: no record changes.
+    duplicates: set[str] = field(default_factory=set)
     held_deletes: int = 0
 
     @property
@@ -147,12 +158,19 @@ def plan(
         record = owned.get(identity)
         if record is None:
             _unrecorded(identity, buffer, bound, result)
+        elif _bygone(record, _event_of(record, bound), now):
+            _create_next(identity, buffer, record.generation, bound, result)
         else:
             _recorded(record, buffer, _event_of(record, bound), evidence, now, result, deletes)
     for identity, record in owned.items():
         if identity in wanted or not now <= record.start < view_end:
             continue
         _recorded(record, None, _event_of(record, bound), evidence, now, result, deletes)
+    if evidence.trusted:
+        for owner, event in bound.items():
+            if now <= event.start < view_end and _duplicate(owner, event, owned, wanted):
+                deletes.append((event.start, Delete(owner, Remote(event.id, event.etag))))
+                result.duplicates.add(owner)
     deletes.sort(key=lambda item: item[0])
     result.writes.extend(delete for _, delete in deletes[:max_deletes])
     result.held_deletes = max(0, len(deletes) - max_deletes)
@@ -166,6 +184,40 @@ def _event_of(record: OwnedBuffer, bound: Mapping[str, Event]) -> Event | None:
     if event is None or (record.remote_id and event.id != record.remote_id):
         return None
     return event
+
+
+def _bygone(record: OwnedBuffer, event: Event | None, now: datetime) -> bool:
+    """The record, and its event if listed, ended before now: history, never changed."""
+    return record.end <= now and (event is None or event.end <= now)
+
+
+def _create_next(
+    identity: str, buffer: Buffer, after: int, bound: Mapping[str, Event], result: Plan
+) -> None:
+    """Create ``buffer`` as a generation after ``after`` and after any listed one."""
+    listed = [
+        parse_written_identity(owner)[1]
+        for owner in bound
+        if parse_written_identity(owner)[0] == identity
+    ]
+    generation = max([after, *listed]) + 1
+    result.writes.append(Create(buffer, written_identity(identity, generation)))
+    result.generations[identity] = generation
+
+
+def _duplicate(
+    owner: str, event: Event, owned: Mapping[str, OwnedBuffer], wanted: Mapping[str, Buffer]
+) -> bool:
+    """Another generation of a recorded buffer, unchanged from what caldaemon wrote or
+    would write: a copy caldaemon made, not the user."""
+    identity, generation = parse_written_identity(owner)
+    record = owned.get(identity)
+    if record is None or generation == record.generation:
+        return False
+    expected = {record.content}
+    if identity in wanted:
+        expected.add(_content(wanted[identity]))
+    return event.content in expected
 
 
 def _unrecorded(identity: str, buffer: Buffer, bound: Mapping[str, Event], result: Plan) -> None:
@@ -202,7 +254,10 @@ def _recorded(
     identity, status = record.identity, record.status
     gone = event is None and evidence.judged_absent(record)
     if event is None:
-        if status is Status.DELETED and buffer is not None:
+        if buffer is not None and (
+            status is Status.DELETED or (status is Status.DELETING and gone)
+        ):
+            # Our delete landed (its answer may have been lost): the next generation.
             generation = record.generation + 1
             result.writes.append(Create(buffer, written_identity(identity, generation)))
             result.generations[identity] = generation
@@ -222,6 +277,11 @@ def _recorded(
 
     remote = Remote(event.id, event.etag)
     landed = _landed_update(record, buffer, event)
+    if event.start < now:
+        # Its slot has passed (an update whose answer was lost moved it there): history.
+        if landed is not None:
+            result.adopt.append(Adopt(identity, record.generation, Status.ACTIVE, remote, landed))
+        return
     if event.content != record.content and landed is None:
         if status is not Status.USER_EDITED:
             result.adopt.append(Adopt(identity, record.generation, Status.USER_EDITED, remote))

@@ -116,7 +116,7 @@ def reconcile(
     failpoints.reach("after-write")
     with state.transaction() as tables:
         for result in results:
-            _record_result(tables, clinician, calendar, result, now, outcome)
+            _record_result(tables, clinician, calendar, result, now, outcome, actions.duplicates)
     failpoints.reach("after-commit")
     return outcome
 
@@ -165,7 +165,7 @@ def _record_plan(state: State, clinician: str, calendar: str, actions: Plan, now
                 )
             elif isinstance(write, Update):
                 tables.buffers.intend_update(clinician, identity, write.buffer)
-            else:
+            elif write.identity not in actions.duplicates:
                 tables.buffers.intend_delete(clinician, identity)
 
 
@@ -186,12 +186,19 @@ def _record_result(
     result: WriteResult,
     now: datetime,
     outcome: Outcome,
+    duplicates: set[str],
 ) -> None:
     """A write's result. Refusals prove nothing about the user: a precondition that
     failed (412) or an event that was not there is settled by the next listing, from
     content (DESIGN.md §5)."""
     write = result.write
     identity, generation = parse_written_identity(write.identity)
+    if isinstance(write, Delete) and write.identity in duplicates:
+        # Another generation of a recorded buffer: its record is about the live one.
+        if result.error is None or isinstance(result.error, RemoteGone):
+            tables.events.remove(clinician, calendar, [write.remote.id])
+            outcome.deleted += result.error is None
+        return
     if isinstance(write, Delete):
         if result.error is None or isinstance(result.error, RemoteGone):
             # Kept as ``deleted``: if the session comes back, so does the buffer.

@@ -112,7 +112,11 @@ class Cycle:
         report.violations = len(assessment.evaluation.violations)
         # Placing a buffer is a verdict ("there is room here"): none from partial data.
         target = results.get(clinician.buffers_to) if clinician.buffers_to else None
-        if clinician.buffers_to and target is not None and report.ok:
+        if target is not None and target.ok and not target.trusted:
+            # Its listing came back empty where events were known: the cache is not what
+            # the calendar shows, so it is no evidence of ours either. Wait a cycle.
+            log.warning("%s: buffers on %s wait a cycle", clinician.id, clinician.buffers_to)
+        elif clinician.buffers_to and target is not None and report.ok:
             with self.state.read() as tables:
                 read = tables.calendars.get(clinician.id, clinician.buffers_to)
             evidence = Evidence(

@@ -16,6 +16,7 @@ from caldaemon.model import (
     Delete,
     Event,
     OwnedBuffer,
+    Remote,
     Update,
     Window,
     written_identity,
@@ -152,7 +153,7 @@ CELLS = [
     (S.DELETING, SAME, False, "delete"),
     (S.DELETING, EDITED, True, "adopt user_edited"),
     (S.DELETING, EDITED, False, "adopt user_edited"),
-    (S.DELETING, "gone", True, "mark deleted"),
+    (S.DELETING, "gone", True, "create next"),
     (S.DELETING, "gone", False, "mark deleted"),
     (S.DELETING, "unknown", True, "nothing"),
     (S.DELETING, "unknown", False, "nothing"),
@@ -287,3 +288,39 @@ def test_a_buffer_in_the_repeated_dst_hour_is_not_rewritten_every_cycle() -> Non
         max_deletes=20,
     )
     assert result.empty
+
+
+def test_a_buffer_wanted_again_after_its_record_went_past_is_a_new_generation() -> None:
+    # The session ran last Monday; it moves to next Monday. The old buffer is history.
+    past = buffer(start=NOW - timedelta(days=7))
+    ahead = buffer(start=NOW + timedelta(days=7))
+    result = run([ahead], [record(past)], [event(past)])
+    assert result.writes == [Create(ahead, written_identity(B.identity, 1))]
+    assert result.generations == {B.identity: 1}
+
+
+def test_a_restored_old_generation_unchanged_is_deleted_and_the_record_kept() -> None:
+    live, restored = event(B, generation=1), event(B, generation=0, etag="e0")
+    result = run([B], [record(B, generation=1)], [live, restored])
+    assert [w for w in result.writes if isinstance(w, Delete)] == [
+        Delete(written_identity(B.identity, 0), Remote(restored.id, "e0"))
+    ]
+    assert result.duplicates == {written_identity(B.identity, 0)}
+    assert not (result.adopt or result.marks)
+
+
+def test_another_generation_the_user_changed_or_an_untrusted_listing_is_left_alone() -> None:
+    changed = event(B, generation=1, title="Walk by the river")
+    assert run([B], [record(B)], [event(B), changed]).writes == []
+    duplicate = event(B, generation=1)
+    assert run([B], [record(B)], [event(B), duplicate], evidence=UNTRUSTED).writes == []
+
+
+def test_an_event_an_unanswered_update_moved_into_the_past_is_never_deleted() -> None:
+    # The update moved the buffer to 07:50 (before now); its answer was lost.
+    earlier = buffer(start=NOW - timedelta(minutes=10))
+    owned = record(B, pending=(earlier.start, earlier.end))
+    result = run([], [owned], [event(B, start=earlier.start)])
+    assert result.writes == []
+    [adopt] = result.adopt
+    assert adopt.buffer is not None and adopt.buffer.start == earlier.start
