@@ -43,7 +43,9 @@ class MemoryWorld:
         )
         self.practice.put(dataclasses.replace(event, **changes))  # type: ignore[arg-type]
 
-    def configure(self, horizon: str = "14d") -> None:
+    def configure(self, horizon: str = "14d", rules: str = "") -> None:
+        """The config; ``rules``: more keys of the rule set, one per line."""
+        extra = textwrap.indent(textwrap.dedent(rules), " " * 16)
         (self.root / "config.yaml").write_text(
             textwrap.dedent(f"""\
             timezone: America/Toronto
@@ -59,6 +61,7 @@ class MemoryWorld:
               standard:
                 buffers:
                   - {{after: high, length: 15m, title: Grounding time}}
+{extra}
             notices:
               quiet_outside_working_hours: false
             """)

@@ -93,7 +93,7 @@ notices:
                 for e in self.server.events("primary")
                 if OWNER_KEY in (e.get("extendedProperties") or {}).get("private", {})
             ),
-            key=lambda e: e["start"]["dateTime"],
+            key=lambda e: e["start"].get("dateTime") or e["start"]["date"],
         )
 
     @property
@@ -345,3 +345,46 @@ def test_a_read_refused_for_usage_limits_pauses_the_calendar_with_one_notice(
     with state_view.tables(world.state_dir) as tables:
         assert tables.problems.keys() == ["calendar:lee/work:paused"]
         assert len(tables.outbox.all()) == 1
+
+
+def protect_full_days_and_days_off(world: World) -> None:
+    config = world.root / "config.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    buffers:\n",
+            "    max_sessions_per_day: 2\n    days_off: [sat, sun]\n"
+            "    protect: {full_days: true, days_off: true, title: Unavailable}\n    buffers:\n",
+        )
+    )
+    world.daemon.close()
+    world.daemon = Daemon(str(config), clock=world.clock)
+
+
+def test_holds_on_google_are_private_busy_owned_and_go_with_their_reason(world: World) -> None:
+    protect_full_days_and_days_off(world)
+    world.session("session0003", MON_10 + timedelta(hours=3))  # Monday is now full
+    world.server.clear_requests()
+    world.cycle()
+    writes = [r for r in world.server.requests if r.method != "GET"]
+    holds = [b for b in world.buffers() if b["summary"] == "Unavailable"]
+    timed = [h for h in holds if "dateTime" in h["start"]]
+    all_day = sorted(h["start"]["date"] for h in holds if "date" in h["start"])
+    # Monday 09:00–10:00, 11:05–13:00, 14:05–17:00; the two weekends within the horizon.
+    assert [h["start"]["dateTime"] for h in timed] == [
+        "2026-11-30T14:00:00Z",
+        "2026-11-30T16:05:00Z",
+        "2026-11-30T19:05:00Z",
+    ]
+    assert all_day == ["2026-12-05", "2026-12-06", "2026-12-12", "2026-12-13"]
+    for hold in holds:
+        assert hold["visibility"] == "private" and hold["transparency"] == "opaque"
+        assert OWNER_KEY in hold["extendedProperties"]["private"]
+    # The cycle's 7 holds and 3 buffers went as the 10 calls of one batch request (the
+    # fake lists a batch's parts after the batch itself).
+    assert [(r.method, r.path) for r in writes if r.path != "/token"] == [
+        ("POST", "/batch/calendar/v3")
+    ] + [("POST", "/calendars/primary/events")] * 10
+    world.server.delete_event("primary", "session0003")
+    report = world.cycle()
+    assert report.deleted == 3 + 1  # Monday's holds, and the grounding after 13:00
+    assert [h["start"]["date"] for h in world.buffers() if "date" in h["start"]] == all_day

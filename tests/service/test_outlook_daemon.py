@@ -375,3 +375,40 @@ def test_an_owner_look_up_throttled_past_its_retries_changes_no_buffer(
     assert report.ok and (report.created, report.updated, report.deleted) == (0, 0, 0)
     assert statuses(ws) == ["active", "active"]
     assert sorted(e["id"] for e in buffers_on(ws.server)) == placed
+
+
+def test_holds_on_outlook_are_private_busy_owned_and_go_with_their_reason(
+    ws: OutlookWorkspace,
+) -> None:
+    config = ws.root / "config.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    buffers:\n",
+            "    max_sessions_per_day: 2\n    days_off: [sat, sun]\n"
+            "    protect: {full_days: true, days_off: true, title: Unavailable}\n    buffers:\n",
+        )
+    )
+    ws.session(MON_10, title="Session #light")
+    late = ws.session(MON_10 + timedelta(hours=3), title="Session #light")
+    report, graph = ws.poll(after=timedelta(0))
+    assert report.ok and report.created == 7
+    holds = [e for e in buffers_on(ws.server) if e["subject"] == "Unavailable"]
+    timed = sorted(e["start"]["dateTime"] for e in holds if not e["isAllDay"])
+    all_day = sorted(e["start"]["dateTime"][:10] for e in holds if e["isAllDay"])
+    assert timed == [
+        "2026-11-30T14:00:00.0000000",
+        "2026-11-30T15:50:00.0000000",
+        "2026-11-30T18:50:00.0000000",
+    ]
+    assert all_day == ["2026-12-05", "2026-12-06", "2026-12-12", "2026-12-13"]
+    for hold in holds:
+        assert hold["sensitivity"] == "private" and hold["showAs"] == "busy"
+        assert hold["isReminderOn"] is False and hold["attendees"] == []
+    # 7 holds in one $batch request (Graph takes up to 20 requests per batch).
+    assert [r.path for r in graph] == ["/v1.0/me/calendar/calendarView/delta", "/v1.0/$batch"]
+    assert ws.poll()[0].created == 0  # no churn
+    ws.server.delete_event(DEFAULT_USER, late)
+    # Graph may change a changeKey on its own (a spurious 412): the next cycle settles it.
+    assert ws.poll()[0].deleted + ws.poll()[0].deleted == 3
+    left = [e for e in buffers_on(ws.server) if e["subject"] == "Unavailable"]
+    assert len(left) == 4 and all(e["isAllDay"] for e in left)

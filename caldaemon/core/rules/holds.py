@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from caldaemon.core.rules.buffers import BusyIndex
 from caldaemon.core.rules.context import Context, Session
 from caldaemon.core.rules.hours import is_day_off
-from caldaemon.model import Buffer
+from caldaemon.model import Buffer, Kind
 
 # Stretches shorter than this are left free: no booking page offers them.
 SHORTEST_HOLD = timedelta(minutes=15)
@@ -111,10 +111,12 @@ def _days_off(ctx: Context, busy: BusyIndex, title: str) -> list[Buffer]:
 
 
 def _all_day_busy(ctx: Context, day: date) -> bool:
-    """A busy all-day event on ``day`` already keeps it: no hold over it."""
+    """A busy all-day event on ``day`` already keeps it: no hold over it. caldaemon's own
+    holds do not count (else each would make itself unwanted the next cycle)."""
     return any(
         c.event.all_day
         and c.event.busy
+        and c.kind is not Kind.BUFFER
         and c.event.start.astimezone(ctx.tz).date() <= day < c.event.end.astimezone(ctx.tz).date()
         for c in ctx.events
     )
