@@ -135,6 +135,15 @@ def _resolved(model: M, base: Path) -> M:
     return model.model_copy(update=update)
 
 
+def _tags(configured: dict[str, str]) -> dict[str, str]:
+    """The tags, lower-cased; ``#ok`` accepts (DESIGN.md §10) unless another tag was
+    chosen for that or ``ok`` means something else."""
+    tags = {k.lower().lstrip("#"): v.lower() for k, v in configured.items()}
+    if ACCEPT not in tags.values():
+        tags.setdefault("ok", ACCEPT)
+    return tags
+
+
 def _classification(c: schema.Classification) -> ClassificationSettings:
     levels = tuple(c.levels)
     default_tags = (
@@ -149,7 +158,7 @@ def _classification(c: schema.Classification) -> ClassificationSettings:
             for i, lvl in enumerate(levels)
         },
         default_level=(c.default_level or levels[len(levels) // 2]).lower(),
-        tags={k.lower().lstrip("#"): v.lower() for k, v in (c.tags or default_tags).items()},
+        tags=_tags(c.tags or default_tags),
         colors={k.lower(): v.lower() for k, v in c.colors.items()},
         tagged_sessions=c.sessions.tagged,
         title_pattern=re.compile(c.sessions.title_matches) if c.sessions.title_matches else None,

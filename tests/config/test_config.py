@@ -296,3 +296,14 @@ def test_validate_json_lists_problems_with_their_place(tmp_path):
     summary = json.loads(good.output)
     assert good.exit_code == 0 and summary["ok"] and summary["clinicians"] == ["lee"]
     assert "level_limits.latest_start" in summary["rules"] and "severity" not in summary["rules"]
+
+
+def test_ok_accepts_unless_the_tags_choose_another_word_or_mean_ok_otherwise():
+    from tests.support import make_settings
+
+    def tags(mapping: dict[str, str]) -> dict[str, str]:
+        return make_settings({}, classification={"tags": mapping}).classification.tags
+
+    assert tags({"heavy": "high"})["ok"] == "accept"
+    assert "ok" not in tags({"heavy": "high", "known": "accept"})
+    assert tags({"ok": "low"})["ok"] == "low"

@@ -117,3 +117,21 @@ def test_a_free_all_day_day_off_counts_as_a_day_off():
     assert classify(free, SETTINGS, tz=TZ).kind is Kind.DAY_OFF
     other_free = dataclasses.replace(all_day(MONDAY, "Birthday"), busy=False)
     assert classify(other_free, SETTINGS, tz=TZ).kind is Kind.IGNORED
+
+
+def test_ok_on_one_of_a_back_to_back_pair_accepts_the_pair_and_nothing_of_the_other():
+    from tests.support import evaluate, rules_hit
+
+    settings = make_settings(
+        {
+            "no_back_to_back": {"level": "high", "min_gap": "60m"},
+            "level_limits": {"high": {"latest_start": "15:00"}},
+        }
+    )
+    first = session(MONDAY, "15:00", "15:50", "Session #heavy #ok")
+    second = session(MONDAY, "16:00", "16:50", "Session #heavy")
+    result = evaluate(settings, [first, second])
+    [pair] = rules_hit(result, "no_back_to_back")
+    assert pair.accepted  # the accepted session is part of it
+    [late] = rules_hit(result, "level_limits.latest_start")
+    assert late.events == (second.key,) and not late.accepted  # only the other session
