@@ -180,6 +180,7 @@ def events_json(now: datetime, results: list[Assessment[ClinicianSettings]], red
                 "kind": c.kind.value,
                 "level": c.level,
                 "why": c.why,
+                "accepted": c.accepted,
             }
             if not redact:
                 item["title"] = e.title
@@ -213,6 +214,7 @@ def events_text(results: list[Assessment[ClinicianSettings]], redact: bool) -> s
             )
             what = c.kind.value if c.kind is not Kind.SESSION else f"session/{c.level}"
             title = "" if redact else f"  {c.event.title[:40]}"
-            lines.append(f"    {when}  {c.event.calendar:<10} {what:<18} {c.why}{title}")
+            why = f"{c.why}; accepted" if c.accepted else c.why
+            lines.append(f"    {when}  {c.event.calendar:<10} {what:<18} {why}{title}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

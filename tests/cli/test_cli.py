@@ -118,7 +118,11 @@ def test_events_shows_kind_level_and_why(example):
     events = json.loads(result.stdout)["events"]
     heavy = [e for e in events if e.get("title", "").startswith("Session R.T.")]
     assert heavy[0]["kind"] == "session" and heavy[0]["level"] == "high"
-    assert heavy[0]["why"] == "tag #heavy → high"
+    assert heavy[0]["why"] == "tag #heavy → high" and heavy[0]["accepted"] is False
+    clinic = next(e for e in events if e["calendar"] == "clinic" and e["title"] == "Appointment")
+    assert clinic["why"].startswith("classification.rules[")
+    saturday = next(e for e in events if e.get("title", "").startswith("Session N.U."))
+    assert saturday["accepted"] is True  # tagged #ok
     redacted = invoke("events", "--config", str(example), "--now", NOW, "--redact")
     assert "R.T." not in redacted.output and "session/high" in redacted.output
 
