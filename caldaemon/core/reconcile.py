@@ -42,8 +42,8 @@ outlives the evidence ("user deleted" reverses when the event reappears)::
 A buffer that comes back after caldaemon deleted it is created as the next generation,
 under a new id: a deleted event is never updated back to life (Google answers 403, Graph
 keeps the old transactionId). So is a buffer wanted again in the future whose record and
-event lie wholly in the past (a session moved from last week to next): the past event
-stays as it was.
+event lie wholly in the past, or whose record was pruned and whose event has ended (a
+session moved from last week to next): the past event stays as it was.
 
 Only one generation of a buffer lives on the calendar. Another generation of a recorded
 buffer (a backup restored an old one; a create after the state was lost found nothing
@@ -157,7 +157,7 @@ def plan(
     for identity, buffer in wanted.items():
         record = owned.get(identity)
         if record is None:
-            _unrecorded(identity, buffer, bound, result)
+            _unrecorded(identity, buffer, bound, now, result)
         elif _bygone(record, _event_of(record, bound), now):
             _create_next(identity, buffer, record.generation, bound, result)
         else:
@@ -220,19 +220,25 @@ def _duplicate(
     return event.content in expected
 
 
-def _unrecorded(identity: str, buffer: Buffer, bound: Mapping[str, Event], result: Plan) -> None:
-    """No record (a first buffer, or the state was lost): adopt a marked event only when it
-    holds what caldaemon would write now; otherwise it is the user's edit."""
+def _unrecorded(
+    identity: str, buffer: Buffer, bound: Mapping[str, Event], now: datetime, result: Plan
+) -> None:
+    """No record (a first buffer, or the state was lost or pruned): adopt a marked event
+    only when it holds what caldaemon would write now; otherwise it is the user's edit. One
+    that has ended is history (a session moved from the past into the future): the buffer
+    is created as the generation after it."""
     found = [
         (parse_written_identity(owner)[1], event)
         for owner, event in bound.items()
         if parse_written_identity(owner)[0] == identity
     ]
-    if not found:
-        result.writes.append(Create(buffer, written_identity(identity, 0)))
-        result.generations[identity] = 0
+    live = [(generation, event) for generation, event in found if event.end > now]
+    if not live:
+        generation = max((g for g, _ in found), default=-1) + 1
+        result.writes.append(Create(buffer, written_identity(identity, generation)))
+        result.generations[identity] = generation
         return
-    generation, event = max(found, key=lambda item: item[0])
+    generation, event = max(live, key=lambda item: item[0])
     status = Status.ACTIVE if event.content == _content(buffer) else Status.USER_EDITED
     remote = Remote(event.id, event.etag)
     result.adopt.append(Adopt(identity, generation, status, remote, buffer))

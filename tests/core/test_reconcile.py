@@ -324,3 +324,12 @@ def test_an_event_an_unanswered_update_moved_into_the_past_is_never_deleted() ->
     assert result.writes == []
     [adopt] = result.adopt
     assert adopt.buffer is not None and adopt.buffer.start == earlier.start
+
+
+def test_with_no_record_an_ended_buffer_is_history_and_the_next_generation_is_made() -> None:
+    # The record of last week's buffer was pruned; the session moves to next week.
+    past = buffer(start=NOW - timedelta(days=7))
+    ahead = buffer(start=NOW + timedelta(days=7))
+    result = run([ahead], [], [event(past, start=past.start)])
+    assert result.writes == [Create(ahead, written_identity(B.identity, 1))]
+    assert result.adopt == []
