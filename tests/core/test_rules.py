@@ -535,3 +535,12 @@ def test_a_cadence_gives_every_or_hours_with_per():
     for cadence in ({"kind": "supervision"}, {"kind": "supervision", "hours": 1}):
         with _pytest.raises(ConfigError):
             make_settings({"cadence": [cadence]})
+
+
+def test_a_buffer_is_still_wanted_at_the_moment_its_session_ends():
+    rules = {"buffers": [{"after": "high", "length": "15m", "title": "Grounding time"}]}
+    heavy = session(MONDAY, "09:00", "09:50", "#heavy")
+    [b] = evaluate(make_settings(rules), [heavy], now=heavy.end).buffers
+    assert b.start == heavy.end  # not dropped (and so deleted) the moment it begins
+    later = evaluate(make_settings(rules), [heavy], now=heavy.end + timedelta(minutes=1))
+    assert later.buffers == ()  # begun: history, never planned again

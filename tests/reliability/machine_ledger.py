@@ -169,11 +169,6 @@ class Ledger:
         answered: bool,
     ) -> None:
         """Check what one cycle changed on the buffers calendar, and learn from it."""
-        for identity in list(self.deleted):
-            if self.records[identity].end <= now:
-                # Its slot has passed: history. A session moved into the future gets a
-                # new buffer; the user's deletion was of the one that is gone.
-                self.deleted.discard(identity)
         for event_id in sorted(after.keys() - before.keys()):
             self._created(after[event_id], after, now)
         for event_id in after.keys() & before.keys():
@@ -216,9 +211,13 @@ class Ledger:
         assert bound(event), f"caldaemon wrote an event not bound to its marker: {event}"
         identity = identity_of(event)
         assert event.start >= now, f"caldaemon created a buffer in the past: {event}"
-        assert identity not in self.deleted, (
-            f"caldaemon recreated buffer {identity[:8]} the user deleted: {event}"
-        )
+        if identity in self.deleted:
+            # Only once the deleted buffer's slot has passed (history): its session, moved
+            # into the future, then gets a new buffer; the deletion was of the old one.
+            assert self.records[identity].end <= now, (
+                f"caldaemon recreated buffer {identity[:8]} the user deleted: {event}"
+            )
+            self.deleted.discard(identity)
         self.written[event.id] = content(event)
         self.records[identity] = Record(event.id, generation_of(event), event.end, live=True)
         if generation_of(event) > 0:

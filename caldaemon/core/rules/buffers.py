@@ -81,7 +81,9 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
     buffers: list[Buffer] = []
     violations: list[Violation] = []
     for session in ctx.sessions:
-        if session.end <= ctx.now or session.start > ctx.horizon_end:
+        # A session that ends right now still wants the buffer that starts now (else the
+        # buffer would be deleted the moment it begins).
+        if session.end < ctx.now or session.start > ctx.horizon_end:
             continue
         for rule, is_before in (
             (_choose(ctx, before, session.level), True),
