@@ -15,11 +15,22 @@ import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from caldaemon.errors import CalendarError, RemoteGone, WriteConflict
 from caldaemon.fields import Name
-from caldaemon.model import Buffer, Create, Event, Remote, Update, Window, Write, WriteResult
+from caldaemon.model import (
+    Buffer,
+    Create,
+    Event,
+    Remote,
+    Update,
+    Window,
+    Write,
+    WriteResult,
+    content_digest,
+)
 from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, token_fields
 from caldaemon.providers.settings import CalendarSettings
 
@@ -157,6 +168,13 @@ class MemoryProvider(BatchProvider):
             if existing is not None:
                 if existing.owner != write.identity:
                     return WriteResult(write, error=WriteConflict(self.id, event_id))
+                b, now = write.buffer, datetime.fromtimestamp(self.context.clock(), UTC)
+                if existing.content != content_digest(b.start, b.end, b.title) and (
+                    existing.end <= now
+                ):
+                    # Ours, not what this create writes, and over: an earlier life of the
+                    # buffer (its record pruned). The core writes the next generation.
+                    return WriteResult(write, error=RemoteGone(self.id, event_id))
                 return WriteResult(write, remote=Remote(event_id, existing.etag))
             return WriteResult(write, remote=self._store(event_id, write.buffer, write.identity))
         existing = events.get(write.remote.id)

@@ -83,7 +83,7 @@ class Daemon:
             self.lock.release()
             raise
         self.sleep = sleep
-        self.providers = Providers(self.settings, sleep)
+        self.providers = Providers(self.settings, sleep, self._timestamp)
         self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
         self.mailer = _mailer(self.settings, dry_run)
         if self.mailer is not None:
@@ -100,6 +100,9 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
 
     # -- one cycle ---------------------------------------------------------------------
+
+    def _timestamp(self) -> float:
+        return self.clock().timestamp()
 
     def run_clinician(self, clinician_id: str) -> CycleReport | None:
         try:
@@ -216,7 +219,7 @@ class Daemon:
         outbox.clear_problem(self.state, "config:")
         self.providers.close()
         self.settings = settings
-        self.providers = Providers(settings, self.sleep)
+        self.providers = Providers(settings, self.sleep, self._timestamp)
         self.cycle = Cycle(
             settings, self.state, self.providers, clock=self.clock, dry_run=self.dry_run
         )

@@ -17,13 +17,17 @@ def provider_context(
     settings: Settings,
     clinician: ClinicianSettings,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
 ) -> ProviderContext:
+    """What a provider needs; ``clock`` is the service's (one clock for everything, so a
+    test that moves the daemon's time moves the providers' too)."""
     return ProviderContext(
         clinician=clinician.id,
         tz=clinician.tz,
         state_dir=settings.daemon.state_dir,
         self_addresses=frozenset([clinician.email] if clinician.email else []),
         buffers_to=clinician.buffers_to,
+        clock=clock,
         sleep=sleep,
     )
 
@@ -31,9 +35,15 @@ def provider_context(
 class Providers:
     """Provider instances kept across cycles, per calendar."""
 
-    def __init__(self, settings: Settings, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.sleep = sleep
+        self.clock = clock
         self._open: dict[tuple[str, str], Provider] = {}
         self._lock = threading.Lock()
 
@@ -43,7 +53,7 @@ class Providers:
             if key not in self._open:
                 self._open[key] = open_provider(
                     clinician.calendar(calendar_id),
-                    provider_context(self.settings, clinician, self.sleep),
+                    provider_context(self.settings, clinician, self.sleep, self.clock),
                 )
             return self._open[key]
 

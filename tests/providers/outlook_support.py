@@ -15,8 +15,9 @@ from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer, RecordedRequest
 from tests.providers.contract import MONDAY_10, SELF, TZ, buffer
 from tests.providers.test_contract_outlook import outlook_config, sign_in
 
-# 1 Dec 2026, the provider clock's start: any fixed instant will do.
-CLOCK_START = datetime(2026, 12, 1, tzinfo=TZ).timestamp()
+# Monday 30 Nov 2026, 08:00, the provider clock's start: before the test buffers (a buffer
+# whose slot has passed is history to a create, not a lost answer to adopt).
+CLOCK_START = datetime(2026, 11, 30, 8, tzinfo=TZ).timestamp()
 
 
 class Harness:

@@ -3,6 +3,7 @@ their UIDs, each write as if with If-Match, and every other byte of the file kep
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -275,3 +276,27 @@ def test_a_create_whose_uid_is_taken_by_a_cancelled_event_is_remote_gone(
     buffers.write_bytes(data)
     [again] = ics.apply([Create(wanted, wanted.identity)])
     assert isinstance(again.error, RemoteGone) and buffers.read_bytes() == data
+
+
+def test_a_create_meeting_an_ended_earlier_life_of_its_buffer_finds_it_gone(
+    buffers: Path,
+) -> None:
+    # Last month's buffer is still in the file under the id (its record was pruned);
+    # the session moved on. It is history: never adopted as the new buffer.
+    ended = buffer()
+    ended = dataclasses.replace(ended, start=ended.start - timedelta(days=30))
+    ended = dataclasses.replace(ended, end=ended.start + timedelta(minutes=15))
+    ics = writer(buffers)
+    first = ics.create(ended, ended.identity)
+    kept = block_of(buffers.read_bytes(), first.id)
+    [again] = ics.apply([Create(buffer(), ended.identity)])
+    assert isinstance(again.error, RemoteGone)
+    assert block_of(buffers.read_bytes(), first.id) == kept  # left as it was
+
+
+def test_a_create_meeting_a_live_earlier_write_of_its_buffer_adopts_it(buffers: Path) -> None:
+    # A create whose answer was lost, sent again after the session moved: the same life.
+    ics = writer(buffers)
+    first = ics.create(buffer(), buffer().identity)
+    [again] = ics.apply([Create(buffer(hour=16), buffer().identity)])
+    assert again.error is None and again.remote == first

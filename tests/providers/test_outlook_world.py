@@ -395,3 +395,17 @@ def test_after_an_outage_the_remaining_batches_are_not_sent(harness: Harness) ->
     assert all(isinstance(r.error, TransientError) for r in results)
     assert len(harness.graph_requests("POST")) == ATTEMPTS  # the first batch only
     assert harness.server.events(DEFAULT_USER) == []
+
+
+def test_a_duplicate_of_an_ended_earlier_life_is_remote_gone(harness: Harness) -> None:
+    # Last week's buffer holds the transactionId; its record was pruned and the session
+    # moved into the future: the old event is history, not this create's lost answer.
+    harness.server.rules.existing_id_every = None
+    provider = harness.provider()
+    b = buffer()
+    [created] = provider.apply([Create(b, b.identity)])
+    harness.now = (b.end + timedelta(days=7)).timestamp()
+    later = buffer(start=b.start + timedelta(days=8))
+    [again] = provider.apply([Create(later, b.identity)])
+    assert isinstance(again.error, RemoteGone)
+    assert [e["id"] for e in harness.server.events(DEFAULT_USER)] == [created.remote.id]

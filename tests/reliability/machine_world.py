@@ -135,7 +135,7 @@ class MisbehavingProviders(Providers):
                 calendar = clinician.calendar(calendar_id)
                 assert isinstance(calendar, MemoryCalendar)
                 self._open[key] = MisbehavingMemoryProvider(
-                    calendar, provider_context(self.settings, clinician, self.sleep)
+                    calendar, provider_context(self.settings, clinician, self.sleep, self.clock)
                 )
             return self._open[key]
 
@@ -185,7 +185,7 @@ class World:
         self.now = START
         self.horizon = timedelta(days=14)
         self.state = State(self.settings.state_file)
-        self.providers = MisbehavingProviders(self.settings)
+        self.providers = MisbehavingProviders(self.settings, clock=lambda: self.now.timestamp())
 
     @property
     def clinician(self) -> ClinicianSettings:

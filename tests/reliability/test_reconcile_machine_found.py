@@ -109,7 +109,6 @@ def test_a_session_moved_into_the_future_after_its_buffer_was_forgotten_gets_one
     replay(steps)  # bug 1b: the old past buffer was adopted as "user edited": no buffer
 
 
-@pytest.mark.xfail(strict=True, reason="caldaemon bug 7: a create answered by a week-old event")
 def test_a_session_back_in_the_future_a_week_later_gets_a_buffer() -> None:
     def steps(state: ReconcileMachine) -> None:
         state.a_week_of_sessions(first=[(0, 169, 45, "Session #heavy")])  # Mon 14:05

@@ -58,7 +58,12 @@ from caldaemon.providers.caldav.http import (
 )
 from caldaemon.providers.caldav.objects import bind, bound_to, object_body, uids
 from caldaemon.providers.caldav.settings import CaldavCalendar
-from caldaemon.providers.ics.mapping import buffer_component, buffer_etag, buffer_uid
+from caldaemon.providers.ics.mapping import (
+    block_ended,
+    buffer_component,
+    buffer_etag,
+    buffer_uid,
+)
 from caldaemon.providers.ics.parse import parse
 from caldaemon.providers.ics.reader import Reader
 
@@ -294,7 +299,14 @@ class CaldavProvider(Provider):
             raise WriteConflict(self.id, uid)  # the user's object: never replaced
         if str(master.get("STATUS", "")).upper() == "CANCELLED":
             raise RemoteGone(self.id, uid)  # the next generation gets a new UID
-        # Ours and alive: an earlier create got through but its reply was lost.
+        now = datetime.fromtimestamp(self.context.clock(), UTC)
+        if buffer_etag(master) != buffer_etag(self._component(buffer, identity)) and (
+            block_ended(master, now)
+        ):
+            # Ours, not what this create writes, and over: an earlier life of the buffer
+            # (its record pruned). The next generation gets a new UID.
+            raise RemoteGone(self.id, uid)
+        # Ours, alive and as written: an earlier create got through but its reply was lost.
         self._hrefs[uid] = where
         return Remote(uid, etag or self._etag(where))
 

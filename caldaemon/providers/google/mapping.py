@@ -128,6 +128,15 @@ def owner_of(resource: Mapping[str, Any]) -> str | None:
     return marker if bound else None
 
 
+def ended(resource: Mapping[str, Any], now: datetime) -> bool:
+    """Whether an event ended before ``now`` (a date counts from its midnight in UTC)."""
+    try:
+        finish, _ = _moment(resource["end"], UTC)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return False
+    return finish <= now
+
+
 def same_buffer(
     resource: Mapping[str, Any], buffer: Buffer, identity: str, tz: tzinfo | None = None
 ) -> bool:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from googleapiclient.errors import HttpError
@@ -60,6 +61,7 @@ from caldaemon.providers.google.listing import (
 )
 from caldaemon.providers.google.mapping import (
     buffer_body,
+    ended,
     event_id,
     owner_of,
     read_token,
@@ -325,6 +327,13 @@ class GoogleProvider(BatchProvider):
             return WriteResult(write, error=self._part_error(refusal))  # alive: refused
         remote = Remote(remote_id, resource.get("etag"))
         if isinstance(write, Create) and owner_of(resource) == write.identity:
+            now = datetime.fromtimestamp(self.context.clock(), UTC)
+            if not same_buffer(resource, write.buffer, write.identity, self.context.tz) and (
+                ended(resource, now)
+            ):
+                # Ours, not what this create writes, and over: an earlier life of the
+                # buffer (its record pruned). The core writes the next generation.
+                return WriteResult(write, error=RemoteGone(self.id, remote_id))
             return WriteResult(write, remote=remote)  # an earlier create of ours landed
         if isinstance(write, Update) and same_buffer(
             resource, write.buffer, write.identity, self.context.tz

@@ -5,11 +5,12 @@ stays as it was."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import icalendar
 
 from caldaemon.providers.base import OWNER_PROPERTY
-from caldaemon.providers.ics.mapping import PRODID, buffer_etag, buffer_uid
+from caldaemon.providers.ics.mapping import PRODID, block_ended, buffer_etag, buffer_uid
 
 # One line with its end: CRLF (RFC 5545 §3.1), LF or CR. Not str.splitlines, which also
 # breaks at characters such as U+2028 or NEL that may stand in a value.
@@ -96,6 +97,13 @@ class Document:
         """RFC 5545 §3.8.1.11: STATUS:CANCELLED, an event that is there but deleted."""
         status = _properties(self.pieces[index] or "").get("STATUS", "")
         return status.upper() == "CANCELLED"
+
+    def ended(self, index: int, now: datetime) -> bool:
+        """Whether the block ended before ``now`` (False when it no longer parses)."""
+        try:
+            return block_ended(icalendar.Event.from_ical(self.pieces[index] or ""), now)
+        except Exception:
+            return False
 
     def etag(self, index: int) -> str | None:
         """None when the block no longer parses (the user broke it): never ours to change."""

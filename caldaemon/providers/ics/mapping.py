@@ -5,7 +5,7 @@ whether the user edited one (RFC 5545 §3.6.1).
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 
 import icalendar
 
@@ -64,3 +64,14 @@ def buffer_component(buffer: Buffer, identity: str, stamp: datetime) -> icalenda
     vevent.add("STATUS", "CONFIRMED")
     vevent.add(OWNER_PROPERTY, identity)
     return vevent
+
+
+def block_ended(component: icalendar.Component, now: datetime) -> bool:
+    """Whether a block of ours ended before ``now``: an earlier life of its buffer, history
+    (a DATE end counts from that day's midnight in UTC, early enough for this)."""
+    end = getattr(component.get("DTEND"), "dt", None)
+    if isinstance(end, datetime):
+        return (end if end.tzinfo else end.replace(tzinfo=UTC)) <= now
+    if isinstance(end, date):
+        return datetime.combine(end, time(), UTC) <= now
+    return False

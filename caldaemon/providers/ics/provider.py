@@ -23,7 +23,7 @@ from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, to
 from caldaemon.providers.ics.document import Document
 from caldaemon.providers.ics.http import Feed, fetch_feed, redact_url
 from caldaemon.providers.ics.localfile import LocalFile
-from caldaemon.providers.ics.mapping import buffer_component, buffer_uid
+from caldaemon.providers.ics.mapping import buffer_component, buffer_etag, buffer_uid
 from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES, blank, parse_file
 from caldaemon.providers.ics.reader import Reader
 from caldaemon.providers.ics.settings import IcsCalendar
@@ -183,8 +183,14 @@ class IcsProvider(BatchProvider):
                 # Our id, taken by an event that is there but cancelled: the core writes
                 # the buffer's next generation under a new id.
                 return WriteResult(write, error=RemoteGone(self.id, uid))
+            etag = document.etag(index)
+            block = buffer_component(write.buffer, write.identity, stamp)
+            if etag != buffer_etag(block) and document.ended(index, stamp):
+                # Ours, not what this create writes, and over: an earlier life of the
+                # buffer (its record pruned). The core writes the next generation.
+                return WriteResult(write, error=RemoteGone(self.id, uid))
             # A retried create: the event is there already (idempotent, DESIGN.md §5).
-            return WriteResult(write, remote=Remote(uid, document.etag(index)))
+            return WriteResult(write, remote=Remote(uid, etag))
         index = document.find(write.remote.id)
         if index is None:
             return WriteResult(write, error=RemoteGone(self.id, write.remote.id))

@@ -24,6 +24,7 @@ Graph as it is (RESEARCH.md, "Microsoft Graph"):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -189,7 +190,8 @@ class GraphWrites(BatchProvider):
         outage: Error | None,
     ) -> None:
         """Creates refused as duplicates: the event holding their transactionId is the
-        answer if it is alive. Read to be sure (a soft-deleted event keeps its
+        answer if it is alive and holds what the create writes (else it is an earlier life
+        of the buffer, and the answer is "gone"). Read to be sure (a soft-deleted event keeps its
         transactionId too, and must not be taken for a live buffer): the named event, or
         the calendar's events carrying our marker with this identity."""
         indexes = sorted(adopt)
@@ -219,6 +221,11 @@ class GraphWrites(BatchProvider):
             if holder is None:
                 results[index] = WriteResult(write, error=RemoteGone(self.id, named or transaction))
                 continue
+            if _earlier_life(holder, write, self.context):
+                # Ours, not what this create writes, and over: an earlier life of the
+                # buffer (its record pruned). The core writes the next generation.
+                results[index] = WriteResult(write, error=RemoteGone(self.id, transaction))
+                continue
             remote = Remote(str(holder.get("id")), mapping.etag_of(holder))
             self._remember(
                 remote.id, (mapping.owner_property(holder) or write.identity, transaction)
@@ -227,8 +234,8 @@ class GraphWrites(BatchProvider):
 
     def _holder_query(self, write: Create, named: str | None) -> dict[str, Any]:
         """The GET that finds the event holding a create's transactionId."""
+        expand = quote(mapping.OWNER_EXPAND, safe="$(),=")
         if named:
-            expand = quote(mapping.OWNER_EXPAND, safe="$(),=")
             url = f"{self.mailbox_path}/events/{quote(named, safe='')}?$expand={expand}"
         else:
             # Filtering on a single-value extended property is documented for events
@@ -239,9 +246,20 @@ class GraphWrites(BatchProvider):
             )
             url = (
                 f"{self.mailbox_path}{self._calendar()}/events?$filter={quote(wanted, safe='')}"
-                "&$select=id,transactionId"
+                "&$select=id,transactionId,start,end,isAllDay,subject,categories"
+                f"&$expand={expand}"
             )
         return {"method": "GET", "url": url, "headers": prefer()}
+
+
+def _earlier_life(holder: Mapping[str, Any], write: Create, context: ProviderContext) -> bool:
+    if mapping.matches_buffer(holder, write.buffer, write.identity, context.tz):
+        return False
+    try:
+        finish = mapping.parse_datetime(holder.get("end"))
+    except mapping.MappingError:
+        return False
+    return finish <= datetime.fromtimestamp(context.clock(), UTC)
 
 
 def _duplicate_transaction(reply: BatchReply) -> bool:
