@@ -5,7 +5,7 @@ still count."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.core.assess import Assessment, assess, window
@@ -49,13 +49,16 @@ class Remembered:
 
 
 def check(
-    settings: Settings, now: datetime, clinician_id: str | None = None
+    settings: Settings,
+    now: datetime,
+    clinician_id: str | None = None,
+    horizon: timedelta | None = None,
 ) -> list[Assessment[ClinicianSettings]]:
     """Read the calendars live and evaluate: what ``caldaemon check`` shows. The state is
     only read (when the daemon has one), so what is shown is what ``run`` would do: not
     the buffers the user took over, with the levels marked and the violations accepted."""
     chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
-    horizon = settings.daemon.horizon
+    horizon = horizon or settings.daemon.horizon
     results = []
     for clinician in chosen:
         start, end = window(clinician, now, horizon)

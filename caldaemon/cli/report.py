@@ -1,0 +1,137 @@
+"""``caldaemon report``: the week as a picture (PNG, HTML) and as text or JSON, for one
+clinician or, with ``--practice``, a director's view of aggregates (DESIGN.md §11). The
+calendars are read live and only read; a calendar that cannot be read means no report for
+that clinician (exit 2), never a week that looks emptier than it is."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from caldaemon.cli.app import (
+    clinician_option,
+    config_option,
+    load_settings,
+    main,
+    now_option,
+    parse_now,
+    user_errors,
+)
+from caldaemon.errors import Error
+
+if TYPE_CHECKING:
+    from caldaemon.config import Settings
+    from caldaemon.reports.week import WeekView
+
+FORMATS = ("text", "json", "html", "png")
+
+
+def parse_week(text: str | None, now: datetime) -> date:
+    if not text:
+        return now.date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Error(f"--week: {text!r} is not a date like 2026-11-30") from None
+
+
+def week_views(
+    settings: Settings, now: datetime, day: date, clinician_id: str | None
+) -> tuple[list[WeekView], list[str]]:
+    """The week containing ``day`` for each chosen clinician, read live; the problems
+    met (a clinician whose calendar could not be read gets no view)."""
+    from caldaemon.reports.week import build, week_start
+    from caldaemon.service.read import check
+    from caldaemon.text import WEEKDAYS
+
+    chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
+    views: list[WeekView] = []
+    problems: list[str] = []
+    for clinician in chosen:
+        tz = clinician.tz
+        start = week_start(day, WEEKDAYS.index(clinician.rules.week_starts))
+        week_begins = datetime.combine(start, time(), tz)
+        week_ends = week_begins + timedelta(days=7)
+        # A past week is judged as it stood when it began; a later one as of now.
+        judged_at = min(now.astimezone(tz), week_begins) if week_ends <= now else now
+        horizon = max(settings.daemon.horizon, week_ends - judged_at)
+        [result] = check(settings, judged_at, clinician.id, horizon=horizon)
+        problems += [f"warning: {w}" for w in result.warnings]
+        if result.errors:
+            problems += [f"error: {e}" for e in result.errors]
+            continue
+        views.append(build(result, settings.classification, start, clinician.name or ""))
+    return views, problems
+
+
+@main.command()
+@config_option
+@now_option
+@clinician_option
+@click.option("--week", "week_text", metavar="DATE", help="A day of the week to show.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (PNG and HTML: needed when several clinicians are shown).",
+)
+@user_errors
+def report(
+    config_path: str | None,
+    now_text: str | None,
+    clinician_id: str | None,
+    week_text: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Show a week: each day's sessions by intensity, buffers and holds, working hours,
+    the boundaries crossed, the day's load against its limit, and the week's hours. No
+    event text. Exit 2 when a calendar could not be read."""
+    from caldaemon.reports.text import week_text as render_text
+    from caldaemon.reports.text import weeks_json
+
+    settings = load_settings(config_path)
+    now = parse_now(now_text, settings)
+    views, problems = week_views(settings, now, parse_week(week_text, now), clinician_id)
+    for line in problems:
+        click.echo(line, err=True)
+    failed = any(p.startswith("error:") for p in problems)
+    if fmt == "text":
+        _emit("\n".join(render_text(v) for v in views), output)
+    elif fmt == "json":
+        _emit(weeks_json(now, views) + "\n", output)
+    else:
+        _pictures(views, fmt, output, settings.classification.levels)
+    sys.exit(2 if failed else 0)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+def _pictures(
+    views: list[WeekView], fmt: str, output: Path | None, levels: tuple[str, ...]
+) -> None:
+    from caldaemon.reports.html import week_html
+    from caldaemon.reports.picture import week_png
+
+    if output is None and (len(views) > 1 or sys.stdout.isatty()):
+        raise Error(f"say where to write the {fmt.upper()}: --output week.{fmt}")
+    for view in views:
+        png = week_png(view, levels)
+        data = png if fmt == "png" else week_html(view, png).encode()
+        if output is None:
+            sys.stdout.buffer.write(data)
+            continue
+        path = output
+        if len(views) > 1:
+            path = output.with_name(f"{output.stem}-{view.clinician}{output.suffix}")
+        path.write_bytes(data)
+        click.echo(f"{view.clinician}: {path}", err=True)
