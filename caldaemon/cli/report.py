@@ -41,9 +41,9 @@ def parse_week(text: str | None, now: datetime) -> date:
 
 def week_views(
     settings: Settings, now: datetime, day: date, clinician_id: str | None
-) -> tuple[list[WeekView], list[str]]:
+) -> tuple[list[WeekView], list[str], list[str]]:
     """The week containing ``day`` for each chosen clinician, read live; the problems
-    met (a clinician whose calendar could not be read gets no view)."""
+    met; the clinicians whose calendars could not be read (they get no view)."""
     from caldaemon.reports.week import build, week_start
     from caldaemon.service.read import check
     from caldaemon.text import WEEKDAYS
@@ -51,6 +51,7 @@ def week_views(
     chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
     views: list[WeekView] = []
     problems: list[str] = []
+    unread: list[str] = []
     for clinician in chosen:
         tz = clinician.tz
         start = week_start(day, WEEKDAYS.index(clinician.rules.week_starts))
@@ -63,9 +64,10 @@ def week_views(
         problems += [f"warning: {w}" for w in result.warnings]
         if result.errors:
             problems += [f"error: {e}" for e in result.errors]
+            unread.append(clinician.id)
             continue
         views.append(build(result, settings.classification, start, clinician.name or ""))
-    return views, problems
+    return views, problems, unread
 
 
 @main.command()
@@ -74,6 +76,11 @@ def week_views(
 @clinician_option
 @click.option("--week", "week_text", metavar="DATE", help="A day of the week to show.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--practice",
+    is_flag=True,
+    help="Per clinician only aggregates (a director's view): no times, no events.",
+)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -86,6 +93,7 @@ def report(
     clinician_id: str | None,
     week_text: str | None,
     fmt: str,
+    practice: bool,
     output: Path | None,
 ) -> None:
     """Show a week: each day's sessions by intensity, buffers and holds, working hours,
@@ -96,17 +104,47 @@ def report(
 
     settings = load_settings(config_path)
     now = parse_now(now_text, settings)
-    views, problems = week_views(settings, now, parse_week(week_text, now), clinician_id)
+    views, problems, unread = week_views(settings, now, parse_week(week_text, now), clinician_id)
     for line in problems:
         click.echo(line, err=True)
-    failed = any(p.startswith("error:") for p in problems)
-    if fmt == "text":
+    failed = bool(unread)
+    if practice:
+        _practice(settings, views, unread, fmt, output, parse_week(week_text, now))
+    elif fmt == "text":
         _emit("\n".join(render_text(v) for v in views), output)
     elif fmt == "json":
         _emit(weeks_json(now, views) + "\n", output)
     else:
         _pictures(views, fmt, output, settings.classification.levels)
     sys.exit(2 if failed else 0)
+
+
+def _practice(
+    settings: Settings,
+    views: list[WeekView],
+    unread: list[str],
+    fmt: str,
+    output: Path | None,
+    day: date,
+) -> None:
+    from caldaemon.reports import practice
+    from caldaemon.reports.week import week_start
+    from caldaemon.text import WEEKDAYS
+
+    if fmt == "png":
+        raise Error("--practice: the format is text, html or json (a table, not a picture)")
+    rows = {v.clinician: practice.row(v) for v in views}
+    for clinician in unread:
+        rows[clinician] = practice.unreadable(clinician, settings.clinician(clinician).name or "")
+    ordered = [rows[c.id] for c in settings.clinicians if c.id in rows]
+    first = settings.clinicians[0].rules.week_starts if settings.clinicians else "mon"
+    week = views[0].start if views else week_start(day, WEEKDAYS.index(first))
+    render = {
+        "text": practice.practice_text,
+        "json": practice.practice_json,
+        "html": practice.practice_html,
+    }[fmt]
+    _emit(render(week, ordered) + "\n", output)
 
 
 def _emit(text: str, output: Path | None) -> None:

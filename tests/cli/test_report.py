@@ -113,3 +113,29 @@ def test_a_calendar_that_cannot_be_read_means_no_report(example: Path) -> None:
 def test_a_picture_needs_a_file_when_several_clinicians_or_a_terminal(example: Path) -> None:
     result = invoke(example, "--format", "png", "--week", "someday")
     assert result.exit_code == 2 and "--week: 'someday' is not a date" in result.output
+
+
+def test_the_practice_view_has_aggregates_only(example: Path) -> None:
+    result = invoke(example, "--practice")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "sessions 20 of 22" in text and "heaviest day's load 12 of 12" in text
+    assert "level_limits.max_per_day 1" in text and "on track" in text
+    assert not re.search(r"\d\d:\d\d", text)  # no times
+    assert not any(word in text for word in EVENT_TEXT)
+    data = json.loads(invoke(example, "--practice", "--format", "json").stdout)
+    [lee] = data["clinicians"]
+    assert (lee["sessions"], lee["days_at_load_limit"], lee["readable"]) == (20, 1, True)
+    page = invoke(example, "--practice", "--format", "html").stdout
+    assert "<table" in page and "Dr. Sam Lee" in page and not re.search(r"\d\d:\d\d", page)
+    assert invoke(example, "--practice", "--format", "png").exit_code == 2
+
+
+def test_the_practice_view_names_a_clinician_whose_calendar_could_not_be_read(
+    example: Path,
+) -> None:
+    (example.parent / "examples" / "personal.ics").write_text("this is not a calendar\n")
+    result = invoke(example, "--practice", "--format", "json")
+    assert result.exit_code == 2
+    [lee] = json.loads(result.stdout)["clinicians"]
+    assert lee["readable"] is False and lee["cadence"] == "unknown"
