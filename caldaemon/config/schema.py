@@ -162,7 +162,9 @@ class Notices(Strict):
     digest_at: Clock = 7 * 60 + 30
     quiet_outside_working_hours: Flag = True
     repeat_after: Duration = timedelta(days=7)
-    privacy: Literal["redacted", "full"] = "redacted"
+    # minimal: weekdays and counts only; redacted: times, kinds, levels, never event text;
+    # full: event titles too (DESIGN.md §7, §11).
+    privacy: Literal["minimal", "redacted", "full"] = "redacted"
     admin_email: Email | None = None
     email: EmailSettings | None = None
 

@@ -1,14 +1,15 @@
 """Notice composition: violations and operational problems → a kindly worded email.
 
-Pure functions, no I/O: delivery lives in :mod:`caldaemon.mail`. A notice names times,
-kinds, levels and counts only (DESIGN.md §7): ``Violation.message`` is built from nothing
-else, and event titles are added only when the config opts in with ``privacy: full``.
+Pure functions, no I/O: delivery lives in :mod:`.delivery`, the HTML part's look in
+:mod:`.html`. A notice names times, kinds, levels and counts only (DESIGN.md §7):
+``Violation.message`` is built from nothing else; event titles are added only when the
+config opts in with ``privacy: full``, and ``privacy: minimal`` leaves dates and times out
+too (weekdays and counts only, DESIGN.md §11).
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -21,6 +22,8 @@ from caldaemon.config import ClinicianSettings
 from caldaemon.core.facts import Fact, facts
 from caldaemon.errors import AuthorizationError, CalendarPaused, ConfigError
 from caldaemon.model import Severity, Violation
+from caldaemon.notices import html as markup
+from caldaemon.notices.html import Entry, Tone, plain
 from caldaemon.text import clock, day_name, plural
 
 PRODUCT = "caldaemon"
@@ -31,6 +34,7 @@ _FOOTER = (
     "`caldaemon check` to see your calendar with the new rules."
 )
 _SIGNATURE = "This notice was sent automatically by caldaemon."
+_FULL_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ def message_id(key: str) -> str:
 
 # -- violations ---------------------------------------------------------------------------
 
+# How much of a notice names (DESIGN.md §7, §11), least first.
+PRIVACY = ("minimal", "redacted", "full")
+_MINIMAL_NOTE = (
+    "Dates, times and client details are left out of this notice on purpose: "
+    "run `caldaemon check` to see them."
+)
+
 
 @dataclass(frozen=True)
 class _Line:
@@ -60,15 +71,23 @@ class _Line:
     status: str  # "new" | "open" | "resolved"
 
     @property
-    def order(self) -> tuple[int, int, datetime, str, str]:
+    def order(self) -> tuple[int, datetime, int, str, str]:
+        """Within a day: what is still open in time order (errors and warnings told apart
+        by their label, not by place), then what resolved."""
         head = self.fact.violations[0]
         return (
             self.status == "resolved",
-            self.fact.severity is not Severity.ERROR,
             head.start,
+            self.fact.severity is not Severity.ERROR,
             head.rule,
             self.fact.line,
         )
+
+    @property
+    def tone(self) -> Tone:
+        if self.status == "resolved":
+            return "resolved"
+        return "error" if self.fact.severity is Severity.ERROR else "warning"
 
 
 def _lines(violations: Sequence[Violation], status: str, tz: ZoneInfo) -> list[_Line]:
@@ -87,59 +106,62 @@ def violations_message(
     to: str,
 ) -> Message:
     """An immediate notice (``new`` only) or a digest (new, still open and resolved),
-    grouped by day in the clinician's zone, errors before warnings within a day.
+    grouped by day in the clinician's zone, in time order within a day.
 
     With ``privacy="redacted"`` (the default) nothing from event text is used, whatever
     ``titles`` holds; with ``privacy="full"`` each line names its events' titles
-    (``titles`` maps an event key, as in ``Violation.events``, to its title).
+    (``titles`` maps an event key, as in ``Violation.events``, to its title); with
+    ``privacy="minimal"`` the notice, its subject included, names only weekdays and
+    counts: a date and a time can identify a client to someone who also sees the
+    calendar (HIPAA counts such dates as identifiers, 45 CFR 164.514(b)(2)).
     """
-    if privacy not in ("redacted", "full"):
-        raise ValueError(f"privacy must be 'redacted' or 'full', not {privacy!r}")
+    if privacy not in PRIVACY:
+        raise ValueError(f"privacy must be 'minimal', 'redacted' or 'full', not {privacy!r}")
     if not (new or still_open or resolved):
         raise ValueError("a notice needs at least one violation, open or resolved")
     shown = dict(titles or {}) if privacy == "full" else {}
     tz = clinician.tz
-    lines = (
-        _lines(new, "new", tz) + _lines(still_open, "open", tz) + _lines(resolved, "resolved", tz)
+    lines = sorted(
+        _lines(new, "new", tz) + _lines(still_open, "open", tz) + _lines(resolved, "resolved", tz),
+        key=lambda line: (line.fact.date, line.order),
     )
-    crossed = [line.fact for line in lines if line.status != "resolved"]
-    settled = [line.fact for line in lines if line.status == "resolved"]
-    days: dict[date, list[_Line]] = {}
-    for line in sorted(lines, key=lambda item: (item.fact.date, item.order)):
-        days.setdefault(line.fact.date, []).append(line)
+    crossed = [line.fact.date for line in lines if line.status != "resolved"]
+    settled = [line.fact.date for line in lines if line.status == "resolved"]
 
     greeting = f"Hello {clinician.name}," if clinician.name else "Hello,"
     intro = _intro(len(crossed), len(settled))
-    zone = f"Times are in {clinician.tz.key} time."
-    if privacy == "redacted":
-        zone += " Client details are left out of this notice on purpose."
+    sections: list[tuple[str | None, list[Entry]]]
+    if privacy == "minimal":
+        note = _MINIMAL_NOTE
+        sections = [(None, _weekdays(lines))]
+        subject = _minimal_subject(len(crossed), len(settled))
+    else:
+        note = f"Times are in {tz.key} time."
+        if privacy == "redacted":
+            note += " Client details are left out of this notice on purpose."
+        days: dict[date, list[Entry]] = {}
+        for line in lines:
+            days.setdefault(line.fact.date, []).append(_entry(line, shown))
+        sections = [(day_name(day), items) for day, items in days.items()]
+        subject = _violations_subject(crossed, settled)
 
-    text = [greeting, "", intro, zone, ""]
-    body = [f"<p>{_e(greeting)}</p>", f"<p>{_e(intro)}<br>{_e(zone)}</p>"]
-    for day, day_lines in days.items():
-        text.append(day_name(day))
-        body.append(f"<h3>{_e(day_name(day))}</h3>")
-        body.append("<ul>")
-        for line in day_lines:
-            before, after = _sentence(line)
-            names = _titles(dict.fromkeys(k for v in line.fact.violations for k in v.events), shown)
-            text.append(f"  - {before}" + (f" ({names})" if names else "") + after)
-            body.append(
-                f"<li>{_e(before)}"
-                + (f" <i>({_e(names)})</i>" if names else "")
-                + f"{_e(after)}</li>"
-            )
+    text = [greeting, "", intro, plain(note), ""]
+    body = [markup.paragraph(greeting), markup.paragraph(intro, note)]
+    for title, items in sections:
+        if title:
+            text.append(title)
+            body.append(markup.heading(title))
+        text += [f"  - {_said(item, by_day=title is not None)}" for item in items]
         text.append("")
-        body.append("</ul>")
-    text += [_FOOTER, "", _SIGNATURE, ""]
-    body += [f"<p>{_e(_FOOTER)}</p>", f"<p><small>{_e(_SIGNATURE)}</small></p>"]
-    subject = _violations_subject([f.date for f in crossed], [f.date for f in settled])
+        body.append(markup.entries(items))
+    text += [plain(_FOOTER), "", _SIGNATURE, ""]
+    body += [markup.paragraph(_FOOTER), markup.paragraph(_SIGNATURE, small=True)]
     return Message(
         message_id=message_id(key),
         to=to,
         subject=subject,
         text="\n".join(text),
-        html=_document(subject, body),
+        html=markup.document(subject, body),
     )
 
 
@@ -160,14 +182,57 @@ def _intro(crossed: int, resolved: int) -> str:
     return " ".join(parts)
 
 
-def _sentence(line: _Line) -> tuple[str, str]:
-    """The line's text before and after the place where titles go (``privacy: full``)."""
-    message = line.fact.line
+_LABELS: dict[Tone, str] = {"error": "Error", "warning": "Warning", "resolved": "Resolved"}
+# How the plain-text part marks a line, where the HTML part shows its label.
+_TEXT_MARKS: dict[Tone, str] = {"error": "", "warning": "(warning) ", "resolved": "Resolved: "}
+
+
+def _entry(line: _Line, titles: Mapping[str, str]) -> Entry:
+    """A fact's line; titles (``privacy: full``) go between its words and its note."""
+    events = dict.fromkeys(k for v in line.fact.violations for k in v.events)
+    names = _titles(events, titles)
     if line.status == "resolved":
-        return f"Resolved: “{message}”", " no longer applies."
-    if line.fact.severity is not Severity.ERROR:
-        message = f"(warning) {message}"
-    return message, " (mentioned before)" if line.status == "open" else ""
+        return Entry("resolved", "Resolved", f"“{line.fact.line}”", names, " no longer applies.")
+    note = " (mentioned before)" if line.status == "open" else ""
+    return Entry(line.tone, _LABELS[line.tone], line.fact.line, names, note)
+
+
+def _said(item: Entry, *, by_day: bool) -> str:
+    """The plain-text line for ``item``: the label is a mark of the line (under a day's
+    heading) or, for a weekday's counts, the weekday."""
+    lead = _TEXT_MARKS[item.tone] if by_day else f"{item.label}: "
+    return lead + item.text + (f" ({item.names})" if item.names else "") + item.note
+
+
+def _weekdays(lines: Sequence[_Line]) -> list[Entry]:
+    """``privacy: minimal``: one entry per weekday, in the order the days come, with
+    counts only (the same weekday of another week counts on the same line)."""
+    counts: dict[int, list[_Line]] = {}
+    for line in lines:
+        counts.setdefault(line.fact.date.weekday(), []).append(line)
+    out = []
+    for weekday, day_lines in counts.items():
+        tones = [line.tone for line in day_lines]
+        open_, warnings, resolved = (
+            len(tones) - tones.count("resolved"),
+            tones.count("warning"),
+            tones.count("resolved"),
+        )
+        words = []
+        if open_:
+            said = f"{plural(open_, 'thing')} to look at"
+            if warnings == open_:
+                said += ", a warning" if warnings == 1 else ", all warnings"
+            elif warnings:
+                said += f", {warnings} of them {'a warning' if warnings == 1 else 'warnings'}"
+            words.append(said)
+        if resolved:
+            words.append(
+                f"{resolved if open_ else plural(resolved, 'thing')} back within your limits"
+            )
+        tone: Tone = "error" if "error" in tones else "warning" if open_ else "resolved"
+        out.append(Entry(tone, _FULL_WEEKDAYS[weekday], "; ".join(words)))
+    return out
 
 
 def _titles(events: Iterable[str], titles: Mapping[str, str]) -> str:
@@ -183,6 +248,14 @@ def _violations_subject(crossed: Sequence[date], resolved: Sequence[date]) -> st
         return subject + (f"; {len(resolved)} resolved" if resolved else "")
     count = "" if len(resolved) == 1 else f"{len(resolved)} "
     return f"{PRODUCT}: {count}resolved {_when(resolved)}"
+
+
+def _minimal_subject(crossed: int, resolved: int) -> str:
+    """Counts only: a subject shows on a locked phone and in every list of mail."""
+    if crossed:
+        subject = f"{PRODUCT}: {plural(crossed, 'thing')} to look at"
+        return subject + (f"; {resolved} resolved" if resolved else "")
+    return f"{PRODUCT}: {plural(resolved, 'thing')} resolved"
 
 
 def _when(days: Sequence[date]) -> str:
@@ -213,29 +286,29 @@ def operational_message(
         intro,
         "",
         "What happened:",
-        _indent(problem),
+        _indent(plain(problem)),
         "",
         "What to do:",
-        _indent(advice),
+        _indent(plain(advice)),
         "",
         _SIGNATURE,
         "",
     ]
     body = [
-        "<p>Hello,</p>",
-        f"<p>{_e(intro)}</p>",
-        "<p><b>What happened:</b></p>",
-        _block(problem),
-        "<p><b>What to do:</b></p>",
-        _block(advice),
-        f"<p><small>{_e(_SIGNATURE)}</small></p>",
+        markup.paragraph("Hello,"),
+        markup.paragraph(intro),
+        markup.heading("What happened"),
+        markup.lines(problem),
+        markup.heading("What to do"),
+        markup.lines(advice),
+        markup.paragraph(_SIGNATURE, small=True),
     ]
     return Message(
         message_id=message_id(key),
         to=to,
         subject=subject,
         text="\n".join(text),
-        html=_document(subject, body),
+        html=markup.document(subject, body),
     )
 
 
@@ -255,7 +328,7 @@ def authorization_problem(error: AuthorizationError) -> tuple[str, str]:
     return (
         f"Calendar '{error.calendar}' needs to be authorized again. Until then "
         "caldaemon can neither read it nor place buffers on it.",
-        f"Run this command on the machine running caldaemon:\n{error.command}",
+        f"Run this command on the machine running caldaemon:\n`{error.command}`",
     )
 
 
@@ -282,34 +355,11 @@ def unreachable_problem(calendar: str, since: datetime) -> tuple[str, str]:
     )
 
 
-def _block(text: str) -> str:
-    """Lines kept as they are (a command must survive intact), long ones still wrapped."""
-    return f'<p style="white-space: pre-wrap; font-family: monospace">{_e(text.strip())}</p>'
-
-
 def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.strip().splitlines())
 
 
 # -- HTML and MIME -----------------------------------------------------------------------
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _document(title: str, body: list[str]) -> str:
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html><head><meta charset="utf-8">',
-            f"<title>{_e(title)}</title></head>",
-            "<body>",
-            *body,
-            "</body></html>",
-            "",
-        ]
-    )
 
 
 def to_mime(message: Message, sender: str, *, now: datetime | None = None) -> EmailMessage:

@@ -466,7 +466,7 @@ CASES: list[tuple[str, Callable[[str], str], str]] = [
     (
         "privacy of nothing",
         replace("  repeat_after: 7d", "  repeat_after: 7d\n  privacy: none"),
-        "notices.privacy: 'none' is not allowed here",
+        "notices.privacy: 'none' is not allowed here: use 'minimal', 'redacted' or 'full'",
     ),
     (
         "smtp username without password",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -184,7 +185,7 @@ def test_an_empty_notice_is_refused() -> None:
 # -- body --------------------------------------------------------------------------------
 
 
-def test_lines_are_grouped_by_day_in_order_errors_before_warnings() -> None:
+def test_lines_are_grouped_by_day_in_time_order_errors_first_at_the_same_time() -> None:
     text = notice(new=[FRIDAY, LOAD, LATE, HEAVY]).text
     positions = [
         text.index(part)
@@ -203,10 +204,17 @@ def test_lines_are_grouped_by_day_in_order_errors_before_warnings() -> None:
     assert "Wed 2 Dec" not in text
 
 
+def test_a_warning_earlier_in_the_day_comes_before_a_later_error() -> None:
+    early = violation(TUE, "Tue 1 Dec, 09:00–09:50: a warning", severity=Severity.WARNING, hour=9)
+    message = notice(new=[LATE, early])
+    assert message.text.index(early.message) < message.text.index(LATE.message)
+    assert message.html.index(early.message) < message.html.index(LATE.message)
+
+
 def test_html_groups_by_day_too() -> None:
     body = notice(new=[LATE, HEAVY]).html
-    assert body.index("<h3>Mon 30 Nov</h3>") < body.index("<h3>Tue 1 Dec</h3>")
-    assert body.count("<li>") == 2
+    assert body.index(">Mon 30 Nov</h2>") < body.index(">Tue 1 Dec</h2>")
+    assert body.count('<table role="presentation"') == 2 + 2  # the page, the card, 2 lines
 
 
 def test_full_privacy_titles_sit_inside_resolved_and_open_lines() -> None:
@@ -240,7 +248,7 @@ def test_wording_is_kind_and_addresses_the_clinician() -> None:
     assert message.text.startswith("Hello Dr. Sam Lee,\n")
     assert "!" not in message.text
     assert "fail" not in message.text.lower() and "you must" not in message.text.lower()
-    assert "`caldaemon check`" in message.text and "YAML" in message.text
+    assert "run caldaemon check to see" in message.text and "YAML" in message.text
     assert "America/Toronto" in message.text
 
 
@@ -336,3 +344,96 @@ def test_config_and_unreachable_problems() -> None:
     assert message.subject == "caldaemon: action needed: The changed config file has 1 problem"
     problem, _ = unreachable_problem("personal", datetime(2026, 11, 30, 9, 5, tzinfo=TZ))
     assert problem == "Calendar 'personal' could not be read since Mon 30 Nov, 09:05 EST."
+
+
+def test_operational_notice_shows_commands_as_code_and_never_backticks() -> None:
+    when = datetime(2026, 11, 30, 9, 5, tzinfo=TZ)
+    pages = []
+    for problem, advice in (
+        authorization_problem(AuthorizationError("work", "google", "revoked", "caldaemon auth x")),
+        unreachable_problem("personal", when),
+        config_problem(ConfigError([Problem("/etc/c.yaml", 1, "notices", "bad")])),
+    ):
+        message = operational_message(
+            problem=problem, advice=advice, key="c", to="it@example.org", clinician=None
+        )
+        assert "`" not in message.text and "`" not in message.html
+        pages.append(message.html)
+    auth, unreachable, config = pages
+    assert ">caldaemon auth x</code>" in auth
+    assert ">caldaemon check</code> shows the exact error" in unreachable
+    assert ">caldaemon validate</code> to check the file" in config
+
+
+# -- privacy: minimal --------------------------------------------------------------------
+
+TIME = re.compile(r"\d{1,2}:\d{2}")
+DATE = re.compile(r"\b\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b|\d{4}-\d\d")
+
+
+def test_minimal_names_weekdays_and_counts_only() -> None:
+    early = violation(TUE, "Tue 1 Dec, 09:00–09:50: a warning", severity=Severity.WARNING, hour=9)
+    message = notice(
+        new=[HEAVY, LOAD, LATE, early], still_open=[FRIDAY], resolved=[], privacy="minimal"
+    )
+    assert "  - Monday: 2 things to look at, 1 of them a warning\n" in message.text
+    assert "  - Tuesday: 2 things to look at, 1 of them a warning\n" in message.text
+    assert "  - Friday: 1 thing to look at\n" in message.text
+    for part in (message.subject, message.text, message.html):
+        assert not TIME.search(part) and not DATE.search(part), part
+        assert "intensity" not in part and "high" not in part
+        assert "Mon 30 Nov" not in part and "America/Toronto" not in part
+    assert message.subject == "caldaemon: 5 things to look at"
+    assert "run caldaemon check to see them" in message.text
+    assert ">Tuesday</div>" in message.html
+
+
+def test_minimal_names_no_titles_even_when_given() -> None:
+    message = notice(new=[HEAVY], still_open=[FRIDAY], resolved=[LATE], privacy="minimal")
+    assert CANARY not in everything(message) and "Quixote" not in everything(message)
+
+
+def test_minimal_counts_the_same_weekday_of_later_weeks_on_one_line() -> None:
+    later = violation(MON + timedelta(days=14), "Mon 14 Dec: again")
+    message = notice(new=[later, HEAVY], privacy="minimal")
+    assert message.text.count("Monday") == 1
+    assert "  - Monday: 2 things to look at\n" in message.text
+
+
+def test_minimal_says_what_resolved_and_only_warnings() -> None:
+    message = notice(new=[LOAD], resolved=[LATE, FRIDAY], privacy="minimal")
+    assert "  - Monday: 1 thing to look at, a warning\n" in message.text
+    assert "  - Tuesday: 1 thing back within your limits\n" in message.text
+    assert message.subject == "caldaemon: 1 thing to look at; 2 resolved"
+    assert notice(new=[], resolved=[LATE], privacy="minimal").subject == (
+        "caldaemon: 1 thing resolved"
+    )
+    both = notice(new=[LATE], resolved=[LATE], privacy="minimal")
+    assert "  - Tuesday: 1 thing to look at; 1 back within your limits\n" in both.text
+
+
+# -- the HTML part, for mail clients -------------------------------------------------------
+
+
+def test_html_is_styled_inline_with_nothing_a_mail_client_strips_or_fetches() -> None:
+    message = notice(new=[HEAVY, LOAD, LATE], still_open=[FRIDAY], resolved=[LATE])
+    page = message.html
+    assert "<style" not in page and "<script" not in page and "<link" not in page
+    assert "src=" not in page and "http" not in page and "url(" not in page
+    assert 'class="' not in page  # nothing that needs a style sheet
+    assert "max-width:600px" in page and 'name="viewport"' in page
+    assert "`" not in page
+    assert ">caldaemon check</code>" in page
+
+
+def test_html_labels_each_line_so_colour_is_not_the_only_sign() -> None:
+    page = notice(new=[HEAVY, LOAD], still_open=[FRIDAY], resolved=[LATE]).html
+    for label in ("Error", "Warning", "Resolved"):
+        assert f">{label}</div>" in page
+    assert page.count(">Error</div>") == 2  # HEAVY, and FRIDAY still open
+    assert f"“{LATE.message}” no longer applies." in page
+
+
+def test_text_part_has_no_markdown() -> None:
+    message = notice(new=[HEAVY, LOAD], still_open=[FRIDAY], resolved=[LATE])
+    assert "`" not in message.text and "**" not in message.text and "<" not in message.text
