@@ -9,8 +9,8 @@ asks why nothing fits.
   ``max_sessions_per_day``/``_per_week``, ``max_work_days_per_week`` (a day not yet
   worked), ``max_daily_load`` or a level limit that the level reaches.
 - A start is dropped when the session would end after its working range, start after a
-  ``latest_start`` the level reaches, or overlap busy time (an event, or a buffer kept for
-  a session already there).
+  ``latest_start`` the level reaches, or overlap busy time (an event, or a block caldaemon
+  keeps: a buffer of a session already there, a hold).
 
 The grid is the wall clock: every ``step`` minutes from local midnight (09:00, 09:15, …).
 On a DST change day the skipped hour has no start and the repeated hour has both.

@@ -18,11 +18,12 @@ What counts, and why:
   for any session; one with no room is a ``buffers`` error (or, with ``fit: shrink``, a
   shortened one is a warning), like for a booked session.
 - **It is free time.** A booking tool never offers busy time, so the session itself must
-  overlap no busy event (whatever ``double_booked`` says) and none of the buffers
-  caldaemon keeps for the sessions already there: grounding time is not bookable even
-  where ``fit: shrink`` would let it shrink. Buffers of different sessions may meet, as
-  they may on the calendar. Holds are not busy here: each stands for a limit (a full day,
-  a full week, a day off) and that limit's rule, with its own severity, judges the slot.
+  overlap no busy event (whatever ``double_booked`` says) and none of the blocks caldaemon
+  keeps: the buffers of the sessions already there (grounding time is not bookable even
+  where ``fit: shrink`` would let it shrink) and the holds of ``protect`` (time the
+  clinician asked to keep off booking pages; where the limit behind a hold is an error,
+  its rule rules the day out anyway, where it is a warning the hold still keeps it). The
+  new session's own buffers may meet other buffers, as on the calendar.
 - **On a grid.** Candidate starts lie on the clinician's wall clock every ``step`` minutes
   from midnight (09:00, 09:15, …); on a DST change day the hour that does not exist has no
   start and the repeated hour has both. A session's length is real time. Without
@@ -192,14 +193,15 @@ class _Search:
         rules = clinician.rules
         self.classification, self.now, self.horizon = classification, now, horizon
         self.request, self.id, self.tz = request, clinician.id, clinician.tz
-        # Holds add no violation: planning them is wasted here; cadence: see above.
+        # Cadence: see above. Holds add no violation: the week's evaluations plan none.
+        kept = _policy(clinician, {"cadence": []})
         self.policy = _policy(clinician, {"protect": None, "cadence": []})
         self.events = tuple(c for c in classified if c.kind is not Kind.IGNORED)
         ctx = Context(self.policy, classification, self.events, now, now + horizon)
-        baseline = evaluate(self.policy, classification, self.events, now, horizon)
-        # The session itself is free time: no event, no buffer kept for another session.
+        baseline = evaluate(kept, classification, self.events, now, horizon)
+        # The session itself is free time: no event, no block caldaemon keeps.
         busy = [(c.event.start, c.event.end) for c in ctx.busy]
-        busy += [(b.start, b.end) for b in baseline.buffers]
+        busy += [(b.start, b.end) for b in baseline.blocks]
         self.grid = Grid(
             ctx,
             classification,

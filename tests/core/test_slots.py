@@ -187,6 +187,18 @@ def test_a_rule_kept_as_a_warning_does_not_rule_a_slot_out_but_is_said():
     assert slot.warnings[0].severity is Severity.WARNING
 
 
+def test_time_held_for_a_full_day_is_kept_even_when_its_limit_is_a_warning():
+    full = [light(MONDAY, f"{h:02d}:00", f"{h:02d}:50") for h in (9, 10, 13, 14)]
+    rules = RULES | {
+        "severity": {"max_sessions_per_day": "warning"},
+        "protect": {"full_days": True},
+    }
+    found = search(full, rules=rules, level="low", count=1, clinician={"buffers_to": "work"})
+    # The hold keeps Monday's free hours off booking pages: no slot there either.
+    assert starts(found) == [at(TUE, "09:00")]
+    assert found.ruled_out["busy"] >= 1
+
+
 def test_a_violation_already_there_does_not_rule_out_an_unrelated_slot():
     clash = [light(MONDAY, "09:00", "09:50"), session(MONDAY, "09:30", "10:00", calendar="home")]
     found = search(clash, level="low", count=1)
