@@ -34,20 +34,21 @@ MAX_DURATION = timedelta(days=366)
 _DURATION_DIGITS = 12  # bounds int() before any arithmetic: 10**12 seconds is 31,000 years
 
 
-def parse_duration(value: Any) -> timedelta:
-    """``15m``, ``1h30m``, ``14d``: at most 366 days (zero is allowed here; see
-    :data:`Duration` for the keys that need more than nothing)."""
+def parse_duration(value: Any, *, longest: timedelta = MAX_DURATION) -> timedelta:
+    """``15m``, ``1h30m``, ``14d``: at most ``longest``, 366 days unless a key says
+    otherwise (zero is allowed here; see :data:`Duration` for the keys that need more
+    than nothing)."""
     if isinstance(value, timedelta):
         return value
     match = _DURATION.match(value) if isinstance(value, str) else None
     if not match or not any(match.groups()):
         raise fail("duration", f"{value!r} is not a duration like 15m, 1h30m or 14d")
     if any(len(g) > _DURATION_DIGITS for g in match.groups() if g):
-        raise fail("duration", f"{value!r} is longer than {MAX_DURATION.days} days")
+        raise fail("duration", f"{value!r} is longer than {longest.days} days")
     weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     total = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if total > MAX_DURATION:
-        raise fail("duration", f"{value!r} is longer than {MAX_DURATION.days} days")
+    if total > longest:
+        raise fail("duration", f"{value!r} is longer than {longest.days} days")
     return total
 
 

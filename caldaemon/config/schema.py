@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from caldaemon.core.rules.settings import LevelName, RuleSet
 from caldaemon.fields import (
@@ -26,6 +26,7 @@ from caldaemon.fields import (
     SecretPath,
     Strict,
     fail,
+    parse_duration,
 )
 from caldaemon.model import TAGGABLE_KINDS
 from caldaemon.providers.registry import PROVIDERS
@@ -37,6 +38,17 @@ __all__ = ["Config", "Daemon", "EmailSettings", "Notices", "RuleSet", "Smtp"]
 # Polling more often than this gains nothing (the services' own limits are per minute)
 # and a poll of zero would spin (DESIGN.md §5).
 MIN_POLL_INTERVAL = timedelta(seconds=10)
+# How long the event cache keeps past events for ``caldaemon hours`` (DESIGN.md §11): a
+# licensing log spans years, and five years of one clinician's events is a few MB of state.
+MAX_HISTORY = timedelta(days=1830)
+
+
+def _history(value: Any) -> timedelta:
+    return parse_duration(value, longest=MAX_HISTORY)
+
+
+# Zero keeps only what the rules need (no history): nothing of the past beyond that.
+History = Annotated[timedelta, BeforeValidator(_history)]
 
 
 class Daemon(Strict):
@@ -45,6 +57,8 @@ class Daemon(Strict):
     state_dir: FilePath = Path("~/.local/state/caldaemon")
     dry_run: Flag = False
     max_deletes_per_cycle: Count = 20
+    # About 13 months: a year of hours, whichever day of the month it is asked for.
+    keep_history: History = timedelta(days=400)
 
     @field_validator("poll_interval")
     @classmethod

@@ -16,7 +16,7 @@ from caldaemon.model import Window
 from caldaemon.notices import outbox
 from caldaemon.service.buffers import Target, reconcile
 from caldaemon.service.providers import Providers
-from caldaemon.service.sync import SyncResult, record_failure, sync_calendar
+from caldaemon.service.sync import SyncResult, history_cutoff, record_failure, sync_calendar
 from caldaemon.state import State
 
 log = logging.getLogger("caldaemon.cycle")
@@ -169,7 +169,12 @@ class Cycle:
                 clinician.id,
             )
         with self.state.transaction() as tables:
-            tables.prune(clinician.id, now, self.settings.notices.repeat_after)
+            tables.prune(
+                clinician.id,
+                now,
+                self.settings.notices.repeat_after,
+                history_before=history_cutoff(self.settings, start, now),
+            )
         log.info(
             "cycle %s: %d calendars ok, %d failed, %d violations, +%d ~%d -%d buffers",
             clinician.id,

@@ -1,5 +1,11 @@
 """Keeping the event cache in step with one calendar: incremental listing, the listing and
-its token stored in one transaction, and the empty-read guard (DESIGN.md §5)."""
+its token stored in one transaction, and the empty-read guard (DESIGN.md §5).
+
+History (``caldaemon hours``, DESIGN.md §11): past events stay in the cache for
+``daemon.keep_history``, each with the kind and level it was given while its title was at
+hand. A listing that starts later never erases them; ``history_from`` says since when the
+cache holds a calendar without a gap, and a daemon that was away longer than the window
+reaches back lists from where it left off, so the gap is filled rather than recorded."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
-from caldaemon.core.classify import tags_of, title_rules
+from caldaemon.core.classify import classify, tags_of, title_rules
 from caldaemon.errors import CalendarError, CalendarPaused
 from caldaemon.model import Window
 from caldaemon.providers.base import Listing, Provider
@@ -86,7 +92,12 @@ def sync_calendar(
         or stored is None
         or not stored.covers(needed)
     )
-    window = Window(needed.start, needed.end + WINDOW_SLACK) if full or stored is None else stored
+    start = needed.start
+    if full and row is not None and row.history_from and row.last_success:
+        # Away longer than the window reaches back: list from where the daemon left off
+        # (within keep_history), so what happened meanwhile is seen after it happened.
+        start = min(start, max(row.last_success, now - settings.daemon.keep_history))
+    window = Window(start, needed.end + WINDOW_SLACK) if full or stored is None else stored
     try:
         listing = provider.changes(window, None if full else token)
     except CalendarError as exc:
@@ -116,7 +127,7 @@ def sync_calendar(
         with state.transaction() as tables:
             tables.calendars.record_empty_read(clinician.id, provider.id)
         return SyncResult(provider.id, ok=True, trusted=False, warnings=listing.warnings)
-    _store(settings, state, clinician.id, provider.id, listing, window, vocab, now)
+    _store(settings, clinician, state, provider.id, listing, window, vocab, now, row)
     return SyncResult(provider.id, ok=True, trusted=True, warnings=listing.warnings, titles=titles)
 
 
@@ -146,43 +157,71 @@ def _looks_emptied(
     return listing.full or known <= set(listing.removed)
 
 
+def history_cutoff(settings: Settings, window_start: datetime, now: datetime) -> datetime:
+    """Events that ended before this are forgotten: ``keep_history`` ago, or the start of
+    what the rules need when that lies further back."""
+    return min(window_start, now - settings.daemon.keep_history)
+
+
 def _store(
     settings: Settings,
+    clinician: ClinicianSettings,
     state: State,
-    clinician: str,
     calendar: str,
     listing: Listing,
     window: Window,
     vocab: str,
     now: datetime,
+    row: CalendarState | None,
 ) -> None:
-    known_tags = set(settings.classification.tags)
-    known_colors = set(settings.classification.colors)
-    pattern = settings.classification.title_pattern
+    c = settings.classification
+    known_tags, known_colors = set(c.tags), set(c.colors)
+    busy_only = calendar in clinician.busy_calendars
+    cutoff = history_cutoff(settings, window.start, now)
     keep: list[Cached] = []
     drop = list(listing.removed)
     for event in listing.events:
-        if window.overlaps(event.start, event.end):
-            matches = bool(pattern.search(event.title)) if pattern is not None else False
+        # A change to a past event outside the window (an incremental listing reports
+        # changes anywhere) still corrects history.
+        if window.overlaps(event.start, event.end) or cutoff < event.end <= window.start:
+            matches = bool(c.title_pattern.search(event.title)) if c.title_pattern else False
             # Like tags, a colour is kept only when the config gives it a meaning: an ICS
             # COLOR is free text (DESIGN.md §7).
             color = event.color if (event.color or "").lower() in known_colors else None
             cached = replace(event, color=color) if color != event.color else event
-            rules = title_rules(settings.classification, event.title)
-            keep.append(Cached(cached, frozenset(tags_of(event) & known_tags), matches, rules))
+            rules = title_rules(c, event.title)
+            # Decided now, while the title is at hand; marks are applied when read.
+            decided = classify(event, c, busy_only=busy_only, tz=clinician.tz)
+            tags = frozenset(tags_of(event) & known_tags)
+            keep.append(Cached(cached, tags, matches, rules, decided.kind.value, decided.level))
         else:
             drop.append(event.id)
+    # The cache holds this calendar without a gap from history_from when this listing
+    # reaches back to the last one (an incremental one always does).
+    continuous = (
+        row is not None
+        and row.history_from is not None
+        and row.last_success is not None
+        and window.start <= row.last_success
+    )
+    history_from = row.history_from if continuous and row and row.history_from else window.start
     with state.transaction() as tables:
         if listing.full:
-            tables.events.clear(clinician, calendar)
-        else:
-            tables.events.remove(clinician, calendar, drop)
-            tables.events.drop_ended_before(clinician, calendar, window.start)
-        tables.events.store(clinician, keep)
+            first = min((e.start for e in listing.events), default=now)
+            tables.events.replace_listed(clinician.id, calendar, window, min(now, first))
+        tables.events.remove(clinician.id, calendar, drop)
+        tables.events.drop_ended_before(clinician.id, calendar, cutoff)
+        tables.events.store(clinician.id, keep)
         tables.calendars.record_success(
-            clinician, calendar, token=listing.token, window=window, vocabulary=vocab, now=now
+            clinician.id,
+            calendar,
+            token=listing.token,
+            window=window,
+            vocabulary=vocab,
+            now=now,
+            history_from=max(history_from, cutoff),
         )
-        tables.problems.clear(f"calendar:{clinician}/{calendar}:")
+        tables.problems.clear(f"calendar:{clinician.id}/{calendar}:")
 
 
 def record_failure(

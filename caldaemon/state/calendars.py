@@ -1,5 +1,6 @@
 """``calendars``: per calendar, the sync token and the window it covers, what the cached
-classification inputs were built from (``vocabulary``), and how the last reads went."""
+classification inputs were built from (``vocabulary``), since when the cache holds its
+history (``history_from``), and how the last reads went."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ class CalendarState:
     paused: str | None
     # Listings in a row that came back empty where events were known.
     empty_reads: int
+    # Since when the cache holds every event of this calendar as a listing last showed
+    # it, without a gap, up to ``last_success`` (``caldaemon hours``, DESIGN.md §11).
+    history_from: datetime | None = None
 
 
 def _calendar(row: sqlite3.Row) -> CalendarState:
@@ -42,6 +46,7 @@ def _calendar(row: sqlite3.Row) -> CalendarState:
         failing_since=optional_iso(row["failing_since"]),
         paused=row["paused"],
         empty_reads=row["empty_reads"],
+        history_from=optional_iso(row["history_from"]),
     )
 
 
@@ -74,14 +79,25 @@ class Calendars:
         window: Window,
         vocabulary: str,
         now: datetime,
+        history_from: datetime | None = None,
     ) -> None:
-        """A listing was stored: its token and window; errors and pauses are over."""
+        """A listing was stored: its token and window, and since when the cache holds the
+        calendar's history (None: the window's start); errors and pauses are over."""
         self._ensure(clinician, calendar)
         self.db.execute(
             "UPDATE calendars SET token=?, window_start=?, window_end=?, vocabulary=?, "
-            "last_success=?, last_error=NULL, failing_since=NULL, paused=NULL, empty_reads=0 "
-            "WHERE clinician=? AND calendar=?",
-            (token, iso(window.start), iso(window.end), vocabulary, iso(now), clinician, calendar),
+            "last_success=?, last_error=NULL, failing_since=NULL, paused=NULL, empty_reads=0, "
+            "history_from=? WHERE clinician=? AND calendar=?",
+            (
+                token,
+                iso(window.start),
+                iso(window.end),
+                vocabulary,
+                iso(now),
+                iso(history_from or window.start),
+                clinician,
+                calendar,
+            ),
         )
 
     def record_failure(

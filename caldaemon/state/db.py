@@ -32,7 +32,7 @@ from caldaemon.state.outbox import Digests, Outbox
 from caldaemon.state.problems import Problems
 from caldaemon.state.violations import Violations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry upgrades the schema by one version; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -95,6 +95,20 @@ MIGRATIONS: tuple[str, ...] = (
         created TEXT NOT NULL, PRIMARY KEY (clinician, fingerprint));
     UPDATE calendars SET vocabulary = NULL;
     """,
+    # 4: history for ``caldaemon hours`` (DESIGN.md §11): past events are kept for
+    # ``daemon.keep_history`` with the kind and level they were given (the title, which
+    # decided them, is never kept); per calendar, since when the cache holds every event
+    # (before that, ``hours`` reads the calendar live). Out of office is kept too, so a
+    # cached event is classified as the live one is. The index serves the window's query,
+    # which now runs over a year of rows.
+    """
+    ALTER TABLE calendars ADD COLUMN history_from TEXT;
+    ALTER TABLE events ADD COLUMN out_of_office INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN kind TEXT;
+    ALTER TABLE events ADD COLUMN level TEXT;
+    CREATE INDEX events_by_end ON events (clinician, end);
+    UPDATE calendars SET token = NULL;
+    """,
 )
 
 
@@ -124,13 +138,22 @@ class Tables:
         self.marks = Marks(db)
         self.acks = Acks(db)
 
-    def prune(self, clinician: str, now: datetime, repeat_after: timedelta) -> None:
-        """Keep the state growing with the horizon, not with time (DESIGN.md §9):
-        resolved violations once they could no longer be repeated, delivered notices
-        after a month, buffers in the past."""
+    def prune(
+        self,
+        clinician: str,
+        now: datetime,
+        repeat_after: timedelta,
+        history_before: datetime | None = None,
+    ) -> None:
+        """Keep the state growing with the horizon and the history kept, not with time
+        (DESIGN.md §9): resolved violations once they could no longer be repeated,
+        delivered notices after a month, buffers in the past, events that ended before
+        ``history_before`` (``daemon.keep_history`` ago, or the rules' window if earlier)."""
         self.violations.prune_resolved(clinician, now - repeat_after)
         self.outbox.prune_delivered(now - KEEP_DELIVERED)
         self.buffers.prune_ended(clinician, now - KEEP_PAST_BUFFERS)
+        if history_before is not None:
+            self.events.prune_ended(clinician, history_before)
 
 
 class State:
