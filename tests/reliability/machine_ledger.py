@@ -30,7 +30,10 @@ class Record:
 
     event_id: str  # the id its generation's writes produce
     generation: int
-    end: datetime  # of what it last wrote: the record is dropped a day after (documented)
+    # The slot it last wrote: once it has begun the buffer is history; the record is
+    # dropped a day after it ended (documented).
+    start: datetime
+    end: datetime
     live: bool  # bound to an event on the calendar (neither side deleted it)
 
 
@@ -43,7 +46,8 @@ class Ledger:
     written: dict[str, Content] = field(default_factory=dict)
     records: dict[str, Record] = field(default_factory=dict)
     # Identities whose future buffer the user deleted while caldaemon certainly knew it:
-    # never written again (DESIGN.md §3) while caldaemon remembers the buffer.
+    # never written again (DESIGN.md §3) until that buffer's slot is history (then its
+    # session, moved into the future, gets a new one).
     deleted: set[str] = field(default_factory=set)
     # Identities where caldaemon cannot tell, or the test cannot predict, what is right:
     # exempt from convergence, never from "the user's events are untouched".
@@ -142,7 +146,9 @@ class Ledger:
             newest = max(events, key=generation_of)
             if newest.start < now:
                 continue
-            self.records[identity] = Record(newest.id, generation_of(newest), buffer.end, live=True)
+            self.records[identity] = Record(
+                newest.id, generation_of(newest), buffer.start, buffer.end, live=True
+            )
             # What caldaemon now remembers as its own content for that id, either way.
             self.written[newest.id] = (buffer.start, buffer.end, buffer.title, True)
             if content(newest) == self.written[newest.id]:
@@ -183,7 +189,7 @@ class Ledger:
                     self.unanswered[event_id] = content(old)
                 self.written[event_id] = content(new)
                 self.records[identity_of(new)] = Record(
-                    event_id, generation_of(new), new.end, live=True
+                    event_id, generation_of(new), new.start, new.end, live=True
                 )
         for event_id in before.keys() - after.keys():
             old = before[event_id]
@@ -212,14 +218,16 @@ class Ledger:
         identity = identity_of(event)
         assert event.start >= now, f"caldaemon created a buffer in the past: {event}"
         if identity in self.deleted:
-            # Only once the deleted buffer's slot has passed (history): its session, moved
+            # Only once the deleted buffer's slot has begun (history): its session, moved
             # into the future, then gets a new buffer; the deletion was of the old one.
-            assert self.records[identity].end <= now, (
+            assert self.records[identity].start < now, (
                 f"caldaemon recreated buffer {identity[:8]} the user deleted: {event}"
             )
             self.deleted.discard(identity)
         self.written[event.id] = content(event)
-        self.records[identity] = Record(event.id, generation_of(event), event.end, live=True)
+        self.records[identity] = Record(
+            event.id, generation_of(event), event.start, event.end, live=True
+        )
         if generation_of(event) > 0:
             note("a buffer came back as a new generation")
         self.history.update(

@@ -134,3 +134,36 @@ def test_a_buffer_is_not_deleted_at_the_moment_its_session_ends() -> None:
     # At 07:45 the session has ended, so the rules want no buffer, yet the buffer starts
     # at now, in view: it is deleted as it begins (a third calm cycle still writes).
     replay(steps)
+
+
+@pytest.mark.xfail(strict=True, reason="caldaemon bug 9: its own retried create taken as edited")
+def test_a_create_retried_after_its_answer_was_lost_keeps_the_buffer_managed() -> None:
+    def steps(state: ReconcileMachine) -> None:
+        state.a_week_of_sessions(
+            first=[(0, 84, 45, "Session #heavy"), (0, 85, 45, "Session #heavy")]
+        )
+        state.cancel_session(deleted=False, pick=0)  # s1 alone: its buffer Tue 07:50
+        state.cycle_with_writes_failing(lost=True)  # created; the answer is lost
+        state.move_session(day=0, pick=0, slot=84)  # s1 moves: its buffer Tue 07:45
+        state.cycle_with_an_empty_listing(calendar="buffers")  # believed: nothing known
+
+    # The create is sent again with the new slot; "already there" (the first one, at
+    # 07:50) is recorded as written at 07:45, and the next listing takes caldaemon's own
+    # buffer for a user edit: it is never moved again.
+    replay(steps)
+
+
+@pytest.mark.xfail(strict=True, reason="caldaemon bug 10: a running buffer adopted as edited")
+def test_a_session_moved_away_while_its_buffer_runs_gets_a_new_one() -> None:
+    def steps(state: ReconcileMachine) -> None:
+        state.a_week_of_sessions(first=[(0, 96, 45, "Session #heavy")])  # Mon 08:00
+        state.cycle(minutes=1)  # its buffer: Mon 08:45-09:00
+        for minutes in (15, 15, 15):
+            state.cycle(minutes=minutes)  # 08:46: the buffer is running
+        state.lose_the_state_folder()
+        state.move_session(day=0, pick=0, slot=84)  # the session moves to Tue 07:00
+
+    # With no record, the running buffer (started, not ended) is adopted as a user edit
+    # of the buffer wanted on Tuesday, and the session never gets one. With a record,
+    # the new one waits until the old one has ended.
+    replay(steps)
