@@ -6,7 +6,7 @@ that clinician (exit 2), never a week that looks emptier than it is."""
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,8 +44,8 @@ def week_views(
 ) -> tuple[list[WeekView], list[str], list[str]]:
     """The week containing ``day`` for each chosen clinician, read live; the problems
     met; the clinicians whose calendars could not be read (they get no view)."""
-    from caldaemon.reports.week import build, week_start
-    from caldaemon.service.read import check
+    from caldaemon.reports.week import week_start
+    from caldaemon.service.weekly import read_week
     from caldaemon.text import WEEKDAYS
 
     chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
@@ -53,20 +53,14 @@ def week_views(
     problems: list[str] = []
     unread: list[str] = []
     for clinician in chosen:
-        tz = clinician.tz
         start = week_start(day, WEEKDAYS.index(clinician.rules.week_starts))
-        week_begins = datetime.combine(start, time(), tz)
-        week_ends = week_begins + timedelta(days=7)
-        # A past week is judged as it stood when it began; a later one as of now.
-        judged_at = min(now.astimezone(tz), week_begins) if week_ends <= now else now
-        horizon = max(settings.daemon.horizon, week_ends - judged_at)
-        [result] = check(settings, judged_at, clinician.id, horizon=horizon)
-        problems += [f"warning: {w}" for w in result.warnings]
-        if result.errors:
-            problems += [f"error: {e}" for e in result.errors]
+        read = read_week(settings, clinician, now, start)
+        problems += [f"warning: {w}" for w in read.warnings]
+        if read.view is None:
+            problems += [f"error: {e}" for e in read.errors]
             unread.append(clinician.id)
             continue
-        views.append(build(result, settings.classification, start, clinician.name or ""))
+        views.append(read.view)
     return views, problems, unread
 
 

@@ -43,6 +43,9 @@ def run(config_path: str | None, once: bool, dry_run: bool, now_text: str | None
             f"{report.deleted} removed"
             + (" (dry run: nothing written or sent)" if service.cycle.dry_run else "")
         )
+    for outcome in service.weekly_outcomes.values():
+        if (line := outcome.said()) is not None:
+            click.echo(line)
     for failure in service.failed_cycles:
         click.echo(f"{failure}: the cycle failed; nothing was judged or written for them")
     if not service.cycle.dry_run and service.mailer is not None:

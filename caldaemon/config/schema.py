@@ -25,6 +25,7 @@ from caldaemon.fields import (
     Name,
     SecretPath,
     Strict,
+    Weekday,
     fail,
     parse_duration,
 )
@@ -171,6 +172,16 @@ class EmailSettings(Strict):
     graph_calendar: str | None = None
 
 
+class WeeklyReport(Strict):
+    """Your week by email: the picture of `caldaemon report` and the same facts as text, for
+    the week that begins on the day it is sent (or the next one)."""
+
+    day: Weekday = "mon"
+    """The weekday it goes out (mon, tue, … sun)."""
+    at: Clock = 7 * 60
+    """The time it goes out, HH:MM in the clinician's time zone."""
+
+
 class Notices(Strict):
     mode: Literal["immediate", "digest"] = "immediate"
     digest_at: Clock = 7 * 60 + 30
@@ -181,6 +192,9 @@ class Notices(Strict):
     privacy: Literal["minimal", "redacted", "full"] = "redacted"
     admin_email: Email | None = None
     email: EmailSettings | None = None
+    weekly_report: WeeklyReport | None = None
+    """Your week by email on a weekday at a time, like {day: mon, at: "07:00"} (with privacy:
+    minimal only counts per weekday, no picture). Absent: no weekly email."""
 
 
 class Config(Strict):

@@ -39,13 +39,22 @@ _FULL_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Satur
 
 @dataclass(frozen=True)
 class Message:
-    """One notice, ready for any mailer. Plain strings only, so the outbox can store it."""
+    """One notice, ready for any mailer: strings, and the PNG the HTML part shows inline
+    (the weekly report's picture), so the outbox can store it."""
 
     message_id: str
     to: str
     subject: str
     text: str
     html: str
+    image: bytes | None = None
+
+    @property
+    def image_cid(self) -> str:
+        """The Content-ID of the inline picture, as the HTML part's ``cid:`` URL names it
+        (RFC 2392: an addr-spec, unique per message; derived from the Message-ID, so a
+        re-sent notice is the same message byte for byte)."""
+        return "week." + self.message_id.strip("<>")
 
 
 def message_id(key: str) -> str:
@@ -364,7 +373,9 @@ def _indent(text: str) -> str:
 
 def to_mime(message: Message, sender: str, *, now: datetime | None = None) -> EmailMessage:
     """The notice as multipart/alternative: plain text first, HTML last (RFC 2046 §5.1.4:
-    the last part is the preferred one)."""
+    the last part is the preferred one). A picture goes with the HTML part in a
+    multipart/related (RFC 2387), which the HTML names by ``cid:`` (RFC 2392), so mail
+    clients show it without fetching anything."""
     mime = EmailMessage()
     mime["Message-ID"] = message.message_id
     mime["Date"] = format_datetime(now or datetime.now(UTC))
@@ -377,4 +388,14 @@ def to_mime(message: Message, sender: str, *, now: datetime | None = None) -> Em
     mime["X-Auto-Response-Suppress"] = "All"
     mime.set_content(message.text)
     mime.add_alternative(message.html, subtype="html")
+    if message.image is not None:
+        [html_part] = [p for p in mime.iter_parts() if p.get_content_type() == "text/html"]
+        html_part.add_related(
+            message.image,
+            maintype="image",
+            subtype="png",
+            cid=f"<{message.image_cid}>",
+            disposition="inline",
+            filename="week.png",
+        )
     return mime

@@ -76,6 +76,7 @@ def deliver_due(
                 subject=notice.subject,
                 text=notice.text,
                 html=notice.html,
+                image=notice.image,
             )
             try:
                 mailer.send(message)

@@ -11,10 +11,18 @@ The notice's deterministic Message-ID is sent as ``internetMessageId`` (the mess
 resource takes it when a message is created); a server that refuses it gets the message
 without it. Graph only passes custom headers named ``X-…``, so RFC 3834's
 Auto-Submitted cannot be set; X-Auto-Response-Suppress (Exchange's own) is.
+
+Graph sends the HTML body only. A notice's picture (the weekly report) goes as an inline
+fileAttachment whose ``contentId`` the HTML names by ``cid:``, with ``isInline`` set
+(https://learn.microsoft.com/graph/api/resources/fileattachment); an attachment in the
+sendMail request itself must stay under 3 MB, the request under 4 MB
+(https://learn.microsoft.com/graph/outlook-large-attachments), which the outbox's bound on
+the picture keeps.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +137,17 @@ def _payload(message: Message, *, with_id: bool) -> dict[str, Any]:
         "toRecipients": [{"emailAddress": {"address": message.to}}],
         "internetMessageHeaders": [{"name": "X-Auto-Response-Suppress", "value": "All"}],
     }
+    if message.image is not None:
+        mail["attachments"] = [
+            {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": "week.png",
+                "contentType": "image/png",
+                "contentBytes": base64.b64encode(message.image).decode("ascii"),
+                "contentId": message.image_cid,
+                "isInline": True,
+            }
+        ]
     if with_id:
         mail["internetMessageId"] = message.message_id
     return {"message": mail, "saveToSentItems": False}

@@ -12,6 +12,14 @@ from pathlib import Path
 from caldaemon.errors import DeliveryError
 from caldaemon.notices.compose import Message, to_mime
 
+# maildir(5) flags: Draft, Flagged, Passed, Replied, Seen, Trashed; every subset of them,
+# in the ASCII order the name carries them.
+_FLAGS = "DFPRST"
+_FLAG_SETS = tuple(
+    "".join(flag for bit, flag in enumerate(_FLAGS) if subset >> bit & 1)
+    for subset in range(2 ** len(_FLAGS))
+)
+
 
 class MaildirMailer:
     """Writes notices into a Maildir (the fallback when no email is configured): folder
@@ -30,15 +38,14 @@ class MaildirMailer:
         return "caldaemon." + hashlib.sha256(message_id.encode()).hexdigest()[:40]
 
     def _delivered(self, key: str) -> bool:
-        """Whether the notice is in the Maildir already (a re-send after a crash), without
-        listing the whole mailbox: new/ holds it by name until a mail program moves it
-        to cur/, adding ``:2,<flags>`` to the name (maildir(5))."""
-        if (self.folder / "new" / key).exists():
+        """Whether the notice is in the Maildir already (a re-send after a crash), looked
+        up by name, never by listing a folder that grows with every notice: new/ holds it
+        under its name until a mail program moves it to cur/, adding ``:2,`` and its
+        flags, which maildir(5) keeps in ASCII order, so every name it can have is known."""
+        if (self.folder / "new" / key).exists() or (self.folder / "cur" / key).exists():
             return True
-        return (
-            any(True for _ in (self.folder / "cur").glob(f"{key}:*"))
-            or (self.folder / "cur" / key).exists()
-        )
+        cur = self.folder / "cur"
+        return any((cur / f"{key}:2,{flags}").exists() for flags in _FLAG_SETS)
 
     def send(self, message: Message) -> None:
         key = self.key(message.message_id)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.errors import AuthorizationError, CalendarError, CalendarPaused
 from caldaemon.model import Violation
-from caldaemon.notices import compose
+from caldaemon.notices import compose, weekly
 from caldaemon.state import State, Tables
 from caldaemon.state.convert import iso
 from caldaemon.text import WEEKDAYS
+
+if TYPE_CHECKING:
+    from caldaemon.reports.week import WeekView
 
 log = logging.getLogger("caldaemon.notices")
 
@@ -72,7 +76,40 @@ def _queue(
         html=message.html,
         now=now,
         not_before=not_before,
+        image=message.image,
     )
+
+
+def weekly_report_queued(state: State, clinician: str, week: date) -> bool:
+    """Whether the report of ``week`` was queued for ``clinician`` already."""
+    with state.read() as tables:
+        return tables.outbox.has(compose.message_id(weekly.weekly_key(clinician, week)))
+
+
+def queue_weekly_report(
+    state: State,
+    settings: Settings,
+    clinician: ClinicianSettings,
+    view: WeekView,
+    png: bytes | None,
+    now: datetime,
+) -> bool:
+    """Queue the week's report (once per clinician and week, by its Message-ID); it goes
+    out at once, like a digest: the clinician chose the moment. Returns whether it was
+    new."""
+    message = weekly.weekly_message(
+        view,
+        png,
+        privacy=settings.notices.privacy,
+        key=weekly.weekly_key(clinician.id, view.start),
+        to=recipient(settings, clinician),
+        greeting_name=clinician.name or "",
+    )
+    with state.transaction() as tables:
+        if tables.outbox.has(message.message_id):
+            return False
+        _queue(tables, message, clinician.id, now, now)
+    return True
 
 
 def record_violations(

@@ -2,8 +2,10 @@
 
 APScheduler 3 runs one job per clinician every ``poll_interval`` (never two runs of one
 job at once, missed runs coalesced, phases spread and jittered so a practice's
-clinicians do not all poll in the same second), a digest job per clinician, and the
-outbox job. The main thread waits for signals: SIGHUP (or a change of the config file)
+clinicians do not all poll in the same second), a digest job per clinician, a weekly
+report job per clinician (``notices.weekly_report``, on its weekday and time in the
+clinician's zone; each poll also sends one that is due and was missed), and the outbox
+job. The main thread waits for signals: SIGHUP (or a change of the config file)
 reloads — a broken new config is reported and the old one keeps running — and SIGTERM
 lets the running cycles finish, then exits 0. Under systemd it reports READY, STATUS and
 WATCHDOG through $NOTIFY_SOCKET; the watchdog is pinged only while cycles keep
@@ -16,7 +18,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,12 +28,13 @@ from caldaemon import config as config_module
 from caldaemon import failpoints
 from caldaemon.clock import Clock, system_clock
 from caldaemon.config import Settings
-from caldaemon.errors import ConfigError, Error
+from caldaemon.errors import CalendarError, ConfigError, Error
 from caldaemon.notices import compose, outbox
 from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
 from caldaemon.service.cycle import Cycle, CycleReport
 from caldaemon.service.providers import Providers
 from caldaemon.service.systemd import notify_systemd, watchdog_interval
+from caldaemon.service.weekly import WeeklyOutcome, send_if_due
 from caldaemon.state import State
 from caldaemon.state.lock import StateLock
 from caldaemon.text import plural
@@ -93,6 +96,11 @@ class Daemon:
         self.health = Health(clock())
         # Cycles that failed as a whole (``run --once`` exits 2 when there are any).
         self.failed_cycles: list[str] = []
+        # What the last weekly report attempt that found one due did, per clinician
+        # (``run --once`` says it).
+        self.weekly_outcomes: dict[str, WeeklyOutcome] = {}
+        self._weekly_locks: dict[str, threading.Lock] = {}
+        self._weekly_locks_lock = threading.Lock()
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._wake = threading.Event()
@@ -120,6 +128,7 @@ class Daemon:
             self.failed_cycles.append(f"{clinician_id}: {type(exc).__name__}")
             return None
         self.health.record(report, self.clock())
+        self.send_weekly(clinician_id, report.calendar_errors)
         return report
 
     def deliver(self) -> tuple[int, int]:
@@ -143,6 +152,36 @@ class Daemon:
         except Exception:
             log.exception("the digest for %s failed", clinician_id)
         self.deliver()
+
+    def send_weekly(
+        self, clinician_id: str, known_errors: Sequence[CalendarError] | None = None
+    ) -> None:
+        """The clinician's weekly report, when due and not queued yet: at its scheduled
+        moment, and after each cycle (a report missed while the daemon was down, or while
+        a calendar could not be read, goes out as soon as it can). One attempt per
+        clinician at a time: another one running does it."""
+        if self.settings.notices.weekly_report is None:
+            return
+        with self._weekly_locks_lock:
+            lock = self._weekly_locks.setdefault(clinician_id, threading.Lock())
+        if not lock.acquire(blocking=False):
+            return
+        try:
+            clinician = self.settings.clinician(clinician_id)
+            outcome = send_if_due(
+                self.state, self.settings, clinician, self.clock(), known_errors or ()
+            )
+        except ConfigError:
+            return  # removed by a reload while this run was queued
+        except Exception:
+            log.exception("the weekly report for %s failed", clinician_id)
+            return
+        finally:
+            lock.release()
+        if outcome.week is not None:
+            self.weekly_outcomes[clinician_id] = outcome
+        if outcome.queued and known_errors is None:
+            self.deliver()
 
     def once(self) -> list[CycleReport]:
         reports = [r for c in self.settings.clinicians if (r := self.run_clinician(c.id))]
@@ -187,6 +226,21 @@ class Daemon:
                     CronTrigger(hour=at // 60, minute=at % 60, timezone=clinician.tz),
                     args=[clinician.id],
                     id=f"digest:{clinician.id}",
+                    max_instances=1,
+                    coalesce=True,
+                )
+            weekly = self.settings.notices.weekly_report
+            if weekly is not None:
+                self.scheduler.add_job(
+                    self.send_weekly,
+                    CronTrigger(
+                        day_of_week=weekly.day,
+                        hour=weekly.at // 60,
+                        minute=weekly.at % 60,
+                        timezone=clinician.tz,
+                    ),
+                    args=[clinician.id],
+                    id=f"weekly:{clinician.id}",
                     max_instances=1,
                     coalesce=True,
                 )

@@ -32,7 +32,7 @@ from caldaemon.state.outbox import Digests, Outbox
 from caldaemon.state.problems import Problems
 from caldaemon.state.violations import Violations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry upgrades the schema by one version; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -108,6 +108,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE events ADD COLUMN level TEXT;
     CREATE INDEX events_by_end ON events (clinician, end);
     UPDATE calendars SET token = NULL;
+    """,
+    # 5: the weekly report (DESIGN.md §11): a notice may carry its picture, a PNG shown
+    # inline in the HTML part (dropped with the text once the notice is delivered).
+    """
+    ALTER TABLE outbox ADD COLUMN image BLOB;
     """,
 )
 

@@ -30,6 +30,8 @@ class QueuedNotice:
     status: str
     last_error: str | None
     sent_at: datetime | None
+    # The picture shown inline in the HTML part (the weekly report's PNG), if any.
+    image: bytes | None = None
 
 
 def _notice(row: sqlite3.Row) -> QueuedNotice:
@@ -46,6 +48,7 @@ def _notice(row: sqlite3.Row) -> QueuedNotice:
         status=row["status"],
         last_error=row["last_error"],
         sent_at=optional_iso(row["sent_at"]),
+        image=row["image"],
     )
 
 
@@ -64,13 +67,29 @@ class Outbox:
         html: str,
         now: datetime,
         not_before: datetime,
+        image: bytes | None = None,
     ) -> None:
         """Queue a notice once: the same Message-ID again is the same notice."""
         self.db.execute(
             "INSERT OR IGNORE INTO outbox (message_id, clinician, recipient, subject, text, "
-            "html, created, not_before) VALUES (?,?,?,?,?,?,?,?)",
-            (message_id, clinician, recipient, subject, text, html, iso(now), iso(not_before)),
+            "html, created, not_before, image) VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                message_id,
+                clinician,
+                recipient,
+                subject,
+                text,
+                html,
+                iso(now),
+                iso(not_before),
+                image,
+            ),
         )
+
+    def has(self, message_id: str) -> bool:
+        """Whether a notice with this Message-ID was queued (and not pruned yet)."""
+        row = self.db.execute("SELECT 1 FROM outbox WHERE message_id=?", (message_id,))
+        return row.fetchone() is not None
 
     def due(self, now: datetime) -> list[QueuedNotice]:
         """Pending notices whose time has come, oldest first."""
@@ -95,7 +114,8 @@ class Outbox:
     def sent(self, message_id: str, now: datetime) -> None:
         """Delivered: its text goes at once (with ``privacy: full`` it names clients)."""
         self.db.execute(
-            "UPDATE outbox SET status=?, sent_at=?, attempts=attempts+1, text='', html='' "
+            "UPDATE outbox SET status=?, sent_at=?, attempts=attempts+1, text='', html='', "
+            "image=NULL "
             "WHERE message_id=?",
             (SENT, iso(now), message_id),
         )
