@@ -1,7 +1,18 @@
 """The ``caldaemon`` command (DESIGN.md §4): the group in :mod:`.app`, one module per
 command family beside it."""
 
-from caldaemon.cli import auth, check, hours, remember, report, run, slots, status, validate
+from caldaemon.cli import (
+    auth,
+    check,
+    hours,
+    remember,
+    report,
+    run,
+    service,
+    slots,
+    status,
+    validate,
+)
 from caldaemon.cli.app import main
 
 __all__ = [
@@ -12,6 +23,7 @@ __all__ = [
     "remember",
     "report",
     "run",
+    "service",
     "slots",
     "status",
     "validate",
