@@ -1,0 +1,336 @@
+"""``caldaemon init`` (DESIGN.md §12): the real command in a pseudo-terminal, answered as
+a person answers it, and what it writes read back by the real config loader."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pexpect
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from caldaemon import config
+from caldaemon.config import yaml
+from caldaemon.config.template import scalar
+
+NOW = "2026-11-30T08:00"
+# Every question ends so (and holds no ": " before its end).
+PROMPT = ": "
+# A question with an answer on offer: in brackets (or [y/N]).
+OFFERED = r"\]: "
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A home of its own: nothing is read from or written to the real one. TZ is what
+    tzlocal reads first, so the offered time zone is known."""
+    home = tmp_path / "home"
+    home.mkdir()
+    variables = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CALDAEMON"))}
+    variables.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "xdg-config"),
+        XDG_STATE_HOME=str(home / "xdg-state"),
+        XDG_DATA_HOME=str(home / "xdg-data"),
+        XDG_CACHE_HOME=str(home / "xdg-cache"),
+        TZ="Europe/Berlin",
+        USER="sam",
+        LOGNAME="sam",
+        LC_ALL="C.UTF-8",
+    )
+    return variables
+
+
+@pytest.fixture
+def cwd(tmp_path: Path) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+def default_config(env: dict[str, str]) -> Path:
+    return Path(env["HOME"]) / ".config" / "caldaemon" / "config.yaml"
+
+
+def spawn(env: dict[str, str], cwd: Path, *args: str) -> pexpect.spawn:
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "caldaemon", "init", *args],
+        env=env,
+        cwd=str(cwd),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(40, 250),
+    )
+
+
+def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "caldaemon", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def answer(child: pexpect.spawn, question: str, reply: str) -> None:
+    child.expect(question)
+    child.expect(PROMPT)
+    child.sendline(reply)
+
+
+def finish(child: pexpect.spawn) -> str:
+    """The rest of the output, once the command has ended; its exit status checked."""
+    child.expect(pexpect.EOF)
+    child.close()
+    return str(child.before)
+
+
+def take_every_default(child: pexpect.spawn) -> None:
+    """Enter at every question, as a person who accepts what is offered."""
+    while child.expect([OFFERED, "Wrote "]) == 0:
+        child.sendline("")
+
+
+def test_the_dialogue_writes_what_was_answered(env: dict[str, str], cwd: Path) -> None:
+    target = cwd / "conf" / "caldaemon.yaml"
+    child = spawn(env, cwd, "--config", "conf/caldaemon.yaml")
+    answer(child, r"time zone \[Europe/Berlin", "America/Toronto")
+    # A name with YAML's own characters in it reads back exactly.
+    answer(child, "Your name", 'Dr. Sam Lee: "Trauma" #1')
+    answer(child, r"short id for you \(letters, digits, - _ \.\) \[sam", "lee")
+    answer(child, "email address", "sam.lee@example.org")
+    answer(child, r"Calendar provider \(ics, google, outlook, caldav\) \[ics", "")
+    answer(child, r"id for this calendar \[work", "practice")
+    answer(child, "Path of the .ics file", "cals/practice.ics")
+    answer(child, "client sessions", "")
+    answer(child, r"Add another calendar\? \[y/N", "y")
+    answer(child, "Calendar provider", "ics")
+    answer(child, r"id for this calendar \[calendar2", "personal")
+    answer(child, "Path of the .ics file", "https://feeds.example.org/lee.ics")
+    answer(child, "User name for the feed", "")
+    answer(child, "client sessions", "busy")
+    answer(child, "Add another calendar", "y")
+    answer(child, "Calendar provider", "caldav")
+    answer(child, "id for this calendar", "dav")
+    answer(child, "Address of the CalDAV server", "https://dav.example.org/lee/therapy/")
+    answer(child, "Calendar on that server", "")
+    answer(child, "User name", "lee")
+    answer(child, "File holding the password", "secrets/dav")
+    answer(child, "client sessions", "sessions")
+    answer(child, "Add another calendar", "n")
+    answer(
+        child,
+        r"buffer blocks \(practice, dav, or none to only report\) \[practice",
+        "dav",
+    )
+    answer(child, r"Working days \[mon-fri", "mon-thu")
+    answer(child, "Working hours", "09:00-12:00, 13:00 - 17:00")
+    answer(child, r"Days off.*\[fri,sat,sun", "")
+    answer(child, r"sessions a day.*\[6", "5")
+    answer(child, r"sessions a week \[22", "20")
+    answer(child, r"high-intensity sessions a day \[2", "")
+    answer(child, r"high-intensity sessions a week \[8", "6")
+    answer(child, r"Latest start.*\[15:00", "15:30")
+    answer(child, r"Grounding time.*\[15m", "20m")
+    answer(child, r"Notes time.*\[10m", "none")
+    answer(child, r"Supervision.*\[14d", "21d")
+    answer(child, r"Notices by email.*\(email, maildir\) \[maildir", "email")
+    answer(child, r"Sender address.*\[sam.lee@example.org", "")
+    answer(child, r"SMTP server \[smtp.example.org", "mail.example.org")
+    answer(child, r"Connection security \(starttls, tls\) \[starttls", "")
+    answer(child, r"Port \[587", "")
+    answer(child, "SMTP user name", "caldaemon")
+    answer(child, "SMTP password", "/run/credentials/caldaemon.service/smtp")
+    output = finish(child)
+    assert child.exitstatus == 0, output
+    assert f"Wrote {target}: it validates" in output
+
+    settings = config.load(target)
+    assert settings.tz.key == "America/Toronto"
+    lee = settings.clinician("lee")
+    assert (lee.name, lee.email) == ('Dr. Sam Lee: "Trauma" #1', "sam.lee@example.org")
+    practice, personal, dav = lee.calendars
+    # Relative answers are written in full: the file still works when copied elsewhere.
+    assert practice.path == cwd / "cals" / "practice.ics"  # type: ignore[attr-defined]
+    assert f"path: {cwd}/cals/practice.ics" in target.read_text()
+    assert (personal.url, personal.use) == ("https://feeds.example.org/lee.ics", "busy")  # type: ignore[attr-defined]
+    assert dav.url == "https://dav.example.org/lee/therapy/"  # type: ignore[attr-defined]
+    assert dav.password_file == cwd / "secrets" / "dav"  # type: ignore[attr-defined]
+    assert lee.buffers_to == "dav"
+    rules = lee.rules
+    assert rules.working_hours == {day: ((540, 720), (780, 1020)) for day in range(4)}
+    assert rules.days_off == ["fri", "sat", "sun"]
+    assert (rules.max_sessions_per_day, rules.max_sessions_per_week) == (5, 20)
+    high = rules.level_limits["high"]
+    assert (high.max_per_day, high.max_per_week, high.latest_start) == (
+        2,
+        6,
+        15 * 60 + 30,
+    )
+    assert [(b.level, b.length) for b in rules.buffers] == [("high", timedelta(minutes=20))]
+    assert [(c.kind, c.every) for c in rules.cadence] == [("supervision", timedelta(days=21))]
+    email = settings.notices.email
+    assert email is not None and email.smtp is not None
+    assert (email.sender, email.smtp.host, email.smtp.port) == (
+        "sam.lee@example.org",
+        "mail.example.org",
+        587,
+    )
+    assert (email.smtp.security, email.smtp.username) == ("starttls", "caldaemon")
+    assert str(email.smtp.password_file) == "/run/credentials/caldaemon.service/smtp"
+    # Every key comes with its explanation.
+    text = target.read_text()
+    assert "# When sessions may happen" in text and "# Limits for high-intensity" in text
+    validated = run(env, cwd, "validate", "--config", str(target), "--json")
+    assert json.loads(validated.stdout)["ok"] is True, validated.stdout + validated.stderr
+
+
+def test_wrong_answers_are_asked_again_with_what_is_wrong(env: dict[str, str], cwd: Path) -> None:
+    child = spawn(env, cwd, "--config", "config.yaml")
+    answer(child, "time zone", "Mars/Olympus_Mons")
+    child.expect("'Mars/Olympus_Mons' is not an IANA time zone")
+    answer(child, "time zone", "Europe/Berln")
+    child.expect("did you mean Europe/Berlin")
+    answer(child, "time zone", "Europe/Berlin")
+    answer(child, "Your name", "")
+    answer(child, "short id for you", "dr lee")
+    child.expect("'dr lee' is not an id")
+    answer(child, "short id for you", "lee")
+    answer(child, "email address", "lee at example")
+    child.expect("'lee at example' is not an email address")
+    answer(child, "email address", "none")
+    answer(child, "Calendar provider", "exchange")
+    child.expect("'exchange' is not one of")
+    answer(child, "Calendar provider", "")
+    answer(child, "id for this calendar", "")
+    answer(child, "Path of the .ics file", "https://lee:secret@feeds.example.org/x.ics")
+    child.expect("the URL holds a user name or password")
+    answer(child, "Path of the .ics file", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "")
+    answer(child, "buffer blocks", "elsewhere")
+    child.expect(r"choose one of: work \(or none\)")
+    answer(child, "buffer blocks", "")
+    answer(child, "Working days", "mon-someday")
+    child.expect("'someday' is not a weekday")
+    answer(child, "Working days", "")
+    answer(child, "Working hours", "09:00-25:00")
+    child.expect("'25:00' is not a time of day like 09:30")
+    answer(child, "Working hours", "17:00-09:00")
+    child.expect("ends before it starts")
+    answer(child, "Working hours", "09:00-13:00, 12:00-17:00")
+    child.expect("overlap")
+    answer(child, "Working hours", "08:00-16:00")
+    answer(child, "Days off", "")
+    answer(child, "sessions a day", "many")
+    child.expect("'many' is not a number")
+    answer(child, "sessions a day", "none")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+
+    rules = config.load(cwd / "config.yaml").clinician("lee").rules
+    assert rules.working_hours == {day: ((480, 960),) for day in range(5)}
+    assert rules.max_sessions_per_day is None
+    assert rules.max_sessions_per_week == 22
+
+
+def test_defaults_validate_and_check_runs_on_them(env: dict[str, str], cwd: Path) -> None:
+    done = run(env, cwd, "init", "--defaults")
+    assert done.returncode == 0, done.stderr
+    target = default_config(env)
+    assert "caldaemon doctor" in done.stdout and "caldaemon service install --user" in done.stdout
+    settings = config.load(target)
+    assert settings.tz.key == "Europe/Berlin"  # guessed from the system (TZ)
+    (clinician,) = settings.clinicians
+    assert clinician.id == "sam"
+    (calendar,) = clinician.calendars
+    calendar_file = calendar.path  # type: ignore[attr-defined]
+    assert calendar_file == target.parent / "work.ics" and clinician.buffers_to == "work"
+    assert settings.notices.email is None  # notices to the Maildir: no account needed
+
+    # The calendar file the config names, as a calendar app exports it: a heavy session
+    # late on Monday crosses the default latest start of 15:00.
+    calendar_file.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
+        "UID:late@test\r\nDTSTAMP:20261101T000000Z\r\n"
+        "DTSTART;TZID=Europe/Berlin:20261130T160000\r\n"
+        "DTEND;TZID=Europe/Berlin:20261130T165000\r\n"
+        "SUMMARY:Session #heavy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    checked = run(env, cwd, "check", "--config", str(target), "--now", NOW, "--json")
+    assert checked.returncode == 1, checked.stderr
+    result = json.loads(checked.stdout)
+    assert result["now"] == "2026-11-30T08:00:00+01:00"
+    assert "level_limits.latest_start" in {v["rule"] for v in result["violations"]}
+    assert [(b["title"], b["start"]) for b in result["buffers"]] == [
+        ("Grounding time", "2026-11-30T16:50:00+01:00")
+    ]
+
+
+def test_the_config_is_private_and_its_new_folders_too(env: dict[str, str], cwd: Path) -> None:
+    done = run(env, cwd, "init", "--defaults")
+    assert done.returncode == 0, done.stderr
+    target = default_config(env)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    for folder in (target.parent, target.parent.parent):  # caldaemon/ and .config/
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert not [p.name for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_caldaemon_config_names_where_it_goes(env: dict[str, str], cwd: Path) -> None:
+    target = cwd / "elsewhere" / "mine.yaml"
+    done = run({**env, "CALDAEMON_CONFIG": str(target)}, cwd, "init", "--defaults")
+    assert done.returncode == 0, done.stderr
+    assert config.load(target).clinicians[0].id == "sam"
+    assert not default_config(env).exists()
+    # The next steps need no --config: the file is where caldaemon looks.
+    assert "--config" not in done.stdout
+
+
+def test_defaults_never_replace_a_file(env: dict[str, str], cwd: Path) -> None:
+    target = cwd / "config.yaml"
+    target.write_bytes(b"# mine\n")
+    done = run(env, cwd, "init", "--config", str(target), "--defaults")
+    assert done.returncode == 2
+    assert "exists already; --defaults never replaces a file" in done.stderr
+    assert target.read_bytes() == b"# mine\n"
+
+
+def test_an_existing_file_stays_unless_replacing_is_confirmed(
+    env: dict[str, str], cwd: Path
+) -> None:
+    target = cwd / "config.yaml"
+    target.write_bytes(b"# mine\n")
+    child = spawn(env, cwd, "--config", str(target))
+    answer(child, r"exists already\. Replace it\? \[y/N", "")
+    output = finish(child)
+    assert child.exitstatus == 1 and "left unchanged" in output
+    assert target.read_bytes() == b"# mine\n"
+
+    child = spawn(env, cwd, "--config", str(target))
+    answer(child, "Replace it", "y")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+    assert config.load(target).clinicians[0].id == "sam"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@given(st.text())
+def test_any_answer_is_written_so_that_it_reads_back_as_typed(text: str) -> None:
+    """A name or a path can hold YAML's own characters (':', '#', quotes), look like a
+    number or a boolean, or hold characters YAML may not carry as they are."""
+    document = yaml.load(f"name: {scalar(text)}\n", "config.yaml")
+    assert (document.problems, document.data) == ([], {"name": text})
