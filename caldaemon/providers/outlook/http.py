@@ -1,6 +1,6 @@
 """HTTP to Microsoft Graph: certificate checks against the configured CA, retries and
 throttling through :mod:`caldaemon.retry`, at most four requests in flight per mailbox,
-and JSON batching.
+JSON batching, and one HTTP session shared by every calendar with the same CA and timeout.
 
 References: https://learn.microsoft.com/graph/throttling (429/503 with Retry-After;
 Outlook allows an app 4 concurrent requests per mailbox),
@@ -12,8 +12,10 @@ https://learn.microsoft.com/graph/errors (the error envelope).
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import random
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +30,9 @@ from caldaemon.retry import RetryPolicy, RetryVerdict, parse_retry_after, with_r
 T = TypeVar("T")
 
 MAX_CONCURRENT_PER_MAILBOX = 4
+# Connections kept per host by a shared session: one per worker thread (the daemon runs
+# at most 32, caldaemon/service/daemon.py), so none is opened only to be thrown away.
+POOL_SIZE = 32
 MAX_BATCH = 20
 DEFAULT_POLICY = RetryPolicy()
 USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
@@ -99,6 +104,42 @@ class GraphSession(requests.Session):
         if self.ca_file is not None:
             kwargs["verify"] = self.ca_file
         return super().request(method, url, *args, **kwargs)
+
+
+_sessions: weakref.WeakValueDictionary[tuple[str | None, float], GraphSession] = (
+    weakref.WeakValueDictionary()
+)
+_sessions_lock = threading.Lock()
+
+
+def shared_session(ca_file: Path | str | None, timeout: float) -> GraphSession:
+    """The session every calendar with this CA and timeout uses (and its msal app), as
+    long as one of them is open.
+
+    One session per calendar meant one connection pool per calendar, and under
+    urllib3-future (which niquests, a dependency of caldav, installs as ``urllib3`` under
+    requests too) each pool starts an ``idle_conn_watch_task`` thread: 1,000 Outlook
+    calendars ran 1,000 threads and held 1,000 connections (issue 15). Shared, the
+    threads and connections follow the hosts and worker threads, not the calendars.
+
+    Nothing of one calendar rides along to another: credentials go on each request
+    (``GraphClient``, msal), never on the session, and the session keeps no cookies (the
+    identity platform sets some on token answers; Graph and the token endpoint need
+    none). requests does not document a Session as thread-safe (psf/requests#2766,
+    closed with no known problem left); what threads share here is safe: nothing
+    changes the session once it is made, urllib3's pool manager and pools lock their
+    own state, and the cookie jar, which locks too, keeps nothing."""
+    key = (str(ca_file) if ca_file else None, timeout)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = GraphSession(ca_file, timeout)
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+            _sessions[key] = session
+        return session
 
 
 @dataclass

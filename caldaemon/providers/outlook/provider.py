@@ -34,10 +34,10 @@ from caldaemon.providers.outlook.auth import TokenSource, describe, graph_endpoi
 from caldaemon.providers.outlook.http import (
     MAX_BATCH,
     GraphClient,
-    GraphSession,
     error_code,
     error_text,
     json_of,
+    shared_session,
 )
 from caldaemon.providers.outlook.sync import (
     Marker,
@@ -76,7 +76,7 @@ class OutlookProvider(GraphWrites):
     def __init__(self, config: OutlookCalendar, context: ProviderContext) -> None:
         super().__init__(config, context)
         self.endpoint = graph_endpoint_of(config)
-        self.session = GraphSession(config.ca_file, config.timeout.total_seconds())
+        self.session = shared_session(config.ca_file, config.timeout.total_seconds())
         self.tokens = TokenSource(config, context.clinician, context.state_dir, self.session)
         self.client = GraphClient(
             endpoint=self.endpoint,
@@ -97,7 +97,9 @@ class OutlookProvider(GraphWrites):
         return describe(self.config)
 
     def close(self) -> None:
-        self.session.close()
+        """Nothing to release: the session is shared with the other calendars on the same
+        CA and timeout (:func:`~caldaemon.providers.outlook.http.shared_session`), and
+        goes when the last of them does."""
 
     # -- the calendar ----------------------------------------------------------------------
 
