@@ -18,6 +18,7 @@ from caldaemon.cli.app import config_option, main, user_errors
 from caldaemon.errors import ConfigError, Error
 
 if TYPE_CHECKING:
+    from caldaemon.config import Settings
     from caldaemon.service.install import Plan, Platform, Run, Scope, Step, Target
 
 # ProtectHome=yes in the system unit hides these from the service (systemd.exec(5)).
@@ -106,8 +107,6 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> tuple[list
     """The folders the unit must be allowed to write, and why the service would not start
     (a config that does not load, a path the sandbox hides)."""
     from caldaemon.config import load
-    from caldaemon.config.schema import Daemon
-    from caldaemon.service.install import xdg_dir
 
     problems: list[str] = []
     writable: list[Path] = []
@@ -128,15 +127,35 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> tuple[list
             if _hidden(path)
         ]
     elif settings is not None and where.platform == "linux":
-        # The user unit writes only to %S/caldaemon, its StateDirectory= (ProtectSystem=
-        # strict); a state_dir left at its default becomes that folder under the unit
-        # ($STATE_DIRECTORY, see config/load.py), any other needs a ReadWritePaths= of its own.
-        default = Path(str(Daemon.model_fields["state_dir"].default)).expanduser()
-        state_home = xdg_dir(dict(os.environ), "XDG_STATE_HOME", where.home / ".local/state")
-        state_dir = Path(os.path.abspath(settings.daemon.state_dir))
-        if state_dir not in (default, state_home / "caldaemon"):
-            writable.append(state_dir)
+        writable = _written_folders(settings, where)
     return writable, problems
+
+
+def _written_folders(settings: Settings, where: Target) -> list[Path]:
+    """The folders the user unit must be let write besides %S/caldaemon, its
+    StateDirectory= (everything else is read-only to it: ProtectSystem=strict): a state_dir
+    other than the default (which becomes %S/caldaemon under the unit, $STATE_DIRECTORY in
+    config/load.py) and the folder of each .ics file that receives buffers."""
+    from caldaemon.config.schema import Daemon
+    from caldaemon.providers.ics.settings import IcsCalendar
+    from caldaemon.service.install import xdg_dir
+
+    default = Path(str(Daemon.model_fields["state_dir"].default)).expanduser()
+    state_home = xdg_dir(dict(os.environ), "XDG_STATE_HOME", where.home / ".local/state")
+    kept = (default, state_home / "caldaemon")
+    state_dir = Path(os.path.abspath(settings.daemon.state_dir))
+    folders = [] if state_dir in kept else [state_dir]
+    for clinician in settings.clinicians:
+        if clinician.buffers_to is None:
+            continue
+        calendar = clinician.calendar(clinician.buffers_to)
+        if isinstance(calendar, IcsCalendar) and calendar.path is not None:
+            folders.append(Path(os.path.abspath(calendar.path)).parent)
+    # A folder inside another (or inside the state folder) is writable with it.
+    outer = sorted(set(folders), key=lambda p: (len(p.parts), p))
+    return [
+        p for i, p in enumerate(outer) if not any(p.is_relative_to(q) for q in (*outer[:i], *kept))
+    ]
 
 
 def _show(step: Step, *, done: bool) -> None:

@@ -68,8 +68,11 @@ class World:
         shutil.copytree(ROOT / "examples", tmp_path / "examples")
         self.config = tmp_path / "config.yaml"
         example = (ROOT / "config.example.yaml").read_text()
-        # The default state folder: the one the user unit's StateDirectory= makes writable.
-        self.config.write_text(example.replace("  state_dir: .caldaemon-example/state\n", ""))
+        # The default state folder, the one the user unit's StateDirectory= makes writable,
+        # and the buffers calendar in it: the unit needs no other folder to write.
+        example = example.replace("  state_dir: .caldaemon-example/state\n", "")
+        buffers = self.xdg_state / "caldaemon/buffers.ics"
+        self.config.write_text(example.replace(".caldaemon-example/buffers.ics", str(buffers)))
         self.env = {
             **{k: v for k, v in os.environ.items() if k not in ("SUDO_USER", "CALDAEMON_CONFIG")},
             "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
@@ -248,15 +251,25 @@ def test_a_config_that_does_not_load_is_refused_before_anything_is_written(world
     assert not world.unit.exists() and world.calls() == []
 
 
-def test_a_state_dir_of_its_own_is_made_and_made_writable(world):
+def test_the_folders_caldaemon_writes_are_made_and_made_writable(world):
     state = world.root / "therapy state"
+    calendars = world.home / "Calendars"
+    text = world.config.read_text().replace("daemon:\n", f"daemon:\n  state_dir: {state}\n", 1)
     world.config.write_text(
-        world.config.read_text().replace("daemon:\n", f"daemon:\n  state_dir: {state}\n", 1)
+        text.replace(str(world.xdg_state / "caldaemon/buffers.ics"), str(calendars / "b.ics"))
     )
     result = world.run("install", "--config", str(world.config))
     assert result.returncode == 0, result.stderr
-    assert f'ReadWritePaths="{state}"' in world.unit.read_text()
+    unit = world.unit.read_text()
+    writable = [line for line in unit.splitlines() if line.startswith("ReadWritePaths=")]
+    assert writable == [
+        "ReadWritePaths=%S/caldaemon",
+        f'ReadWritePaths="{state}"',
+        f"ReadWritePaths={calendars}",
+    ]
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(calendars.stat().st_mode) == 0o700
+    assert f"made folder {calendars}" in result.stdout
 
 
 @pytest.mark.skipif(analyze is None, reason="systemd-analyze is not installed")
