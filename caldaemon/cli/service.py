@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -113,10 +114,13 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> tuple[list
     try:
         settings = load(config)
     except ConfigError as exc:
-        problems.append(
-            f"the service would not start: the config does not load ({exc}); "
-            f"`caldaemon validate --config {shlex.quote(str(config))}` shows why"
+        quoted = shlex.quote(str(config))
+        fix = (
+            f"`caldaemon validate --config {quoted}` shows why"
+            if config.exists()
+            else f"`caldaemon init --config {quoted}` writes one"
         )
+        problems.append(f"the service would not start: the config does not load ({exc}); {fix}")
         settings = None
     if where.scope == "system":
         problems += [
@@ -126,6 +130,12 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> tuple[list
             for path in (Path(command[0]), config)
             if _hidden(path)
         ]
+        if config.exists() and not config.stat().st_mode & stat.S_IROTH:
+            problems.append(
+                f"{config} is not readable by others, so not by the service's own user "
+                f"(DynamicUser=yes): chmod 0644 {shlex.quote(str(config))} (passwords go in "
+                "/etc/caldaemon/secrets, handed over with LoadCredential=)"
+            )
     elif settings is not None and where.platform == "linux":
         writable = _written_folders(settings, where)
     return writable, problems
@@ -267,7 +277,8 @@ def install(
     scope: Scope, platform_name: str | None, dry_run: bool, config_path: str | None
 ) -> None:
     """Write the unit (or agent) that runs `caldaemon run` with this caldaemon and config,
-    and start it. Exit 0: installed; 2: refused or failed (the message says what to do)."""
+    and start it (--system reads /etc/caldaemon/config.yaml unless --config says another).
+    Exit 0: installed; 2: refused or failed (the message says what to do)."""
     from caldaemon.service import install as plans
 
     where = _target(platform_name, scope)

@@ -163,6 +163,14 @@ def test_dry_run_system_fills_in_the_system_unit(world):
     assert world.calls() == []
 
 
+def test_a_system_config_its_dynamic_user_cannot_read_is_pointed_out(world):
+    world.config.chmod(0o600)
+    result = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    assert result.exit_code == 0, result.output
+    assert f"note: {world.config} is not readable by others" in result.output
+    assert f"chmod 0644 {world.config}" in result.output
+
+
 def test_dry_run_macos_prints_a_launch_agent(world):
     result = world.invoke(
         "install", "--platform", "darwin", "--dry-run", "--config", str(world.config)
@@ -248,6 +256,13 @@ def test_a_config_that_does_not_load_is_refused_before_anything_is_written(world
     assert result.returncode == 2
     assert "the service would not start" in result.stderr
     assert "caldaemon validate --config" in result.stderr
+    assert not world.unit.exists() and world.calls() == []
+
+
+def test_a_missing_config_is_refused_pointing_to_init(world):
+    result = world.run("install", "--config", str(world.root / "nowhere.yaml"))
+    assert result.returncode == 2
+    assert "caldaemon init --config" in result.stderr
     assert not world.unit.exists() and world.calls() == []
 
 
