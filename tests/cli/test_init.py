@@ -334,3 +334,30 @@ def test_any_answer_is_written_so_that_it_reads_back_as_typed(text: str) -> None
     number or a boolean, or hold characters YAML may not carry as they are."""
     document = yaml.load(f"name: {scalar(text)}\n", "config.yaml")
     assert (document.problems, document.data) == ([], {"name": text})
+
+
+def test_leaving_the_dialogue_midway_writes_nothing(env: dict[str, str], cwd: Path) -> None:
+    child = spawn(env, cwd, "--config", "config.yaml")
+    answer(child, "time zone", "")
+    answer(child, "Your name", "Sam")
+    child.expect("short id for you")
+    child.sendcontrol("c")
+    output = finish(child)
+    assert child.exitstatus == 1 and "Aborted" in output
+    assert list(cwd.iterdir()) == []
+
+
+def test_the_command_line_starts_without_the_dialogue_or_the_config_models(
+    env: dict[str, str], cwd: Path
+) -> None:
+    """``caldaemon --help`` need not wait for init's questions and the config's models
+    (a second of imports): they are imported when init runs."""
+    probe = (
+        "import sys, caldaemon.cli; "
+        "print(sorted(m for m in ('caldaemon.cli.questions', 'caldaemon.config.template', "
+        "'caldaemon.config.answers', 'caldaemon.config.write') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=cwd, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "[]", done.stderr
