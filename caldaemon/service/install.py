@@ -5,7 +5,8 @@ files to write and the commands to run, in order, with how to undo them. A syste
 The unit files are the ones shipped in ``systemd/`` (package data, ``units/`` here), so the
 installed unit is the one ``tests/service/test_systemd_units.py`` verifies and scores; only
 the command line (this caldaemon, this config) and the folders it must write are filled in.
-Nothing here touches the system: ``caldaemon.cli.service`` carries a plan out or prints it.
+Nothing here changes the system (it reads, at most): ``caldaemon.cli.service`` carries a
+plan out or prints it.
 """
 
 from __future__ import annotations

@@ -310,6 +310,19 @@ def test_the_written_user_unit_verifies(world):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.skipif(analyze is None, reason="systemd-analyze is not installed")
+def test_the_system_unit_a_dry_run_shows_verifies(world):
+    result = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    unit = world.root / "caldaemon.service"
+    unit.write_text(printed_file(result.output))
+    assert analyze is not None
+    verified = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "caldaemon.service" not in verified.stderr, verified.stderr
+
+
 def test_install_macos_writes_and_bootstraps_the_agent_then_uninstall_boots_it_out(world):
     # plutil -lint checks a plist on macOS only; here plistlib reads it back.
     result = world.run("install", "--platform", "darwin", "--config", str(world.config))
