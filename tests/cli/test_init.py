@@ -361,3 +361,42 @@ def test_the_command_line_starts_without_the_dialogue_or_the_config_models(
         [sys.executable, "-c", probe], env=env, cwd=cwd, capture_output=True, text=True
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_account_calendars_are_written_with_their_keys_and_a_sign_in_step(
+    env: dict[str, str], cwd: Path
+) -> None:
+    child = spawn(env, cwd, "--config", "config.yaml")
+    for question in ("time zone", "Your name", "short id for you", "email address"):
+        answer(child, question, "")
+    answer(child, "Calendar provider", "google")
+    answer(child, "id for this calendar", "work")
+    answer(child, r"Google calendar.*\[primary", "")
+    answer(child, r"OAuth client file.*\[" + str(cwd), "client.json")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "y")
+    answer(child, "Calendar provider", "outlook")
+    answer(child, "id for this calendar", "clinic")
+    answer(child, r"Microsoft 365 tenant.*\[common", "example.org")
+    answer(child, "Application \\(client\\) id", "   ")
+    child.expect("this one is needed")
+    answer(child, "Application \\(client\\) id", "11111111-2222-3333-4444-555555555555")
+    answer(child, "Calendar name", "Clinic")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "")
+    answer(child, r"buffer blocks \(work, clinic, or none to only report\)", "none")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+    assert "caldaemon auth google --clinician sam --calendar work --config" in output
+    assert "caldaemon auth outlook --clinician sam --calendar clinic --config" in output
+
+    (sam,) = config.load(cwd / "config.yaml").clinicians
+    google, outlook = sam.calendars
+    assert (google.calendar, google.credentials) == ("primary", cwd / "client.json")  # type: ignore[attr-defined]
+    assert (outlook.tenant, outlook.calendar, outlook.auth) == (  # type: ignore[attr-defined]
+        "example.org",
+        "Clinic",
+        "device_code",
+    )
+    assert sam.buffers_to is None
