@@ -81,8 +81,9 @@ def test_the_process_threads_do_not_grow_with_the_outlook_calendars(practice: Pr
         practice.calendar()
     at_200 = threading.active_count()
     # One session per calendar ran a watcher thread per calendar (and the fake a handler
-    # thread per kept-alive connection): 400 more threads at 200 calendars.
-    assert at_200 == at_20
+    # thread per kept-alive connection): 360 more threads at 200 calendars than at 20.
+    # The fake's handler threads for the connections of the moment may differ by one.
+    assert at_200 <= at_20 + 1
     assert at_20 - before <= 4
 
 

@@ -145,6 +145,13 @@ class DavClient:
 
             self._session = niquests.Session()
             self._session.headers["User-Agent"] = USER_AGENT
+            for adapter in self._session.adapters.values():
+                if isinstance(adapter, niquests.adapters.HTTPAdapter):
+                    # No idle_conn_watch_task thread per pool (urllib3-future's watcher of
+                    # idle connections, which pings HTTP/2 and HTTP/3 peers): with a
+                    # session per calendar it was a thread per calendar (issue 15). A kept
+                    # connection is still checked when it is next taken from the pool.
+                    adapter.poolmanager.connection_pool_kw["background_watch_delay"] = None
             username, password = self.credentials()
             if username is not None and password is not None:
                 # Basic from the first request spares a 401 round trip; a server that
