@@ -4,6 +4,7 @@ command family beside it."""
 from caldaemon.cli import (
     auth,
     check,
+    doctor,
     hours,
     init,
     remember,
@@ -19,6 +20,7 @@ from caldaemon.cli.app import main
 __all__ = [
     "auth",
     "check",
+    "doctor",
     "hours",
     "init",
     "main",

@@ -76,6 +76,19 @@ class SmtpMailer:
         except Exception as exc:  # every failure becomes a DeliveryError
             raise _classify(exc, self.smtp.host, self.port, password) from None
 
+    def probe(self) -> None:
+        """What :meth:`send` does up to the message: connect, EHLO, STARTTLS (or the TLS
+        handshake) with the certificate verified, log in; then QUIT. No MAIL FROM, no
+        mail (``caldaemon doctor``)."""
+        password = self._password()
+        try:
+            with self._session(password):
+                pass
+        except DeliveryError:
+            raise
+        except Exception as exc:  # every failure becomes a DeliveryError
+            raise _classify(exc, self.smtp.host, self.port, password) from None
+
     def _password(self) -> str | None:
         if not self.smtp.username:
             return None

@@ -60,6 +60,17 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class WriteAccess:
+    """What a calendar's service says of caldaemon's right to write to it, learnt without
+    writing anything (``caldaemon doctor``). ``allowed`` None: the service does not say.
+    ``evidence`` is what it said ("accessRole reader", "canEdit false"), for messages: no
+    event text, no credential."""
+
+    allowed: bool | None
+    evidence: str
+
+
+@dataclass(frozen=True)
 class ProviderContext:
     """What a provider needs from around it; clock and sleep are injected for tests."""
 
@@ -101,6 +112,19 @@ class Provider(ABC):
         Raises :class:`~caldaemon.errors.CalendarError` (or its subclasses) when the
         calendar cannot be read; a provider whose token expired answers a full listing.
         """
+
+    @abstractmethod
+    def write_access(self) -> WriteAccess:
+        """Whether buffers could be written here, asked of the service read-only: a
+        permission, never a test write. Raises :class:`~caldaemon.errors.CalendarError`
+        when the service cannot be asked."""
+
+    def renew_authorization(self) -> str | None:
+        """Refresh the calendar's sign-in now (an OAuth token), as the daemon will when the
+        access token expires; what was renewed, for messages (no token), or None when the
+        calendar has no such sign-in (a file, a feed, a password). Raises
+        :class:`~caldaemon.errors.CalendarError` when it cannot be renewed."""
+        return None
 
     def apply(self, writes: Sequence[Write]) -> list[WriteResult]:
         """Carry out writes; one result per write, in order. Batch providers override.

@@ -31,7 +31,13 @@ from caldaemon.model import (
     WriteResult,
     content_digest,
 )
-from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, token_fields
+from caldaemon.providers.base import (
+    BatchProvider,
+    Listing,
+    ProviderContext,
+    WriteAccess,
+    token_fields,
+)
 from caldaemon.providers.settings import CalendarSettings
 
 
@@ -61,6 +67,8 @@ class MemoryStore:
         self.refusal: CalendarError | None = None
         # How many times the calendar was read (one request per listing).
         self.reads = 0
+        # What the service says of writing here (a calendar shared read-only says False).
+        self.writable = True
 
     @classmethod
     def named(cls, name: str) -> MemoryStore:
@@ -149,6 +157,13 @@ class MemoryProvider(BatchProvider):
             )
             removed = tuple(sorted(i for i in touched if i not in events))
         return Listing(current, removed, self._token(version, listed), full=False)
+
+    def write_access(self) -> WriteAccess:
+        with self.store.lock:
+            if self.store.refusal is not None:
+                raise self.store.refusal
+            allowed = self.store.writable
+        return WriteAccess(allowed, "the store is " + ("writable" if allowed else "read-only"))
 
     @staticmethod
     def _token(version: int, window: list[str]) -> str:

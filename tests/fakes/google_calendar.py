@@ -259,6 +259,13 @@ class GoogleCalendarServer:
         with self._seeding() as store:
             store.calendar(calendar_id).read_only_until = store.clock() + duration
 
+    def share(self, calendar_id: str, role: str) -> None:
+        """Set the account's role on a calendar (owner, writer, reader, freeBusyReader), as
+        its owner sharing it would; events.list reports it as ``accessRole``. Only the
+        report is modelled: writes are not refused by role."""
+        with self._seeding() as store:
+            store.calendar(calendar_id).access_role = role
+
     def loop_paging(self, pages: int = 1000, *, fresh_tokens: bool = False) -> None:
         """A misbehaving server (injected): the next ``pages`` answers to a pageToken name
         the page just served as the next one again, under the same token or, with

@@ -264,7 +264,7 @@ def _page(store: Store, listing: Listing, offset: int, size: int) -> JSON:
         "description": "",
         "updated": cal.updated or store.stamp(),
         "timeZone": listing.time_zone,
-        "accessRole": "owner",
+        "accessRole": cal.access_role,
         "defaultReminders": [],
         "items": listing.items[offset : offset + size],
     }

@@ -50,6 +50,8 @@ class Calendar:
     changed: dict[str, int] = field(default_factory=dict)
     # Until when API writes are refused with 403 quotaExceeded (see Store.check_writable).
     read_only_until: datetime | None = None
+    # The account's role on the calendar, as events.list reports it in ``accessRole``.
+    access_role: str = "owner"
 
 
 @dataclass(frozen=True)

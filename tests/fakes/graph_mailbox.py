@@ -82,7 +82,7 @@ def calendar_resource(mailbox: Mailbox, calendar: Calendar) -> JsonObject:
         "changeKey": calendar.change_key,
         "canShare": True,
         "canViewPrivateItems": True,
-        "canEdit": True,
+        "canEdit": calendar.can_edit,
         "isRemovable": not calendar.is_default,
         "isTallyingResponses": True,
         "allowedOnlineMeetingProviders": ["teamsForBusiness"],

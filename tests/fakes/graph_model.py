@@ -165,6 +165,8 @@ class Calendar:
     name: str
     is_default: bool
     change_key: str = field(default_factory=new_change_key)
+    # False for a calendar shared with the user to view only (rendered as ``canEdit``).
+    can_edit: bool = True
 
 
 @dataclass

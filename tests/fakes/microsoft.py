@@ -238,9 +238,13 @@ class MicrosoftServer:
 
     # -- graph store ----------------------------------------------------------------------
 
-    def add_calendar(self, user: str, name: str, *, default: bool = False) -> str:
+    def add_calendar(
+        self, user: str, name: str, *, default: bool = False, can_edit: bool = True
+    ) -> str:
+        """A calendar in ``user``'s mailbox; ``can_edit`` False: one shared with them to
+        view only (Graph reports ``canEdit: false``; writes are not refused by the fake)."""
         with self._lock:
-            return self._graph.add_calendar(self._user(user), name, default)
+            return self._graph.add_calendar(self._user(user), name, default, can_edit)
 
     def put_event(
         self, user: str, calendar_id: str | None, resource: Mapping[str, Any]

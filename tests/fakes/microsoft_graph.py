@@ -145,9 +145,9 @@ class Graph:
         mailbox.calendars[calendar.id] = calendar
         self._mailboxes[user.oid] = mailbox
 
-    def add_calendar(self, user: User, name: str, default: bool) -> str:
+    def add_calendar(self, user: User, name: str, default: bool, can_edit: bool = True) -> str:
         mailbox = self._mailboxes[user.oid]
-        calendar = Calendar(new_id(), name, False)
+        calendar = Calendar(new_id(), name, False, can_edit=can_edit)
         if default:
             for existing in mailbox.calendars.values():
                 existing.is_default = False

@@ -79,6 +79,19 @@ class _Handler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        self.server.mail_from.append(address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self,
         server: SMTP,
@@ -159,6 +172,8 @@ class SmtpServer:
         self.users = users
         self.ca = ca or shared_ca()
         self.received: list[Received] = []
+        # Every MAIL FROM the server was sent, accepted or not (a message begun).
+        self.mail_from: list[str] = []
         self._dir = tempfile.TemporaryDirectory(prefix="caldaemon-smtp-")
         self.ca_file = Path(self._dir.name) / "ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))

@@ -272,10 +272,15 @@ class Radicale(DavServer):
     name = "radicale"
     home = f"/{USER}/"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, rights: str | None = None) -> None:
+        """``rights``: a rights file (Radicale's ``from_file``) instead of owner_only."""
         self.folder = folder
         users = folder / "users"
         users.write_text(f"{USER}:{PASSWORD}\n")
+        checked: dict[str, str] = {"type": "owner_only"}
+        if rights is not None:
+            (folder / "rights").write_text(rights)
+            checked = {"type": "from_file", "file": str(folder / "rights")}
         configuration = radicale.config.load([])
         configuration.update(
             {
@@ -285,7 +290,7 @@ class Radicale(DavServer):
                     "htpasswd_encryption": "plain",
                     "delay": "0",
                 },
-                "rights": {"type": "owner_only"},
+                "rights": checked,
                 "storage": {"filesystem_folder": str(folder / "collections")},
                 "logging": {"level": "warning", "mask_passwords": "True"},
             },
@@ -310,9 +315,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def radicale_server() -> Iterator[Radicale]:
+def radicale_server(rights: str | None = None) -> Iterator[Radicale]:
     with tempfile.TemporaryDirectory(prefix="radicale-") as folder:
-        server = Radicale(Path(folder))
+        server = Radicale(Path(folder), rights)
         try:
             yield server
         finally:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from caldaemon.errors import TransientError
 from caldaemon.model import Buffer, Create, Remote, Window
-from caldaemon.providers.base import Listing, Provider, ProviderContext
+from caldaemon.providers.base import Listing, Provider, ProviderContext, WriteAccess
 from caldaemon.providers.memory import MemoryCalendar
 from tests.support import TZ
 
@@ -26,6 +26,9 @@ class Unreachable(Provider):
         return "a calendar whose server is down"
 
     def changes(self, window: Window, token: str | None) -> Listing:
+        raise TransientError(self.id, self.describe(), "connection refused")
+
+    def write_access(self) -> WriteAccess:
         raise TransientError(self.id, self.describe(), "connection refused")
 
     def create(self, buffer: Buffer, identity: str) -> Remote:

@@ -40,6 +40,10 @@ VERSION_PROPS = (
     f'{_HEAD}<D:propfind {_NS} xmlns:CS="http://calendarserver.org/ns/"><D:prop>'
     "<D:resourcetype/><D:sync-token/><CS:getctag/></D:prop></D:propfind>"
 ).encode()
+#: PROPFIND for what the logged-in user may do (RFC 3744 §5.4).
+PRIVILEGE_PROPS = (
+    f"{_HEAD}<D:propfind {_NS}><D:prop><D:current-user-privilege-set/></D:prop></D:propfind>"
+).encode()
 GETETAG_PROPS = f"{_HEAD}<D:propfind {_NS}><D:prop><D:getetag/></D:prop></D:propfind>".encode()
 _FORBIDDEN = "the server does not let this user read the calendar (403)"
 
@@ -246,6 +250,21 @@ class DavClient:
             ) from None
         finally:
             client.close()
+
+    def privileges(self, url: str) -> list[str] | None:
+        """The local names of the privileges in ``url``'s DAV:current-user-privilege-set
+        (RFC 3744 §5.4: each DAV:privilege holds one), in the server's order; None when
+        the server does not report the property."""
+        reply = self.send("PROPFIND", url, PRIVILEGE_PROPS, {"Depth": "0", **XML})
+        found = members(self.multistatus(reply, url))
+        element = found[0][1].get(f"{DAV}current-user-privilege-set") if found else None
+        if element is None:
+            return None
+        return [
+            held.tag.rpartition("}")[2]
+            for privilege in element.findall(f"{DAV}privilege")
+            for held in privilege
+        ]
 
     def classify(self, exc: BaseException) -> RetryVerdict | None:
         from caldav.lib import error as dav_error

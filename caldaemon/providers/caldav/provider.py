@@ -35,7 +35,7 @@ import icalendar
 
 from caldaemon.errors import CalendarError, RemoteGone, TransientError, WriteConflict
 from caldaemon.model import Buffer, Event, Remote, Window
-from caldaemon.providers.base import Listing, Provider, ProviderContext
+from caldaemon.providers.base import Listing, Provider, ProviderContext, WriteAccess
 from caldaemon.providers.caldav.http import (
     CALDAV,
     CS,
@@ -66,6 +66,12 @@ from caldaemon.providers.ics.mapping import (
 )
 from caldaemon.providers.ics.parse import parse
 from caldaemon.providers.ics.reader import Reader
+
+# Privileges that let caldaemon write buffers: DAV:bind adds them and DAV:write-content
+# changes them, both within DAV:write and DAV:all (RFC 3744 §3.1-§3.3, §3.9); a server
+# granting only one of the two (Radicale's write share grants write-content) still lets
+# caldaemon write there.
+_WRITING = frozenset({"all", "write", "write-content", "bind"})
 
 
 @dataclass(frozen=True)
@@ -270,6 +276,13 @@ class CaldavProvider(Provider):
                 "window": [window.start.isoformat(), window.end.isoformat()],
             }
         )
+
+    def write_access(self) -> WriteAccess:
+        """The collection's privileges for the logged-in user (RFC 3744 §5.4)."""
+        held = self._dav.privileges(self._resolve())
+        if held is None:
+            return WriteAccess(None, "the server does not report privileges (RFC 3744)")
+        return WriteAccess(bool(_WRITING & set(held)), f"privileges: {', '.join(held) or 'none'}")
 
     # -- writing -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import google_auth_httplib2
 from googleapiclient.errors import HttpError
 from googleapiclient.http import HttpRequest
 
@@ -41,7 +42,7 @@ from caldaemon.errors import (
     WriteConflict,
 )
 from caldaemon.model import Create, Delete, Remote, Update, Window, Write, WriteResult
-from caldaemon.providers.base import BatchProvider, Listing, ProviderContext
+from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, WriteAccess
 from caldaemon.providers.google import auth as google_auth
 from caldaemon.providers.google.http import (
     GOOGLE_BATCH_URI,
@@ -86,6 +87,8 @@ __all__ = [
 # What ends a write round: the calendar is refusing (paused) or unreachable; each write
 # still to send would meet the same answer (or wait out the same outage) again.
 _STOPPING = (CalendarPaused, TransientError)
+# Access roles that may write events (events reference, accessRole).
+_WRITERS = frozenset({"owner", "writer"})
 
 
 class GoogleProvider(BatchProvider):
@@ -186,6 +189,41 @@ class GoogleProvider(BatchProvider):
             full=not incremental,
             warnings=collected.all_warnings(),
         )
+
+    # -- checking (caldaemon doctor) ------------------------------------------------------
+
+    def write_access(self) -> WriteAccess:
+        """The ``accessRole`` events.list reports for the calendar ("The user's access role
+        for this calendar": none, freeBusyReader, reader, writer or owner; events
+        reference). calendarList.get says the same but needs a calendar-list scope, which
+        caldaemon never asks for (least privilege: :mod:`.auth`)."""
+
+        def ask() -> dict[str, Any]:
+            request = self.client.events().list(
+                calendarId=self.config.calendar, maxResults=1, fields="accessRole"
+            )
+            page: dict[str, Any] = self.client.execute(request)
+            return page
+
+        role = str(self.client.retrying(ask).get("accessRole") or "")
+        if not role:
+            return WriteAccess(None, "Google did not say the access role")
+        return WriteAccess(role in _WRITERS, f"accessRole {role}")
+
+    def renew_authorization(self) -> str:
+        """A new access token from Google's token endpoint, as google-auth gets one when
+        the old expires: the refresh token (or the service account's signed assertion)
+        is what this tries."""
+
+        def refresh() -> None:
+            authorized = self.client.http()  # this thread's pool, with our timeout
+            request = google_auth_httplib2.Request(authorized.http)
+            authorized.credentials.refresh(request)
+
+        self.client.retrying(refresh)
+        if self.config.subject:
+            return f"Google issued a token for the service account acting as {self.config.subject}"
+        return "Google issued a new access token from the stored refresh token"
 
     def _list_page(self, params: dict[str, Any]) -> dict[str, Any]:
         page: dict[str, Any] = self.client.execute(self.client.events().list(**params))

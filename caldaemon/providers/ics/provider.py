@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,7 +20,13 @@ from pathlib import Path
 
 from caldaemon.errors import CalendarError, ConfigError, RemoteGone, WriteConflict
 from caldaemon.model import Create, Remote, Update, Window, Write, WriteResult
-from caldaemon.providers.base import BatchProvider, Listing, ProviderContext, token_fields
+from caldaemon.providers.base import (
+    BatchProvider,
+    Listing,
+    ProviderContext,
+    WriteAccess,
+    token_fields,
+)
 from caldaemon.providers.ics.document import Document
 from caldaemon.providers.ics.http import Feed, fetch_feed, redact_url
 from caldaemon.providers.ics.localfile import LocalFile
@@ -137,6 +144,21 @@ class IcsProvider(BatchProvider):
             authorization=authorization,
             ca_file=Path(config.ca_file) if config.ca_file is not None else None,
         )
+
+    def write_access(self) -> WriteAccess:
+        """A file is written as a temporary file in its folder renamed over it
+        (:mod:`.localfile`), through a symlink to its target: what must be writable is
+        that folder (made when missing), whatever the file's own mode."""
+        if self.config.url:
+            return WriteAccess(False, "a feed URL is read-only")
+        folder = Path(os.path.realpath(self._path())).parent
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        if not existing.is_dir():
+            return WriteAccess(False, f"{existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return WriteAccess(False, f"the folder {existing} is not writable")
+        made = "" if existing == folder else f" (caldaemon makes {folder} in it)"
+        return WriteAccess(True, f"the folder {existing} is writable{made}")
 
     def _path(self) -> Path:
         if self.config.path is None:

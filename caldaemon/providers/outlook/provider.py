@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from caldaemon.errors import CalendarError, TransientError
 from caldaemon.model import Event, Window
-from caldaemon.providers.base import Listing, ProviderContext
+from caldaemon.providers.base import Listing, ProviderContext, WriteAccess
 from caldaemon.providers.outlook import mapping
 from caldaemon.providers.outlook.auth import TokenSource, describe, graph_endpoint_of
 from caldaemon.providers.outlook.http import (
@@ -136,6 +136,24 @@ class OutlookProvider(GraphWrites):
         """The calendar's display name (``caldaemon auth outlook`` shows it)."""
         url = f"{self.endpoint}{self.mailbox_path}{self._calendar()}"
         return str(self._ok(self.client.send("GET", url, headers=prefer())).get("name", ""))
+
+    def write_access(self) -> WriteAccess:
+        """The calendar's ``canEdit`` ("true if the user can write to the calendar,
+        false otherwise"; Graph calendar resource): false for a calendar shared with
+        view-only permission."""
+        url = f"{self.endpoint}{self.mailbox_path}{self._calendar()}"
+        can_edit = self._ok(self.client.send("GET", url, headers=prefer())).get("canEdit")
+        if not isinstance(can_edit, bool):
+            return WriteAccess(None, "Microsoft Graph did not say canEdit")
+        return WriteAccess(can_edit, f"canEdit {str(can_edit).lower()}")
+
+    def renew_authorization(self) -> str:
+        """A new access token now: msal refreshes from its cache (delegated) or asks with
+        the app's own credentials (app-only), never a cached access token."""
+        self.tokens.token(force=True)
+        if self.tokens.app_only:
+            return f"Microsoft issued a token to the app {self.config.client_id}"
+        return "Microsoft issued a new access token from the stored sign-in"
 
     def _ok(self, response: requests.Response) -> dict[str, Any]:
         body = json_of(response)
