@@ -178,16 +178,16 @@ def _graph_mail(settings: Settings) -> Finding:
     from caldaemon.providers.outlook.auth import MAIL_SCOPES
 
     mailer = graph_mailer(settings)
+    user = mailer.calendar.user
+    who = "the signed-in account" if user == "me" else user
     try:
         mailer.tokens.token(True, MAIL_SCOPES)
     except CalendarError as exc:
         fix = f"run: {exc.command}" if isinstance(exc, AuthorizationError) else _OFFLINE
-        return Finding(False, "notices", f"sendMail as {mailer.calendar.user}: {exc}", fix)
+        return Finding(False, "notices", f"sendMail as {who}: {exc}", fix)
     finally:
         mailer.close()
-    return Finding(
-        True, "notices", f"Microsoft Graph issued a Mail.Send token for {mailer.calendar.user}"
-    )
+    return Finding(True, "notices", f"Microsoft Graph issued a Mail.Send token for {who}")
 
 
 def _state(settings: Settings) -> Finding:

@@ -1,95 +1,25 @@
-"""``caldaemon doctor``: each connection checked once against the real local servers (the
-Google and Graph fakes, Radicale and Xandikos, aiosmtpd), one line per check, exit 0 only
-when every check passed. Nothing is ever written: calendars keep their contents, no mail
-is begun, the state file is left as it was."""
+"""``caldaemon doctor`` on local pieces: .ics files, the state and Maildir folders, the
+config, and SMTP on aiosmtpd (STARTTLS, implicit TLS, none, a certificate that does not
+verify, a server that never answers). One line per check, exit 0 only when every check
+passed; nothing is written: the calendar file and the state file keep their bytes, no
+MAIL FROM is ever sent. The calendar services are in test_doctor_services.py."""
 
 from __future__ import annotations
 
-import json
 import os
+import socket
 import sqlite3
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from caldaemon.cli import main
 from caldaemon.providers.base import WriteAccess
-from tests.fakes.google_calendar import GoogleCalendarServer
-from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
+from tests.cli.doctor_support import CANARY, CHECK_NETWORK, SESSION, Setup, line, setup
 from tests.notices.smtp_server import SmtpServer
-from tests.providers.contract import SELF, TZ
-from tests.providers.radicale_server import PASSWORD, USER, radicale_server
-from tests.providers.test_contract_google import write_client, write_token
-from tests.providers.test_contract_outlook import CLIENT_ID, outlook_config, sign_in
-from tests.providers.xandikos_server import xandikos_server
+from tests.providers.contract import TZ
 
-CANARY = "Zebulon Quixote-Marchetti"
-EMPTY_ICS = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nEND:VCALENDAR\r\n"
-SESSION = (
-    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:s1@t\r\n"
-    "DTSTAMP:20260101T000000Z\r\nDTSTART:20261201T150000Z\r\nDTEND:20261201T155000Z\r\n"
-    f"SUMMARY:Session with {CANARY}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-)
-
-
-class Setup:
-    """A config folder: one clinician, the calendars given as YAML flow mappings, a
-    private state folder (not made unless asked), notices as given."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.state = root / "state"
-
-    def make_state(self) -> Path:
-        self.state.mkdir(mode=0o700, exist_ok=True)
-        (self.state / "tokens").mkdir(mode=0o700, exist_ok=True)
-        return self.state
-
-    def write(self, calendars: list[str], *, buffers_to: str = "work", notices: str = "") -> Path:
-        listed = "\n".join(f"      - {c}" for c in calendars)
-        text = (
-            textwrap.dedent("""\
-            timezone: America/Toronto
-            daemon: {state_dir: state}
-            clinicians:
-              - id: lee
-                email: lee@example.org
-                rules: standard
-                calendars:
-            """)
-            + listed
-            + textwrap.dedent(f"""
-                buffers_to: {buffers_to}
-            rule_sets:
-              standard: {{}}
-            """)
-        )
-        path = self.root / "config.yaml"
-        path.write_text(text + notices)
-        return path
-
-    def doctor(self, *extra: str) -> tuple[int, list[str], str]:
-        """Exit code, the check lines, and everything printed."""
-        result = CliRunner().invoke(
-            main, ["doctor", "--config", str(self.root / "config.yaml"), *extra]
-        )
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        lines = [line for line in result.output.splitlines() if line[:1] in ("✓", "✗")]
-        return result.exit_code, lines, result.output
-
-
-@pytest.fixture
-def setup(tmp_path: Path) -> Setup:
-    return Setup(tmp_path)
-
-
-def line(lines: list[str], subject: str) -> str:
-    [found] = [x for x in lines if x[2:].startswith(f"{subject}:")]
-    return found
-
+__all__ = ["setup"]  # the fixture
 
 # -- files, state, Maildir -------------------------------------------------------------------
 
@@ -215,6 +145,22 @@ def test_an_invalid_config_is_one_failed_line_and_exit_2(setup: Setup) -> None:
     assert "bogus" in output
 
 
+def test_one_clinician_checks_only_their_calendars(setup: Setup) -> None:
+    config = setup.write(["{id: work, provider: ics, path: work.ics}"])
+    config.write_text(
+        config.read_text().replace(
+            "rule_sets:",
+            "  - {id: kim, rules: standard, calendars: "
+            '[{id: feed, provider: ics, url: "http://127.0.0.1:9/f.ics", timeout: 1s}]}\n'
+            "rule_sets:",
+        )
+    )
+    assert setup.doctor()[0] == 2  # kim's feed cannot be read
+    code, lines, output = setup.doctor("--clinician", "lee")
+    assert code == 0, output
+    assert not any("kim/" in x for x in lines) and "lee/work read" in output
+
+
 def test_an_unknown_clinician_is_a_user_error(setup: Setup) -> None:
     setup.write(["{id: work, provider: ics, path: work.ics}"])
     code, _, output = setup.doctor("--clinician", "nobody")
@@ -258,6 +204,22 @@ def test_smtp_is_spoken_up_to_the_login_and_no_mail_is_begun(
     assert "s3cret-pw" not in output
 
 
+def test_a_silent_smtp_server_fails_within_its_timeout(setup: Setup) -> None:
+    with socket.socket() as silent, SmtpServer("starttls") as server:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        notices = smtp_notices(server).replace(
+            f"port: {server.port}", f"port: {silent.getsockname()[1]}"
+        )
+        setup.write(
+            ["{id: work, provider: ics, path: work.ics}"], notices=notices.replace("5s", "1s")
+        )
+        code, lines, _ = setup.doctor()
+    assert code == 2
+    found = line(lines, "notices")
+    assert "timed out" in found and found.endswith("→ " + CHECK_NETWORK)
+
+
 def test_a_server_without_starttls_fails(setup: Setup) -> None:
     with SmtpServer("plain") as server:
         setup.write(["{id: work, provider: ics, path: work.ics}"], notices=smtp_notices(server))
@@ -283,215 +245,3 @@ def test_a_certificate_that_does_not_verify_fails(setup: Setup) -> None:
     found = line(lines, "notices")
     assert "certificate could not be verified" in found and found.startswith("✗")
     assert server.mail_from == [] and server.received == []
-
-
-# -- Google ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def google() -> Iterator[GoogleCalendarServer]:
-    with GoogleCalendarServer(primary_email=SELF) as server:
-        yield server
-
-
-def google_setup(setup: Setup, server: GoogleCalendarServer) -> str:
-    refresh_token = server.issue_refresh_token()
-    write_client(setup.root / "google-client.json", server)
-    write_token(setup.make_state() / "tokens" / "lee-work.google.json", server, refresh_token)
-    server.put_event(
-        "primary",
-        {
-            "id": "s1",
-            "summary": f"Session with {CANARY}",
-            "start": {"dateTime": "2026-12-01T10:00:00-05:00"},
-            "end": {"dateTime": "2026-12-01T10:50:00-05:00"},
-        },
-    )
-    setup.write(
-        [
-            "{id: work, provider: google, credentials: google-client.json, "
-            f'api_endpoint: "{server.url}", timeout: 5s}}'
-        ]
-    )
-    return refresh_token
-
-
-def test_google_sign_in_read_and_owner_role_pass_without_a_write(
-    setup: Setup, google: GoogleCalendarServer
-) -> None:
-    refresh_token = google_setup(setup, google)
-    before = google.events("primary")
-    code, lines, output = setup.doctor()
-    assert code == 0, output
-    assert line(lines, "lee/work sign-in") == (
-        "✓ lee/work sign-in: Google issued a new access token from the stored refresh token"
-    )
-    assert line(lines, "lee/work buffers").endswith("(accessRole owner)")
-    assert {r.method for r in google.requests if r.path != "/token"} == {"GET"}
-    assert google.events("primary") == before
-    assert refresh_token not in output and CANARY not in output
-
-
-def test_a_google_calendar_shared_read_only_fails_the_buffers_check(
-    setup: Setup, google: GoogleCalendarServer
-) -> None:
-    google_setup(setup, google)
-    google.share("primary", "reader")
-    code, lines, _ = setup.doctor()
-    assert code == 2
-    assert line(lines, "lee/work buffers").startswith(
-        "✗ lee/work buffers: caldaemon may not write here (accessRole reader) → give this account"
-    )
-    assert line(lines, "lee/work read").startswith("✓")
-    assert {r.method for r in google.requests if r.path != "/token"} == {"GET"}
-
-
-def test_a_revoked_google_sign_in_fails_with_the_command_that_fixes_it(
-    setup: Setup, google: GoogleCalendarServer
-) -> None:
-    google.revoke_refresh_token(google_setup(setup, google))
-    code, lines, _ = setup.doctor()
-    assert code == 2
-    found = line(lines, "lee/work sign-in")
-    assert found.startswith("✗") and found.endswith(
-        "→ run: caldaemon auth google --clinician lee --calendar work"
-    )
-    assert not any(x[2:].startswith("lee/work read") for x in lines)
-
-
-# -- Outlook ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def microsoft() -> Iterator[MicrosoftServer]:
-    with MicrosoftServer() as server:
-        yield server
-
-
-def outlook_entry(server: MicrosoftServer, **extra: str) -> str:
-    client_id = extra.pop("client_id", CLIENT_ID)
-    keys = "".join(f", {k}: {v}" for k, v in extra.items())
-    return (
-        f"{{id: work, provider: outlook, tenant: {server.tenant}, client_id: {client_id}, "
-        f'authority: "{server.authority}", graph_endpoint: "{server.graph_url}", '
-        f'ca_file: "{server.ca_path}", timeout: 10s{keys}}}'
-    )
-
-
-def graph_writes(server: MicrosoftServer) -> list[str]:
-    return [
-        f"{r.method} {r.path}"
-        for r in server.requests
-        if r.path.startswith("/v1.0") and r.method != "GET"
-    ]
-
-
-@pytest.mark.parametrize(("calendar", "passes"), [(None, True), ("Shared", False)])
-def test_outlook_can_edit_decides_the_buffers_check(
-    setup: Setup, microsoft: MicrosoftServer, calendar: str | None, passes: bool
-) -> None:
-    microsoft.add_calendar(DEFAULT_USER, "Shared", can_edit=False)
-    sign_in(microsoft, outlook_config(microsoft), setup.make_state() / "tokens" / "..")
-    setup.write([outlook_entry(microsoft, **({"calendar": calendar} if calendar else {}))])
-    code, lines, output = setup.doctor()
-    assert line(lines, "lee/work sign-in") == (
-        "✓ lee/work sign-in: Microsoft issued a new access token from the stored sign-in"
-    )
-    found = line(lines, "lee/work buffers")
-    if passes:
-        assert code == 0, output
-        assert found.endswith("(canEdit true)")
-    else:
-        assert code == 2
-        assert "caldaemon may not write here (canEdit false)" in found and found.startswith("✗")
-    assert graph_writes(microsoft) == []
-
-
-def test_outlook_app_only_credentials_get_a_token_of_their_own(
-    setup: Setup, microsoft: MicrosoftServer
-) -> None:
-    microsoft.register_client("caldaemon-service", secret="s3cret-app")
-    (setup.root / "secret").write_text("s3cret-app\n")
-    setup.make_state()
-    setup.write(
-        [
-            outlook_entry(
-                microsoft,
-                client_id="caldaemon-service",
-                auth="client_credentials",
-                user=DEFAULT_USER,
-                client_secret_file="secret",
-            )
-        ]
-    )
-    code, lines, output = setup.doctor()
-    assert code == 0, output
-    assert line(lines, "lee/work sign-in") == (
-        "✓ lee/work sign-in: Microsoft issued a token to the app caldaemon-service"
-    )
-    assert "s3cret-app" not in output and graph_writes(microsoft) == []
-
-
-# -- CalDAV ----------------------------------------------------------------------------------
-
-# Radicale's from_file rights: the collection lee/shared is readable only; the rest of
-# lee's collections as owner_only gives them.
-READ_ONLY_SHARED = textwrap.dedent("""\
-    [shared]
-    user: lee
-    collection: lee/shared(/.*)?
-    permissions: Rr
-
-    [owner]
-    user: .+
-    collection: {user}(/.*)?
-    permissions: RrWw
-
-    [root]
-    user: .+
-    collection:
-    permissions: R
-    """)
-
-
-def caldav_entry(base: str, path: str) -> str:
-    return (
-        f'{{id: work, provider: caldav, url: "{base}{path}", username: {USER}, '
-        "password_file: dav-password, timeout: 5s}"
-    )
-
-
-@pytest.mark.parametrize("server_name", ["radicale", "xandikos"])
-def test_a_caldav_calendar_of_ones_own_may_take_buffers(setup: Setup, server_name: str) -> None:
-    (setup.root / "dav-password").write_text(PASSWORD)
-    opened = radicale_server() if server_name == "radicale" else xandikos_server()
-    with opened as server:
-        path = server.make_calendar("Work")
-        server.put(f"{path}s1.ics", SESSION)
-        before = server.objects(path)
-        setup.write([caldav_entry(server.base, path)])
-        code, lines, output = setup.doctor()
-        after = server.objects(path)
-    assert code == 0, output
-    assert "privileges: " in line(lines, "lee/work buffers")
-    assert after == before
-    assert PASSWORD not in output and CANARY not in output
-
-
-def test_a_caldav_collection_without_write_privilege_fails(setup: Setup) -> None:
-    (setup.root / "dav-password").write_text(PASSWORD)
-    with radicale_server(READ_ONLY_SHARED) as server:
-        # Made on the server's disk, as its admin would: the rights let lee make nothing here.
-        folder = server.folder / "collections" / "collection-root" / USER / "shared"
-        folder.mkdir(parents=True)
-        (folder / ".Radicale.props").write_text(json.dumps({"tag": "VCALENDAR"}))
-        (folder / "s1.ics").write_bytes(SESSION.encode())
-        setup.write([caldav_entry(server.base, f"/{USER}/shared/")])
-        code, lines, _ = setup.doctor()
-        assert (folder / "s1.ics").read_bytes() == SESSION.encode()
-        assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == ["s1.ics"]
-    assert code == 2
-    assert line(lines, "lee/work read").startswith("✓")
-    assert line(lines, "lee/work buffers").startswith(
-        "✗ lee/work buffers: caldaemon may not write here (privileges: read"
-    )

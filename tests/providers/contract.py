@@ -132,6 +132,16 @@ class ProviderContract:
                 by_id(second).get(gone, None) is not None and (by_id(second)[gone].cancelled)
             )
 
+    def test_the_service_says_whether_buffers_may_be_written_without_a_write(
+        self, backend: Backend
+    ) -> None:
+        backend.add(UserEvent("s1", MONDAY_10, MONDAY_10 + timedelta(minutes=50)))
+        provider = backend.provider()
+        before = provider.changes(WINDOW, None).events
+        access = provider.write_access()
+        assert access.allowed is (not backend.read_only) and access.evidence
+        assert provider.changes(WINDOW, None).events == before
+
     # -- writing -----------------------------------------------------------------------
 
     def _writable(self, backend: Backend) -> Provider:
