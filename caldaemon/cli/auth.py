@@ -51,8 +51,8 @@ def _resume(settings: Settings, clinician_id: str, calendar_id: str) -> None:
     """A calendar paused for an expired authorization is read again from the next cycle."""
     from caldaemon.state import State
 
-    if settings.state_file.exists():
-        state = State(settings.state_file)
+    if settings.has_state:
+        state = State(settings.state_location)
         try:
             with state.transaction() as tables:
                 tables.calendars.resume(clinician_id, calendar_id)

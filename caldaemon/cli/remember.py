@@ -73,7 +73,7 @@ def mark(
         if event_id in (e.id, e.series) or f"{e.calendar}/{e.id}" == event_id
     }
     key = next(iter(found)) if len(found) == 1 else event_id if "/" in event_id else None
-    state = State(settings.state_file)
+    state = State(settings.state_location)
     try:
         with state.transaction() as tables:
             if clear:
@@ -142,7 +142,7 @@ def ack(
             else f"{violation_id!r} names several violations: give more of its id"
         )
     fingerprint = matching.pop()
-    state = State(settings.state_file)
+    state = State(settings.state_location)
     try:
         with state.transaction() as tables:
             tables.acks.add(clinician.id, fingerprint, until, now)

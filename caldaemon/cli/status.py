@@ -24,10 +24,10 @@ def _iso(moment: datetime | None) -> str | None:
 def collect(settings: Settings) -> dict[str, Any]:
     from caldaemon.state import State
 
-    path = settings.state_file
-    if not path.exists():
-        return {"state": str(path), "calendars": [], "open_violations": [], "outbox": {}}
-    state = State(path, read_only=True)
+    location = settings.state_location
+    if not settings.has_state:
+        return {"state": str(location), "calendars": [], "open_violations": [], "outbox": {}}
+    state = State(location, read_only=True)
     try:
         with state.read() as tables:
             calendars = tables.calendars.all()
@@ -39,7 +39,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     finally:
         state.close()
     return {
-        "state": str(path),
+        "state": str(location),
         "calendars": [
             {
                 "clinician": c.clinician,

@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
@@ -60,6 +61,52 @@ class Daemon(Strict):
     max_deletes_per_cycle: Count = 20
     # About 13 months: a year of hours, whichever day of the month it is asked for.
     keep_history: History = timedelta(days=400)
+
+    state: str | None = None
+    """A PostgreSQL database for what caldaemon remembers, instead of the file in state_dir
+    (postgresql://user@host/database): for several `caldaemon run` instances that share the
+    clinicians. Its password goes in state_password_file or state_password_env, never in
+    the URL."""
+    state_password_file: SecretPath | None = None
+    """A file holding the PostgreSQL password (relative to $CREDENTIALS_DIRECTORY under
+    systemd)."""
+    state_password_env: str | None = None
+    """An environment variable holding the PostgreSQL password."""
+
+    @field_validator("state")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            raise fail("state", "is not a valid postgresql:// URL") from None
+        if parts.password is not None:
+            # Like a feed's URL (DESIGN.md §5): a credential in a URL ends up in logs and
+            # process lists; the password has its own keys.
+            raise fail(
+                "state",
+                "the URL holds a password: remove it from the URL and set "
+                "'state_password_file' (or 'state_password_env') instead",
+            )
+        if parts.scheme.lower() not in ("postgresql", "postgres"):
+            raise fail("state", "is not a postgresql:// URL (the SQLite file needs no key)")
+        if re.search(r"[\x00-\x20\x7f]", value.strip()):
+            raise fail("state", "is not a valid postgresql:// URL")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _state_password(self) -> Daemon:
+        if self.state_password_file is not None and self.state_password_env is not None:
+            raise fail(
+                "state_password_env",
+                "use one of 'state_password_file' or 'state_password_env', not both",
+            )
+        if self.state is None and (self.state_password_file or self.state_password_env):
+            raise fail("state", "a state password is for a PostgreSQL 'state' URL; set one")
+        return self
 
     @field_validator("poll_interval")
     @classmethod

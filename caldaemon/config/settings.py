@@ -10,6 +10,7 @@ from caldaemon.config import schema
 from caldaemon.core.policy import ClassificationSettings, Policy
 from caldaemon.errors import ConfigError, Problem
 from caldaemon.providers.settings import CalendarSettings
+from caldaemon.state.postgres import PostgresLocation
 
 STATE_FILE = "state.sqlite3"
 
@@ -42,6 +43,21 @@ class Settings:
     def state_file(self) -> Path:
         """The state database (DESIGN.md §6) in ``daemon.state_dir``."""
         return self.daemon.state_dir / STATE_FILE
+
+    @property
+    def has_state(self) -> bool:
+        """Whether there is a state to read (a PostgreSQL one always is)."""
+        return self.daemon.state is not None or self.state_file.exists()
+
+    @property
+    def state_location(self) -> Path | PostgresLocation:
+        """Where the state lives: the PostgreSQL database of ``daemon.state``, else the
+        SQLite file in ``daemon.state_dir``."""
+        if self.daemon.state is None:
+            return self.state_file
+        return PostgresLocation(
+            self.daemon.state, self.daemon.state_password_file, self.daemon.state_password_env
+        )
 
     def clinician(self, clinician_id: str) -> ClinicianSettings:
         for clinician in self.clinicians:

@@ -47,7 +47,7 @@ log = logging.getLogger("caldaemon.daemon")
 
 def open_state(settings: Settings, *, dry_run: bool = False) -> State:
     """The state database; a dry run works on an in-memory copy and keeps nothing."""
-    return State(settings.state_file, memory_copy=dry_run or settings.daemon.dry_run)
+    return State(settings.state_location, memory_copy=dry_run or settings.daemon.dry_run)
 
 
 @dataclass
@@ -267,8 +267,8 @@ class Daemon:
             )
             self.deliver()
             return False
-        if settings.state_file != self.settings.state_file:
-            log.error("state_dir cannot change while running; restart caldaemon for that")
+        if settings.state_location != self.settings.state_location:
+            log.error("the state cannot change while running; restart caldaemon for that")
             return False
         outbox.clear_problem(self.state, "config:")
         self.providers.close()

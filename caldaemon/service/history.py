@@ -100,9 +100,9 @@ def gather(
 
 def _read_cache(settings: Settings, clinician: str, span: Window) -> _Cache:
     """The daemon's history of ``clinician`` (nothing when it has no state); read-only."""
-    if not settings.state_file.exists():
+    if not settings.has_state:
         return _Cache({}, [], {})
-    state = State(settings.state_file, read_only=True)
+    state = State(settings.state_location, read_only=True)
     try:
         with state.read() as tables:
             rows = {r.calendar: r for r in tables.calendars.all() if r.clinician == clinician}

@@ -88,9 +88,9 @@ def check(
 
 def remembered(settings: Settings, clinician: str, today: date) -> Remembered:
     """What the daemon's state records for ``clinician``; nothing when it has no state."""
-    if not settings.state_file.exists():
+    if not settings.has_state:
         return Remembered()
-    state = State(settings.state_file, read_only=True)
+    state = State(settings.state_location, read_only=True)
     try:
         with state.read() as tables:
             owned = tables.buffers.owned(clinician)

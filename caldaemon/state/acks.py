@@ -4,14 +4,14 @@ for good or until a date (DESIGN.md §10). Ids only: no event text."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, datetime
 
 from caldaemon.state.convert import iso
+from caldaemon.state.dialect import Connection, upsert
 
 
 class Marks:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def of(self, clinician: str) -> dict[str, str]:
@@ -21,8 +21,8 @@ class Marks:
 
     def set(self, clinician: str, key: str, level: str, now: datetime) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO marks (clinician, key, level, created) VALUES (?,?,?,?)",
-            (clinician, key, level, iso(now)),
+            upsert("marks", ("clinician", "key", "level", "created"), ("clinician", "key")),
+            {"clinician": clinician, "key": key, "level": level, "created": iso(now)},
         )
 
     def clear(self, clinician: str, key: str) -> bool:
@@ -31,7 +31,7 @@ class Marks:
 
 
 class Acks:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def active(self, clinician: str, today: date) -> set[str]:
@@ -44,8 +44,17 @@ class Acks:
 
     def add(self, clinician: str, fingerprint: str, until: date | None, now: datetime) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO acks (clinician, fingerprint, until, created) VALUES (?,?,?,?)",
-            (clinician, fingerprint, until.isoformat() if until else None, iso(now)),
+            upsert(
+                "acks",
+                ("clinician", "fingerprint", "until", "created"),
+                ("clinician", "fingerprint"),
+            ),
+            {
+                "clinician": clinician,
+                "fingerprint": fingerprint,
+                "until": until.isoformat() if until else None,
+                "created": iso(now),
+            },
         )
 
     def prune(self, clinician: str, today: date) -> None:

@@ -4,20 +4,33 @@ under way (DESIGN.md §5)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
 
 from caldaemon.model import Buffer, BufferStatus, OwnedBuffer
 from caldaemon.state.convert import iso, parse_iso
+from caldaemon.state.dialect import Connection, Row, upsert
 
 _COLUMNS = (
-    "clinician, identity, calendar, remote_id, etag, start, end, title, after, status, "
-    "pending_start, pending_end, updated_at, generation"
+    "clinician",
+    "identity",
+    "calendar",
+    "remote_id",
+    "etag",
+    "start",
+    "end",
+    "title",
+    "after",
+    "status",
+    "pending_start",
+    "pending_end",
+    "updated_at",
+    "generation",
 )
+_PUT = upsert("buffers", _COLUMNS, ("clinician", "identity"))
 
 
-def _owned(row: sqlite3.Row) -> OwnedBuffer:
+def _owned(row: Row) -> OwnedBuffer:
     return OwnedBuffer(
         clinician=row["clinician"],
         identity=row["identity"],
@@ -37,7 +50,7 @@ def _owned(row: sqlite3.Row) -> OwnedBuffer:
 
 
 class Buffers:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def owned(self, clinician: str, calendar: str | None = None) -> dict[str, OwnedBuffer]:
@@ -76,9 +89,7 @@ class Buffers:
         now: datetime,
     ) -> None:
         self.db.execute(
-            f"INSERT OR REPLACE INTO buffers ({_COLUMNS}) VALUES (:clinician, :identity, "
-            ":calendar, :remote_id, :etag, :start, :end, :title, :after, :status, NULL, NULL, "
-            ":now, :generation)",
+            _PUT,
             {
                 "clinician": clinician,
                 "identity": identity,
@@ -90,7 +101,9 @@ class Buffers:
                 "title": buffer.title,
                 "after": buffer.after,
                 "status": status.value,
-                "now": iso(now),
+                "pending_start": None,
+                "pending_end": None,
+                "updated_at": iso(now),
                 "generation": generation,
             },
         )
@@ -200,4 +213,6 @@ class Buffers:
 
     def prune_ended(self, clinician: str, before: datetime) -> None:
         """Forget buffers that ended before ``before``: nothing before now is changed."""
-        self.db.execute("DELETE FROM buffers WHERE clinician=? AND end<?", (clinician, iso(before)))
+        self.db.execute(
+            'DELETE FROM buffers WHERE clinician=? AND "end"<?', (clinician, iso(before))
+        )

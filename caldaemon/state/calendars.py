@@ -4,12 +4,12 @@ history (``history_from``), and how the last reads went."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from caldaemon.model import Window
 from caldaemon.state.convert import iso, optional_iso, parse_iso
+from caldaemon.state.dialect import Connection, Row
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class CalendarState:
     history_from: datetime | None = None
 
 
-def _calendar(row: sqlite3.Row) -> CalendarState:
+def _calendar(row: Row) -> CalendarState:
     start, end = row["window_start"], row["window_end"]
     return CalendarState(
         clinician=row["clinician"],
@@ -51,7 +51,7 @@ def _calendar(row: sqlite3.Row) -> CalendarState:
 
 
 class Calendars:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def get(self, clinician: str, calendar: str) -> CalendarState | None:
@@ -66,7 +66,7 @@ class Calendars:
 
     def _ensure(self, clinician: str, calendar: str) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO calendars (clinician, calendar) VALUES (?, ?)",
+            "INSERT INTO calendars (clinician, calendar) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (clinician, calendar),
         )
 

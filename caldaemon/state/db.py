@@ -27,8 +27,10 @@ from caldaemon.errors import Error
 from caldaemon.state.acks import Acks, Marks
 from caldaemon.state.buffers import Buffers
 from caldaemon.state.calendars import Calendars
+from caldaemon.state.dialect import Connection, SqliteConnection, upsert
 from caldaemon.state.events import Events
 from caldaemon.state.outbox import Digests, Outbox
+from caldaemon.state.postgres import PostgresLocation, PostgresMissing, connect, server_errors
 from caldaemon.state.problems import Problems
 from caldaemon.state.violations import Violations
 
@@ -118,7 +120,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 
 class StateError(Error):
-    def __init__(self, path: Path, reason: str) -> None:
+    def __init__(self, path: Path | PostgresLocation, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
 
 
@@ -132,7 +134,7 @@ KEEP_PAST_BUFFERS = timedelta(days=1)
 class Tables:
     """The typed tables over one connection (see the module of each)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.calendars = Calendars(db)
         self.events = Events(db)
         self.buffers = Buffers(db)
@@ -161,97 +163,162 @@ class Tables:
             self.events.prune_ended(clinician, history_before)
 
 
+# Where the state lives: a SQLite file, or a PostgreSQL database.
+Location = Path | str | PostgresLocation
+
+
 class State:
     """One connection shared by the daemon's threads; each transaction holds the lock.
 
-    ``memory_copy``: work on an in-memory copy of the file (a dry run keeps nothing);
-    ``read_only``: open the file for reading only (``caldaemon status`` beside a running
+    ``location``: the SQLite file, or a :class:`PostgresLocation`.
+    ``memory_copy``: work on an in-memory copy (a dry run keeps nothing);
+    ``read_only``: open the state for reading only (``caldaemon status`` beside a running
     daemon), without creating or migrating it.
     """
 
+    db: Connection
+
     def __init__(
-        self, path: Path | str, *, memory_copy: bool = False, read_only: bool = False
+        self, location: Location, *, memory_copy: bool = False, read_only: bool = False
     ) -> None:
-        self.path = Path(path)
+        self.location = location if isinstance(location, PostgresLocation) else Path(location)
         self._lock = threading.RLock()
+        if isinstance(self.location, PostgresLocation):
+            self._open_postgres(self.location, memory_copy=memory_copy, read_only=read_only)
+        else:
+            self._open_sqlite(self.location, memory_copy=memory_copy, read_only=read_only)
+        self._tables = Tables(self.db)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a PostgreSQL state has none)."""
+        if isinstance(self.location, PostgresLocation):
+            raise StateError(self.location, "a PostgreSQL state is not a file")
+        return self.location
+
+    def _open_sqlite(self, path: Path, *, memory_copy: bool, read_only: bool) -> None:
         try:
-            if self.path.exists() and self.path.stat().st_size == 0:
+            if path.exists() and path.stat().st_size == 0:
                 # Never silently start afresh over a file that is there: an empty one is a
                 # broken copy or a full disk, and starting afresh forgets which buffers
                 # are caldaemon's.
-                raise StateError(self.path, "the state file is empty; move it away to start afresh")
+                raise StateError(path, "the state file is empty; move it away to start afresh")
             if read_only:
-                self.db = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, check_same_thread=False
+                self.db = SqliteConnection(
+                    sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
                 )
             elif memory_copy:
-                self.db = sqlite3.connect(":memory:", check_same_thread=False)
-                if self.path.exists():
-                    with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as source:
-                        source.backup(self.db)
+                self.db = self._sqlite_copy(path)
             else:
-                self.db = self._open_private()
-            self.db.row_factory = sqlite3.Row
+                self.db = SqliteConnection(self._open_private(path))
             if not read_only:
                 self.db.execute("PRAGMA synchronous=FULL")
                 self._migrate()
             elif self.schema_version() > SCHEMA_VERSION:
-                raise StateError(self.path, "written by a newer caldaemon")
+                raise StateError(path, "written by a newer caldaemon")
             elif self.schema_version() < SCHEMA_VERSION:
                 # An older file that the daemon has not upgraded yet: read an upgraded
                 # copy in memory, never the file in place.
                 self.db.close()
-                self.db = sqlite3.connect(":memory:", check_same_thread=False)
-                with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as source:
-                    source.backup(self.db)
-                self.db.row_factory = sqlite3.Row
+                self.db = self._sqlite_copy(path)
                 self._migrate()
-            self._tables = Tables(self.db)
         except sqlite3.DatabaseError as exc:
-            raise StateError(self.path, f"the state database cannot be used: {exc}") from None
+            raise StateError(path, f"the state database cannot be used: {exc}") from None
         except OSError as exc:
-            raise StateError(self.path, f"cannot open the state: {exc.strerror}") from None
+            raise StateError(path, f"cannot open the state: {exc.strerror}") from None
 
-    def _open_private(self) -> sqlite3.Connection:
+    @staticmethod
+    def _sqlite_copy(path: Path) -> SqliteConnection:
+        memory = sqlite3.connect(":memory:", check_same_thread=False)
+        if path.exists():
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as source:
+                source.backup(memory)
+        return SqliteConnection(memory)
+
+    def _open_postgres(
+        self, location: PostgresLocation, *, memory_copy: bool, read_only: bool
+    ) -> None:
+        try:
+            server = connect(location, read_only=read_only or memory_copy)
+        except PostgresMissing as exc:
+            raise StateError(location, str(exc)) from None
+        except OSError as exc:
+            raise StateError(location, f"cannot open the state: {exc.strerror}") from None
+        except server_errors() as exc:
+            raise StateError(location, f"cannot connect: {_first_line(exc)}") from None
+        self.db = server
+        with self._errors():
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StateError(location, f"written by a newer caldaemon (schema {version})")
+            if memory_copy or (read_only and version < SCHEMA_VERSION):
+                # A dry run, or a database the daemon has not upgraded yet: an in-memory
+                # SQLite copy, the server's rows in the schema of their version, upgraded.
+                self.db = SqliteConnection(sqlite3.connect(":memory:", check_same_thread=False))
+                self._migrate(version)
+                self.db.begin()
+                copy_rows(server, self.db)
+                self.db.commit()
+                server.close()
+                self._migrate()
+            elif not read_only:
+                self._migrate()
+
+    def _reconnect_if_broken(self) -> None:
+        """A PostgreSQL server that restarted or a network that dropped the connection:
+        the next transaction opens a new one (what was under way was rolled back)."""
+        if self.db.broken and isinstance(self.location, PostgresLocation):
+            self._open_postgres(self.location, memory_copy=False, read_only=False)
+            self._tables = Tables(self.db)
+
+    @staticmethod
+    def _open_private(path: Path) -> sqlite3.Connection:
         """The file and its folder readable by this user only (DESIGN.md §7)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.path.parent, 0o700)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
         old_umask = os.umask(0o077)
         try:
-            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            db = sqlite3.connect(path, check_same_thread=False, timeout=30)
             db.execute("PRAGMA journal_mode=WAL")
         finally:
             os.umask(old_umask)
         for suffix in ("", "-wal", "-shm"):
-            candidate = Path(f"{self.path}{suffix}")
+            candidate = Path(f"{path}{suffix}")
             if candidate.exists():
                 os.chmod(candidate, 0o600)
         return db
 
-    def _migrate(self) -> None:
+    def _migrate(self, target: int = SCHEMA_VERSION) -> None:
+        """Upgrade the schema to ``target``, in one transaction, on either database."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
+            self.db.begin()
             try:
-                self.db.execute(
+                self.db.lock_schema()
+                self.db.run_ddl(
                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)"
                 )
                 version = self.schema_version()
                 if version > SCHEMA_VERSION:
-                    raise StateError(self.path, f"written by a newer caldaemon (schema {version})")
-                for number in range(version, SCHEMA_VERSION):
+                    raise StateError(
+                        self.location, f"written by a newer caldaemon (schema {version})"
+                    )
+                for number in range(version, target):
                     for statement in MIGRATIONS[number].split(";"):
                         if statement.strip():
-                            self.db.execute(statement)
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+                            self.db.run_ddl(statement)
+                if target > version:
+                    self.db.execute(
+                        upsert("meta", ("key", "value"), ("key",)),
+                        {"key": "schema_version", "value": str(target)},
+                    )
             except BaseException:
                 self.db.rollback()
                 raise
             self.db.commit()
 
     def schema_version(self) -> int:
+        if "meta" not in self.db.table_names():
+            return 0
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row[0]) if row else 0
 
@@ -261,7 +328,8 @@ class State:
         A database that cannot be written (a full disk, a read-only folder) is a
         :class:`StateError` naming the file, never a traceback."""
         with self._lock, self._errors():
-            self.db.execute("BEGIN IMMEDIATE")
+            self._reconnect_if_broken()
+            self.db.begin()
             try:
                 yield self._tables
             except BaseException:
@@ -273,34 +341,29 @@ class State:
     def read(self) -> Iterator[Tables]:
         """The tables for reading, under the lock (the connection is shared by threads)."""
         with self._lock, self._errors():
+            self._reconnect_if_broken()
             yield self._tables
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
-            text = str(exc)
+        except self.db.errors as exc:
+            text = _first_line(exc)
             if "full" in text:
                 reason = "the disk is full"
             elif "readonly" in text or "read-only" in text:
                 reason = "the state cannot be written (read-only file or folder)"
             else:
                 reason = f"the state database failed: {text}"
-            raise StateError(self.path, reason) from None
+            raise StateError(self.location, reason) from None
 
     def dump(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table, for audits (what does the state hold about events?)."""
         with self._lock:
-            names = [
-                row[0]
-                for row in self.db.execute(
-                    "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
-                )
-            ]
             return {
                 name: [tuple(row) for row in self.db.execute(f'SELECT * FROM "{name}"')]
-                for name in names
+                for name in self.db.table_names()
             }
 
     def integrity(self) -> str:
@@ -315,3 +378,22 @@ class State:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def copy_rows(source: Connection, target: Connection) -> None:
+    """Every row of every table of ``source`` into the same tables of ``target``."""
+    for name in source.table_names():
+        if name == "meta":
+            continue
+        rows = source.execute(f'SELECT * FROM "{name}"').fetchall()
+        if rows:
+            columns = rows[0].keys()
+            names = ", ".join(f'"{c}"' for c in columns)
+            marks = ", ".join("?" for _ in columns)
+            target.executemany(
+                f'INSERT INTO "{name}" ({names}) VALUES ({marks})', (tuple(r) for r in rows)
+            )

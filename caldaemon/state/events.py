@@ -10,13 +10,13 @@ stopped showing before its first event (feeds that forget the past); see
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from caldaemon.model import Event, Window
 from caldaemon.state.convert import iso, parse_iso
+from caldaemon.state.dialect import Connection, Row, upsert
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,32 @@ class Recorded:
 
 
 _COLUMNS = (
-    "clinician, calendar, id, start, end, all_day, tags, color, cancelled, busy, declined, "
-    "owner, series, etag, title_matches, marked, digest, title_rules, out_of_office, kind, level"
+    "clinician",
+    "calendar",
+    "id",
+    "start",
+    "end",
+    "all_day",
+    "tags",
+    "color",
+    "cancelled",
+    "busy",
+    "declined",
+    "owner",
+    "series",
+    "etag",
+    "title_matches",
+    "marked",
+    "digest",
+    "title_rules",
+    "out_of_office",
+    "kind",
+    "level",
 )
+_STORE = upsert("events", _COLUMNS, ("clinician", "calendar", "id"))
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(row: Row) -> Event:
     return Event(
         calendar=row["calendar"],
         id=row["id"],
@@ -75,13 +95,13 @@ def _event(row: sqlite3.Row) -> Event:
 
 
 class Events:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def overlapping(self, clinician: str, window: Window) -> list[Event]:
         """Every cached event of a clinician that overlaps ``window``."""
         rows = self.db.execute(
-            "SELECT * FROM events WHERE clinician=? AND start<? AND end>=?",
+            'SELECT * FROM events WHERE clinician=? AND start<? AND "end">=?',
             (clinician, iso(window.end), iso(window.start)),
         )
         return [_event(row) for row in rows]
@@ -89,7 +109,7 @@ class Events:
     def recorded(self, clinician: str, window: Window) -> list[Recorded]:
         """Every cached event of a clinician that overlaps ``window``, with its kind."""
         rows = self.db.execute(
-            "SELECT * FROM events WHERE clinician=? AND start<? AND end>?",
+            'SELECT * FROM events WHERE clinician=? AND start<? AND "end">?',
             (clinician, iso(window.end), iso(window.start)),
         )
         return [Recorded(_event(row), row["kind"], row["level"]) for row in rows]
@@ -97,7 +117,7 @@ class Events:
     def ids(self, clinician: str, calendar: str, window: Window) -> set[str]:
         """The ids of one calendar's cached events in ``window``."""
         rows = self.db.execute(
-            "SELECT id FROM events WHERE clinician=? AND calendar=? AND start<? AND end>=?",
+            'SELECT id FROM events WHERE clinician=? AND calendar=? AND start<? AND "end">=?',
             (clinician, calendar, iso(window.end), iso(window.start)),
         )
         return {row[0] for row in rows}
@@ -105,10 +125,7 @@ class Events:
     def store(self, clinician: str, items: Iterable[Cached]) -> None:
         """Add or replace events (by clinician, calendar and id)."""
         self.db.executemany(
-            f"INSERT OR REPLACE INTO events ({_COLUMNS}) VALUES "
-            "(:clinician, :calendar, :id, :start, :end, :all_day, :tags, :color, :cancelled, "
-            ":busy, :declined, :owner, :series, :etag, :title_matches, :marked, :digest, "
-            ":title_rules, :out_of_office, :kind, :level)",
+            _STORE,
             (_row(clinician, item) for item in items),
         )
 
@@ -121,8 +138,8 @@ class Events:
         now and the listing's first event: a feed that shows only what is to come dropped
         them, it did not delete them). caldaemon's own blocks go as before."""
         self.db.execute(
-            "DELETE FROM events WHERE clinician=? AND calendar=? AND end>? "
-            "AND NOT (owner IS NULL AND marked=0 AND end<=?)",
+            'DELETE FROM events WHERE clinician=? AND calendar=? AND "end">? '
+            'AND NOT (owner IS NULL AND marked=0 AND "end"<=?)',
             (clinician, calendar, iso(window.start), iso(past_kept_until)),
         )
 
@@ -135,14 +152,16 @@ class Events:
     def drop_ended_before(self, clinician: str, calendar: str, moment: datetime) -> None:
         """Forget a calendar's events that ended before ``moment``."""
         self.db.execute(
-            "DELETE FROM events WHERE clinician=? AND calendar=? AND end<?",
+            'DELETE FROM events WHERE clinician=? AND calendar=? AND "end"<?',
             (clinician, calendar, iso(moment)),
         )
 
     def prune_ended(self, clinician: str, before: datetime) -> None:
         """Forget a clinician's events that ended before ``before``, on every calendar
         (one since removed from the config too): history is bounded."""
-        self.db.execute("DELETE FROM events WHERE clinician=? AND end<?", (clinician, iso(before)))
+        self.db.execute(
+            'DELETE FROM events WHERE clinician=? AND "end"<?', (clinician, iso(before))
+        )
 
 
 def _row(clinician: str, item: Cached) -> dict[str, object]:

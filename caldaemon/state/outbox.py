@@ -3,11 +3,11 @@ Message-ID; ``digests``: when each clinician's last digest went out."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
 from caldaemon.state.convert import iso, optional_iso, parse_iso
+from caldaemon.state.dialect import Connection, Row
 
 # pending: to be sent; sent; held: refused for a reason the config can fix (a certificate,
 # STARTTLS, a password), sent again after a reload or restart; failed: refused for good
@@ -34,7 +34,7 @@ class QueuedNotice:
     image: bytes | None = None
 
 
-def _notice(row: sqlite3.Row) -> QueuedNotice:
+def _notice(row: Row) -> QueuedNotice:
     return QueuedNotice(
         message_id=row["message_id"],
         clinician=row["clinician"],
@@ -53,7 +53,7 @@ def _notice(row: sqlite3.Row) -> QueuedNotice:
 
 
 class Outbox:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def queue(
@@ -71,8 +71,9 @@ class Outbox:
     ) -> None:
         """Queue a notice once: the same Message-ID again is the same notice."""
         self.db.execute(
-            "INSERT OR IGNORE INTO outbox (message_id, clinician, recipient, subject, text, "
-            "html, created, not_before, image) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO outbox (message_id, clinician, recipient, subject, text, "
+            "html, created, not_before, image) VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT DO NOTHING",
             (
                 message_id,
                 clinician,
@@ -150,7 +151,7 @@ class Outbox:
 
 
 class Digests:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def last_sent(self, clinician: str) -> datetime | None:
@@ -161,6 +162,7 @@ class Digests:
 
     def sent(self, clinician: str, now: datetime) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO digests (clinician, last_sent) VALUES (?, ?)",
+            "INSERT INTO digests (clinician, last_sent) VALUES (?, ?) "
+            "ON CONFLICT (clinician) DO UPDATE SET last_sent=excluded.last_sent",
             (clinician, iso(now)),
         )

@@ -3,10 +3,10 @@ reported once (DESIGN.md §6)."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
 from caldaemon.state.convert import iso
+from caldaemon.state.dialect import Connection
 
 
 def _like_prefix(prefix: str) -> str:
@@ -15,7 +15,7 @@ def _like_prefix(prefix: str) -> str:
 
 
 class Problems:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def known(self, key: str) -> bool:
@@ -26,7 +26,9 @@ class Problems:
 
     def add(self, key: str, message: str, now: datetime) -> None:
         self.db.execute(
-            "INSERT INTO problems (key, message, first_seen, notified_at) VALUES (?,?,?,?)",
+            "INSERT INTO problems (key, message, first_seen, notified_at) VALUES (?,?,?,?) "
+            # Two instances sharing a PostgreSQL state may find the same problem at once.
+            "ON CONFLICT DO NOTHING",
             (key, message, iso(now), iso(now)),
         )
 

@@ -4,13 +4,13 @@ seen, last notified and resolved (DESIGN.md §6)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from caldaemon.model import Severity, Violation
 from caldaemon.state.convert import iso, optional_iso, parse_iso
+from caldaemon.state.dialect import Connection, Row
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ViolationRecord:
     resolution_notified: bool
 
 
-def _record(row: sqlite3.Row) -> ViolationRecord:
+def _record(row: Row) -> ViolationRecord:
     return ViolationRecord(
         fingerprint=row["fingerprint"],
         violation=Violation(
@@ -52,7 +52,7 @@ def _record(row: sqlite3.Row) -> ViolationRecord:
 
 
 class Violations:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self.db = db
 
     def open(self, clinician: str) -> dict[str, ViolationRecord]:
@@ -95,12 +95,12 @@ class Violations:
     def seen(self, violation: Violation, now: datetime) -> None:
         """Record a violation found this cycle (again open, if it had resolved)."""
         self.db.execute(
-            "INSERT INTO violations (clinician, fingerprint, rule, severity, date, start, end, "
+            'INSERT INTO violations (clinician, fingerprint, rule, severity, date, start, "end", '
             "message, events, level, kind, first_seen, last_seen, accepted) VALUES (:clinician, "
             ":fingerprint, :rule, :severity, :date, :start, :end, :message, :events, :level, "
             ":kind, :now, :now, :accepted) ON CONFLICT (clinician, fingerprint) DO UPDATE SET "
             "severity=excluded.severity, date=excluded.date, start=excluded.start, "
-            "end=excluded.end, message=excluded.message, events=excluded.events, "
+            '"end"=excluded."end", message=excluded.message, events=excluded.events, '
             "last_seen=excluded.last_seen, accepted=excluded.accepted, resolved_at=NULL, "
             "resolution_notified=0",
             {

@@ -18,7 +18,7 @@ from caldaemon.providers.registry import open_provider
 from caldaemon.service.providers import provider_context
 from caldaemon.service.sync import sync_calendar
 from caldaemon.state import SCHEMA_VERSION, State
-from caldaemon.state.db import MIGRATIONS
+from caldaemon.state.db import MIGRATIONS, Location
 from tests.support import TZ, at, make_settings
 
 # The rules look back 14 days (cadence): the window every listing covers.
@@ -84,8 +84,8 @@ def history_from(state: State) -> datetime | None:
     return row.history_from
 
 
-def test_past_events_survive_listings_that_start_after_them(tmp_path: Path) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+def test_past_events_survive_listings_that_start_after_them(location: Location) -> None:
+    settings, state = settings_with(), State(location)
     feed = Feed(weekly(10))
     first = at(START, "08:00")
     for week in range(10):
@@ -97,9 +97,9 @@ def test_past_events_survive_listings_that_start_after_them(tmp_path: Path) -> N
 
 
 def test_past_events_a_feed_stops_showing_stay_and_a_coming_one_it_drops_goes(
-    tmp_path: Path,
+    location: Location,
 ) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+    settings, state = settings_with(), State(location)
     feed = Feed(weekly(4))
     now = at(START + timedelta(weeks=2), "08:00")  # s0 and s1 are past, s2 and s3 to come
     sync(settings, state, feed, now)
@@ -111,8 +111,8 @@ def test_past_events_a_feed_stops_showing_stay_and_a_coming_one_it_drops_goes(
     assert cached_ids(state) == ["s0", "s1", "s2"]
 
 
-def test_a_past_event_deleted_from_a_calendar_that_shows_the_past_goes(tmp_path: Path) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+def test_a_past_event_deleted_from_a_calendar_that_shows_the_past_goes(location: Location) -> None:
+    settings, state = settings_with(), State(location)
     feed = Feed(weekly(4))
     now = at(START + timedelta(weeks=2), "08:00")
     sync(settings, state, feed, now)
@@ -122,8 +122,8 @@ def test_a_past_event_deleted_from_a_calendar_that_shows_the_past_goes(tmp_path:
     assert cached_ids(state) == ["s0", "s2", "s3"]
 
 
-def test_events_older_than_keep_history_are_pruned(tmp_path: Path) -> None:
-    settings, state = settings_with("30d"), State(tmp_path / "state.sqlite3")
+def test_events_older_than_keep_history_are_pruned(location: Location) -> None:
+    settings, state = settings_with("30d"), State(location)
     feed = Feed(weekly(12))
     for week in range(12):
         now = at(START + timedelta(weeks=week), "08:00")
@@ -134,8 +134,8 @@ def test_events_older_than_keep_history_are_pruned(tmp_path: Path) -> None:
     assert found is not None and found >= now - timedelta(days=30)
 
 
-def test_keep_history_of_nothing_keeps_only_what_the_rules_need(tmp_path: Path) -> None:
-    settings, state = settings_with("0d"), State(tmp_path / "state.sqlite3")
+def test_keep_history_of_nothing_keeps_only_what_the_rules_need(location: Location) -> None:
+    settings, state = settings_with("0d"), State(location)
     feed = Feed(weekly(6))
     for week in range(6):
         now = at(START + timedelta(weeks=week), "08:00")
@@ -148,9 +148,9 @@ def test_keep_history_of_nothing_keeps_only_what_the_rules_need(tmp_path: Path) 
 
 
 def test_a_daemon_away_longer_than_its_window_lists_from_where_it_left_off(
-    tmp_path: Path,
+    location: Location,
 ) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+    settings, state = settings_with(), State(location)
     feed = Feed(weekly(12))
     left = at(START, "08:00")
     sync(settings, state, feed, left)
@@ -161,8 +161,8 @@ def test_a_daemon_away_longer_than_its_window_lists_from_where_it_left_off(
     assert {f"s{n}" for n in range(6)} <= set(cached_ids(state))  # no gap
 
 
-def test_a_calendar_service_keeps_history_and_a_past_deletion_counts(tmp_path: Path) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+def test_a_calendar_service_keeps_history_and_a_past_deletion_counts(location: Location) -> None:
+    settings, state = settings_with(), State(location)
     clinician = settings.clinicians[0]
     MemoryStore.forget("history-incremental")
     store = MemoryStore.named("history-incremental")
@@ -181,8 +181,8 @@ def test_a_calendar_service_keeps_history_and_a_past_deletion_counts(tmp_path: P
     MemoryStore.forget("history-incremental")
 
 
-def test_history_keeps_the_kind_and_level_and_never_a_title(tmp_path: Path) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+def test_history_keeps_the_kind_and_level_and_never_a_title(location: Location) -> None:
+    settings, state = settings_with(), State(location)
     feed = Feed(weekly(3, title="Session R.T. Canary-7391 #heavy"))
     sync(settings, state, feed, at(START + timedelta(weeks=3), "08:00"))
     with state.read() as tables:
@@ -192,8 +192,8 @@ def test_history_keeps_the_kind_and_level_and_never_a_title(tmp_path: Path) -> N
     assert "R.T." not in repr(state.dump())
 
 
-def test_the_cycles_prune_forgets_history_of_every_calendar(tmp_path: Path) -> None:
-    settings, state = settings_with(), State(tmp_path / "state.sqlite3")
+def test_the_cycles_prune_forgets_history_of_every_calendar(location: Location) -> None:
+    settings, state = settings_with(), State(location)
     sync(settings, state, Feed(weekly(4)), at(START + timedelta(weeks=4), "08:00"))
     with state.transaction() as tables:
         tables.prune(
