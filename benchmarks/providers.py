@@ -11,8 +11,9 @@ calendar adds, and how long the provider modules take to import.
   counted) per unchanged poll, median and p90, and the Python memory held per calendar
   (tracemalloc) after the listings.
 * Outlook: ``--calendars`` providers on the local identity + Graph fake (client
-  credentials, one mailbox each), each after one listing: the process's thread count
-  before and after (``threading.active_count``), and the threads by name.
+  credentials, one mailbox each, the same 80 events), each after one listing: the
+  process's thread count before and after (``threading.active_count``), the threads by
+  name, and the caller's CPU per unchanged poll (a delta round), ``--polls`` of them.
 * Imports: ``python -X importtime`` of each provider module in a new process, its
   cumulative time in microseconds (best of 5).
 
@@ -102,27 +103,42 @@ def google(calendars: int, polls: int) -> dict[str, Any]:
     }
 
 
-def outlook(calendars: int) -> dict[str, Any]:
-    """Threads in the process after ``calendars`` Outlook providers each listed once."""
+def outlook(calendars: int, polls: int) -> dict[str, Any]:
+    """Threads in the process after ``calendars`` Outlook providers each listed once,
+    and the CPU of an unchanged poll (a delta round with nothing in it)."""
     server = started_graph()
     try:
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
             side = GraphSide(server, root)
+            sessions = weekday_sessions(FIRST_DAY, 28, SLOTS, "bench")
             before = threading.active_count()
             providers = []
             for n in range(calendars):
-                entry = side.calendar(f"c{n:04d}", "work", [])
+                entry = side.calendar(f"c{n:04d}", "work", sessions)
                 provider = OutlookProvider(OutlookCalendar(**entry), _context(f"c{n:04d}", root))
-                provider.changes(WINDOW, None)
-                providers.append(provider)
+                providers.append((provider, provider.changes(WINDOW, None).token))
             after = threading.active_count()
             names = Counter(_thread_kind(t) for t in threading.enumerate())
-            for provider in providers:
+            costs: list[float] = []
+            for n in range(polls):
+                provider, token = providers[n % len(providers)]
+                started = time.thread_time()
+                provider.changes(WINDOW, token)
+                costs.append(time.thread_time() - started)
+            for provider, _ in providers:
                 provider.close()
     finally:
         server.stop()
-    return {"calendars": calendars, "before": before, "after": after, "names": dict(names)}
+    costs.sort()
+    return {
+        "calendars": calendars,
+        "before": before,
+        "after": after,
+        "names": dict(names),
+        "poll_ms": statistics.median(costs) * 1000,
+        "poll_p90_ms": costs[int(0.9 * (len(costs) - 1))] * 1000,
+    }
 
 
 def _thread_kind(thread: threading.Thread) -> str:
@@ -170,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{g['kb_per_calendar']:.0f} KiB of Python memory per calendar"
         )
     if "outlook" in only:
-        o = outlook(args.calendars)
+        o = outlook(args.calendars, args.polls)
         print(
             f"outlook: {o['calendars']} calendars: threads {o['before']} before, "
-            f"{o['after']} after; by kind {o['names']}"
+            f"{o['after']} after; by kind {o['names']}; CPU per unchanged poll median "
+            f"{o['poll_ms']:.2f} ms, p90 {o['poll_p90_ms']:.2f} ms"
         )
     if "imports" in only:
         for module, micros in import_times().items():
