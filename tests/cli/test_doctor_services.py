@@ -251,3 +251,27 @@ def test_a_caldav_collection_without_write_privilege_fails(setup: Setup) -> None
     assert line(lines, "lee/work buffers").startswith(
         "✗ lee/work buffers: caldaemon may not write here (privileges: read"
     )
+
+
+def test_a_google_service_account_is_renewed_by_its_signed_assertion(
+    setup: Setup, google: GoogleCalendarServer
+) -> None:
+    from tests.providers.test_google_provider import service_account_file
+
+    service_account_file(setup.root / "sa.json", google)
+    setup.make_state()
+    setup.write(
+        [
+            "{id: work, provider: google, credentials: sa.json, subject: lee@example.org, "
+            f'api_endpoint: "{google.url}", timeout: 5s}}'
+        ]
+    )
+    code, lines, output = setup.doctor()
+    assert code == 0, output
+    assert line(lines, "lee/work sign-in") == (
+        "✓ lee/work sign-in: Google issued a token for the service account acting as "
+        "lee@example.org"
+    )
+    assert "PRIVATE KEY" not in output
+    tokens = [r for r in google.requests if r.path == "/token"]
+    assert tokens and all(b"jwt-bearer" in r.body for r in tokens)
