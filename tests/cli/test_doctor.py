@@ -245,3 +245,13 @@ def test_a_certificate_that_does_not_verify_fails(setup: Setup) -> None:
     found = line(lines, "notices")
     assert "certificate could not be verified" in found and found.startswith("✗")
     assert server.mail_from == [] and server.received == []
+
+
+def test_waits_between_retries_are_capped_for_the_whole_run() -> None:
+    from caldaemon.service.doctor import Patience
+
+    waited: list[float] = []
+    patience = Patience(total=10.0, sleep=waited.append)
+    for asked in (4.0, 30.0, 120.0, 1.0):
+        patience(asked)
+    assert waited == [4.0, 6.0]  # then retries go at once: nothing more is slept
