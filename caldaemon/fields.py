@@ -12,7 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from caldaemon.text import WEEKDAYS
@@ -117,19 +117,87 @@ class PathRole(Enum):
     SECRET = "secret"
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+# The JSON Schema (``caldaemon schema``) of each value type: the same syntax as the parsers
+# above, written as ECMA-262 patterns (JSON Schema 2020-12 §6.3.3; no inline flags, hence
+# the [Mm] classes) so that an editor checks a value as the loader will. A pattern may be
+# looser than its parser (a range's order, a duration's 366 days), never stricter.
+# parse_weekday reads the first three letters: "Monday" and "mon" are both Monday.
+_DAY = r"\s*(?:" + "|".join(_any_case(day) for day in WEEKDAYS) + ")"
+# One part of parse_weekdays: a day, or two joined by the first "-".
+_DAYS = rf"{_DAY}[^,-]*(?:-{_DAY}[^,]*)?"
+_CLOCK_TEXT = r"(?:[01]?\d|2[0-3]):[0-5]\d"
+_UNITS = r"(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?$"
+SPAN_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": rf"^(?=\d){_UNITS}",
+    "examples": ["0m", "15m", "1h30m", "14d"],
+}
+# At least one digit that is not 0: more than nothing.
+DURATION_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": rf"^(?=\d)(?=[^1-9]*[1-9]){_UNITS}",
+    "examples": ["15m", "1h30m", "14d", "2w"],
+}
+CLOCK_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^{_CLOCK_TEXT}$",
+    "examples": ["07:30", "15:00"],
+}
+WEEKDAY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": f"^{_DAY}",
+    "examples": list(WEEKDAYS),
+}
+# ``mon-thu``, ``mon,wed,fri`` (:func:`parse_weekdays`).
+WEEKDAYS_PATTERN = f"^{_DAYS}(?:,{_DAYS})*$"
+# ``09:00-17:00``; the end may be 24:00 (:func:`parse_range`).
+RANGE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": rf"^\s*{_CLOCK_TEXT}\s*-\s*(?:{_CLOCK_TEXT}|24:00)\s*$",
+    "examples": ["09:00-17:00"],
+}
+PATH_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1}
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration as the config writes it: ``2m``, ``1h30m``, ``400d``."""
+    seconds = int(value.total_seconds())
+    parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h")]
+    parts += [(seconds % 3600 // 60, "m"), (seconds % 60, "s")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"
+
+
+def format_clock(minutes: int) -> str:
+    """Minutes after midnight as the config writes them: ``07:30``."""
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
 # A duration that must be more than nothing (a buffer's length, how often, how long to wait).
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
+    WithJsonSchema(DURATION_SCHEMA),
+]
 # A duration where nothing is a meaningful answer (a break or gap of zero minutes).
-Span = Annotated[timedelta, BeforeValidator(parse_duration)]
-Clock = Annotated[int, BeforeValidator(parse_clock)]
-Weekday = Annotated[str, BeforeValidator(parse_weekday)]
+Span = Annotated[timedelta, BeforeValidator(parse_duration), WithJsonSchema(SPAN_SCHEMA)]
+Clock = Annotated[int, BeforeValidator(parse_clock), WithJsonSchema(CLOCK_SCHEMA)]
+Weekday = Annotated[str, BeforeValidator(parse_weekday), WithJsonSchema(WEEKDAY_SCHEMA)]
 Count = Annotated[int, Field(ge=0, strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
 Name = Annotated[str, Field(min_length=1)]
-Id = Annotated[str, AfterValidator(_check_id)]
-Email = Annotated[str, AfterValidator(_check_email)]
-FilePath = Annotated[Path, PathRole.FILE]
-SecretPath = Annotated[Path, PathRole.SECRET]
+Id = Annotated[
+    str, AfterValidator(_check_id), WithJsonSchema({"type": "string", "pattern": _ID.pattern})
+]
+Email = Annotated[
+    str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "pattern": _EMAIL.pattern})
+]
+FilePath = Annotated[Path, PathRole.FILE, WithJsonSchema(PATH_SCHEMA)]
+SecretPath = Annotated[Path, PathRole.SECRET, WithJsonSchema(PATH_SCHEMA)]
 
 
 def path_role(model: type[BaseModel], key: str) -> PathRole | None:
@@ -148,4 +216,9 @@ def path_role(model: type[BaseModel], key: str) -> PathRole | None:
 class Strict(BaseModel):
     """Every settings model: unknown keys are errors, values never change after loading."""
 
+    # A field's docstring (the string under it) is its description in ``caldaemon schema``,
+    # what an editor shows beside the key: one text for the code and the user. It is read
+    # from the source only when the schema is made (config/json_schema.py): pydantic's
+    # use_attribute_docstrings reads it at import, which made loading the config ~0.3 s
+    # slower for every command.
     model_config = ConfigDict(extra="forbid", frozen=True)

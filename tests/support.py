@@ -26,6 +26,18 @@ def make_settings(
     clinician: dict[str, Any] | None = None,
     **top: Any,
 ) -> config.Settings:
+    text = config_text(rules, classification=classification, clinician=clinician, **top)
+    return config.parse(text, Path("/tmp/test-config.yaml"))
+
+
+def config_text(
+    rules: dict[str, Any],
+    *,
+    classification: dict[str, Any] | None = None,
+    clinician: dict[str, Any] | None = None,
+    **top: Any,
+) -> str:
+    """The config :func:`make_settings` loads: one clinician, two ics calendars."""
     data: dict[str, Any] = {
         "timezone": "America/Toronto",
         "classification": classification
@@ -56,7 +68,7 @@ def make_settings(
         "rule_sets": {"standard": rules},
         **top,
     }
-    return config.parse(yaml.safe_dump(data, sort_keys=False), Path("/tmp/test-config.yaml"))
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def at(day: date, hhmm: str, tz: ZoneInfo = TZ) -> datetime:

@@ -17,7 +17,9 @@ from caldaemon.errors import ConfigError
 @user_errors
 def validate(config_path: str | None, as_json: bool) -> None:
     """Check the config file; print every problem with file:line, or a short summary.
-    Exit 0: valid; 2: problems."""
+    Also warns (on stderr) about calendar files that do not exist yet and relative paths.
+    Exit 0: valid, warnings or not; 2: problems."""
+    from caldaemon.config.paths import path_warnings
     from caldaemon.core.rules.registry import rules_on
 
     try:
@@ -31,6 +33,7 @@ def validate(config_path: str | None, as_json: bool) -> None:
         ]
         click.echo(json.dumps({"ok": False, "problems": problems}))
         sys.exit(2)
+    warnings = path_warnings(settings)
     calendars = sum(len(c.calendars) for c in settings.clinicians)
     rules = sorted(
         {rule_id for c in settings.clinicians for rule in rules_on(c.rules) for rule_id in rule.ids}
@@ -45,6 +48,10 @@ def validate(config_path: str | None, as_json: bool) -> None:
                     "clinicians": [c.id for c in settings.clinicians],
                     "calendars": calendars,
                     "rules": rules,
+                    "warnings": [
+                        {"file": w.file, "line": w.line, "path": w.path, "message": w.message}
+                        for w in warnings
+                    ],
                 }
             )
         )
@@ -54,3 +61,5 @@ def validate(config_path: str | None, as_json: bool) -> None:
         f"  {len(settings.clinicians)} clinician(s): {', '.join(c.id for c in settings.clinicians)}"
     )
     click.echo(f"  {calendars} calendar(s); rules checked: {', '.join(rules) or 'none'}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)

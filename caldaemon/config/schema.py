@@ -55,12 +55,23 @@ History = Annotated[timedelta, BeforeValidator(_history)]
 
 class Daemon(Strict):
     poll_interval: Duration = timedelta(minutes=2)
+    """How often the service looks at your calendars for changes (at least 10s)."""
     horizon: Duration = timedelta(days=28)
+    """How far ahead caldaemon checks your boundaries and places buffers."""
     state_dir: FilePath = Path("~/.local/state/caldaemon")
+    """Where caldaemon keeps what it remembers (which buffers it placed, which notices it sent);
+    never the names in your appointments. A relative path is relative to this file; under
+    systemd, StateDirectory= when not set."""
     dry_run: Flag = False
+    """true: only read and report; never write to a calendar or send an email."""
     max_deletes_per_cycle: Count = 20
+    """A safety valve: at most this many buffers are removed in one round. If more would go at
+    once (a calendar that suddenly looks empty), caldaemon waits and tells you."""
     # About 13 months: a year of hours, whichever day of the month it is asked for.
     keep_history: History = timedelta(days=400)
+    """How long past appointments stay in what caldaemon remembers (times and kinds only, never
+    their text), for `caldaemon hours`: about 13 months gives a year of hours on any day. Up to
+    5 years; 0d keeps only what the rules need."""
 
     state: str | None = None
     """A PostgreSQL database for what caldaemon remembers, instead of the file in state_dir
@@ -130,8 +141,12 @@ Pattern = Annotated[str, AfterValidator(_regex)]
 
 class Sessions(Strict):
     tagged: Flag = True
+    """true: an event with a level tag or colour is a session."""
     title_matches: Pattern | None = r"(?i)\b(session|client|intake|therapy)\b"
+    """An event whose title matches this regular expression is a session ((?i) at the start
+    ignores case); null: titles decide nothing."""
     calendars: list[str] = []
+    """Every busy event on these calendars (by id) is a session."""
 
 
 def _rule_kind(value: str) -> str:
@@ -145,10 +160,15 @@ class ClassificationRule(Strict):
     """One of ``classification.rules``: conditions (all must hold) and what they decide."""
 
     calendar: str | None = None
+    """The rule matches events of this calendar (its id)."""
     min_length: Duration | None = None
+    """The rule matches events at least this long."""
     title_matches: Pattern | None = None
+    """The rule matches events whose title matches this regular expression."""
     level: LevelName | None = None
+    """The level a matching event gets (give this or kind)."""
     kind: Annotated[str, AfterValidator(_rule_kind)] | None = None
+    """The kind a matching event gets (give this or level)."""
 
     @model_validator(mode="after")
     def _one_outcome(self) -> ClassificationRule:
@@ -163,13 +183,26 @@ class ClassificationRule(Strict):
 
 class Classification(Strict):
     levels: Annotated[list[Name], Field(min_length=1)] = ["low", "moderate", "high"]
+    """How heavy a session is, from lightest to heaviest. Rules use these names."""
     weights: dict[str, Count] = {}
+    """Each level's weight in max_daily_load (default 1, 2, 3, … in the order of levels)."""
     default_level: str | None = None
+    """The level of a session that carries no level tag or colour (default: the middle level)."""
     tags: dict[str, str] | None = None
+    """Tags you already write in titles or descriptions (#heavy or [heavy]), or use as Outlook
+    categories, and what they mean: a level, one of the kinds supervision, peer_support, admin,
+    personal, day_off (all-day: a day you keep free), or accept (#ok: you know about this one).
+    Absent: each level's and kind's own name, heavy, light, off and ok."""
     colors: dict[str, str] = {}
+    """Event colours (Google Calendar colour names, or an .ics COLOR) and the level or kind they
+    mean."""
     sessions: Sessions = Sessions()
+    """Which events are client sessions: any of these makes an event a session."""
     # First match wins (DESIGN.md §10): for feeds whose sessions carry no tags.
     rules: list[ClassificationRule] = []
+    """For events that carry no tags (a practice system's "Appointment", a client code): rules
+    that give a level or a kind, checked in order; the first that matches counts. Each can name
+    a calendar, a minimum length and a title pattern (all that are given must match)."""
 
     @field_validator("levels")
     @classmethod
@@ -192,31 +225,57 @@ else:
 
 class Clinician(Strict):
     id: Id
+    """A short name for the command line (--clinician lee): letters, digits, '-', '_' or '.'."""
     name: str | None = None
+    """How notices address you."""
     email: Email | None = None
+    """Where notices go."""
     timezone: str | None = None
+    """This clinician's time zone (default: the top-level timezone)."""
     rules: Name
+    """Which set of boundaries under rule_sets applies."""
     overrides: dict[str, Any] = {}
+    """Rule-set keys that change single rules just for this clinician, merged over the rule set
+    (e.g. {max_sessions_per_day: 5})."""
     calendars: Annotated[list[CalendarConfig], Field(min_length=1)]
+    """The calendars caldaemon reads, each with an id and a provider: google (Google Calendar),
+    outlook (Microsoft 365), ics (a file or feed), caldav."""
     buffers_to: str | None = None
+    """The id of the calendar that receives buffer blocks and holds; leave out to only report,
+    never write."""
 
 
 class Smtp(Strict):
     host: Name
+    """The mail server."""
     port: Annotated[int, Field(ge=1, le=65535, strict=True)] | None = None
+    """Its port (default: 587 for starttls, 465 for tls)."""
     security: Literal["starttls", "tls"] = "starttls"
+    """starttls (usually port 587) or tls (port 465); certificates are always checked."""
     username: str | None = None
+    """The user name to sign in with, with password_file or password_env."""
     password_file: SecretPath | None = None
+    """A file holding the password. A relative path is under $CREDENTIALS_DIRECTORY when set
+    (under systemd: the LoadCredential= name), else relative to this file."""
     password_env: str | None = None
+    """Or an environment variable holding the password."""
     ca_file: FilePath | None = None
+    """A CA certificate file, for a server whose certificate comes from a private CA."""
     timeout: Duration = timedelta(seconds=30)
+    """How long one delivery may take in all."""
 
 
 class EmailSettings(Strict):
     sender: Email = Field(alias="from")
+    """The address notices come from."""
     via: Literal["smtp", "graph"] = "smtp"
+    """smtp: through the mail server under smtp; graph: through the Microsoft 365 account of an
+    outlook calendar."""
     smtp: Smtp | None = None
+    """The mail server (with via: smtp)."""
     graph_calendar: str | None = None
+    """With via: graph, the id of the outlook calendar whose account sends (default: the first
+    outlook calendar)."""
 
 
 class WeeklyReport(Strict):
@@ -231,14 +290,23 @@ class WeeklyReport(Strict):
 
 class Notices(Strict):
     mode: Literal["immediate", "digest"] = "immediate"
+    """immediate: an email as soon as a boundary is crossed; digest: one email a day."""
     digest_at: Clock = 7 * 60 + 30
+    """When the daily digest goes out."""
     quiet_outside_working_hours: Flag = True
+    """true: hold notices until the clinician's next working hours."""
     repeat_after: Duration = timedelta(days=7)
-    # minimal: weekdays and counts only; redacted: times, kinds, levels, never event text;
-    # full: event titles too (DESIGN.md §7, §11).
+    """Remind you of something unresolved at most this often."""
     privacy: Literal["minimal", "redacted", "full"] = "redacted"
+    """redacted: notices name times, kinds and levels, never what your events say; minimal: only
+    weekdays and counts, no dates or times, for an email that is not as private as your
+    calendar; full: event titles too (only if your email is as private as your calendar)."""
     admin_email: Email | None = None
+    """Who hears about technical problems (expired sign-ins, a bad config); default: the
+    clinician."""
     email: EmailSettings | None = None
+    """How notices are sent. Absent: they are written as files to a Maildir folder in state_dir
+    (any mail program can open it)."""
     weekly_report: WeeklyReport | None = None
     """Your week by email on a weekday at a time, like {day: mon, at: "07:00"} (with privacy:
     minimal only counts per weekday, no picture). Absent: no weekly email."""
@@ -246,8 +314,18 @@ class Notices(Strict):
 
 class Config(Strict):
     timezone: str | None = None
+    """Your time zone (like America/Toronto). Every rule is checked in local time, so a 17:00
+    limit stays 17:00 when the clocks change. The default for clinicians without their own;
+    absent: the machine's zone."""
     daemon: Daemon = Daemon()
+    """How the background service runs."""
     classification: Classification = Classification()
+    """How events are read: levels of intensity, the tags and colours that give them, and which
+    events are client sessions."""
     clinicians: Annotated[list[Clinician], Field(min_length=1)]
+    """The clinicians caldaemon looks after, each with their calendars and the rule set that
+    applies."""
     rule_sets: dict[str, RuleSet]
+    """Named sets of boundaries; each clinician's rules key names one."""
     notices: Notices = Notices()
+    """The emails caldaemon sends: when, how private, and how they are delivered."""

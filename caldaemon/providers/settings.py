@@ -15,9 +15,14 @@ RawProblem = tuple[tuple[str, ...], str]
 
 class CalendarSettings(Strict):
     provider: str
+    """Where the calendar lives: google, outlook, ics or caldav."""
     id: Id
+    """A short name for this calendar, used by buffers_to, classification rules and messages."""
     use: Literal["sessions", "busy"] = "sessions"
+    """sessions (the default): its events can be client sessions; busy: it only blocks time and
+    never holds sessions."""
     timeout: Duration = timedelta(seconds=30)
+    """How long one request to this calendar may take in all."""
 
     @classmethod
     def problems(cls, raw: Mapping[str, Any]) -> Iterator[RawProblem]:

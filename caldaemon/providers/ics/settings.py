@@ -22,13 +22,24 @@ _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 class IcsCalendar(CalendarSettings):
     provider: Literal["ics"]
+    """ics: an .ics file (path) or a read-only feed (url), like the export of a practice-
+    management system."""
     path: FilePath | None = None
+    """The .ics file; caldaemon can write buffers to it. A relative path is relative to this
+    file."""
     url: str | None = None
+    """Or a feed's URL (https, or webcal); read-only. Never with a user name or password in it."""
     username: str | None = None
+    """The feed's user name (HTTP Basic), with password_file or password_env."""
     password_file: SecretPath | None = None
+    """A file holding the feed's password. A relative path is under $CREDENTIALS_DIRECTORY when
+    set, else relative to this file."""
     password_env: str | None = None
+    """Or an environment variable holding the feed's password."""
     bearer_token_file: SecretPath | None = None
+    """Or a file holding a bearer token for the feed."""
     ca_file: SecretPath | None = None
+    """A CA certificate file, for a feed whose server's certificate comes from a private CA."""
 
     @classmethod
     def problems(cls, raw: Mapping[str, Any]) -> Iterator[RawProblem]:

@@ -54,22 +54,42 @@ FullListingEvery = Annotated[
 
 class OutlookCalendar(CalendarSettings):
     provider: Literal["outlook"]
+    """outlook: an Outlook / Microsoft 365 calendar, through Microsoft Graph."""
     tenant: Name
+    """The Microsoft Entra tenant: its id or domain."""
     client_id: Name
+    """The app registration's application (client) id."""
     user: Name = "me"
+    """Whose calendar: me (whoever signed in with `caldaemon auth outlook`), or with
+    client_credentials a mailbox's address or object id."""
     calendar: str | None = None
+    """The calendar's name or id (default: the main calendar)."""
     auth: Literal["device_code", "client_credentials"] = "device_code"
+    """device_code: you sign in once with `caldaemon auth outlook`; client_credentials: the app
+    signs in as itself with a secret or certificate."""
     client_secret_file: SecretPath | None = None
+    """A file holding the app's client secret. A relative path is under $CREDENTIALS_DIRECTORY
+    when set, else relative to this file."""
     client_secret_env: str | None = None
+    """Or an environment variable holding the client secret."""
     certificate_file: SecretPath | None = None
+    """Or a PEM file with the app's certificate and private key."""
     certificate_thumbprint: Thumbprint | None = None
+    """The certificate's SHA-1 thumbprint: 40 hex digits, as the app's Certificates & secrets
+    page shows it."""
     token: FilePath | None = None
+    """Where the sign-in is kept (default: under state_dir/tokens)."""
     authority: str | None = None
+    """Another sign-in authority (default: https://login.microsoftonline.com/ and the tenant)."""
     graph_endpoint: str | None = None
+    """Another Microsoft Graph endpoint (default: https://graph.microsoft.com/v1.0)."""
     ca_file: SecretPath | None = None
+    """A CA certificate file, for servers whose certificate comes from a private CA."""
     # Delta never reports some deletions (RESEARCH.md, "Microsoft Graph"): a full listing
     # this often makes the calendar's copy whole again.
     full_listing_every: FullListingEvery = timedelta(days=7)
+    """How often the whole calendar is listed again instead of only its changes (between 1h and
+    366d)."""
 
     @classmethod
     def problems(cls, raw: Mapping[str, Any]) -> Iterator[RawProblem]:
