@@ -1,17 +1,24 @@
-"""A year of a practice in one daemon: N clinicians, each with a session calendar and a
-buffers calendar (the memory provider: the point is caldaemon's own cost over time, not a
-service's), one round of cycles per simulated day, notices to the Maildir.
+"""A year of a practice in one daemon: N clinicians, each with a session calendar (the
+memory provider: the point is caldaemon's own cost over time, not a service's) and a
+buffers calendar, by default a local .ics file (``buffers="ics"``: the file caldaemon
+writes grows with history, and must not cost more as it does; ``"memory"`` leaves it
+out), one round of cycles per simulated day, notices to the Maildir.
 
 Each simulated day the practice system's calendar shows the next four weeks of sessions
 (a weekly timetable, some heavy, a seeded few moved or cancelled), and forgets the past
 beyond a month, as practice exports do. What is measured: the state file's size and CPU
-per round as the days go by. DESIGN.md §9 wants the state to grow with the horizon, not
-with time."""
+per round as the days go by, month by month (30 simulated days each; the median round of
+a month, so that one round that meets a garbage collection does not speak for it).
+DESIGN.md §9 and issue 15 want both to grow with the horizon, not with time: CPU per round
+flat within ±20 % from month 2 to month 12. The event cache keeps the past for
+``daemon.keep_history`` (400 days, ``caldaemon hours``) by design: its rows grow all year,
+the other tables do not."""
 
 from __future__ import annotations
 
 import random
 import shutil
+import statistics
 import textwrap
 import time
 from datetime import date, datetime, timedelta
@@ -36,7 +43,12 @@ class Clock:
         return self.now
 
 
-def _config(folder: Path, clinicians: int) -> Path:
+def _config(folder: Path, clinicians: int, buffers: str) -> Path:
+    def calendar(n: int) -> str:
+        if buffers == "ics":
+            return f"{{id: buffers, provider: ics, path: {folder / 'buffers' / f'c{n}.ics'}}}"
+        return f"{{id: buffers, provider: memory, store: year-buffers-{n}}}"
+
     people = "".join(
         textwrap.dedent(f"""\
           - id: c{n}
@@ -44,7 +56,7 @@ def _config(folder: Path, clinicians: int) -> Path:
             rules: standard
             calendars:
               - {{id: practice, provider: memory, store: year-practice-{n}}}
-              - {{id: buffers, provider: memory, store: year-buffers-{n}}}
+              - {calendar(n)}
             buffers_to: buffers
         """)
         for n in range(clinicians)
@@ -112,19 +124,26 @@ def _show(store: MemoryStore, clinician: int, today: date, rng: random.Random) -
             store.put(event)
 
 
-def _state_bytes(state_dir: Path) -> int:
-    return sum(p.stat().st_size for p in state_dir.glob("state.sqlite3*"))
+def _bytes(folder: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in folder.glob(pattern))
 
 
-def run(folder: Path, clinicians: int = 40, days: int = 365) -> dict[str, Any]:
+MONTH = 30  # simulated days
+
+
+def run(
+    folder: Path, clinicians: int = 40, days: int = 365, buffers: str = "ics"
+) -> dict[str, Any]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    config = _config(folder, clinicians)
+    config = _config(folder, clinicians, buffers)
     clock = Clock(datetime.combine(START, datetime.min.time(), TZ) + timedelta(hours=7))
     rngs = [random.Random(n) for n in range(clinicians)]
     stores = [MemoryStore.named(f"year-practice-{n}") for n in range(clinicians)]
     daemon = Daemon(str(config), clock=clock)
     samples: list[dict[str, Any]] = []
+    months: list[dict[str, Any]] = []
+    rounds: list[float] = []
     try:
         for day in range(days):
             today = START + timedelta(days=day)
@@ -134,27 +153,57 @@ def run(folder: Path, clinicians: int = 40, days: int = 365) -> dict[str, Any]:
             cpu = time.process_time()
             reports = daemon.once()
             cpu = time.process_time() - cpu
-            if day % 30 == 0 or day == days - 1:
+            rounds.append(cpu)
+            if day % MONTH == 0 or day == days - 1:
                 daemon.state.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 samples.append(
                     {
                         "day": day,
-                        "state_kb": _state_bytes(folder / "state") / 1024,
+                        "state_kb": _bytes(folder / "state", "state.sqlite3*") / 1024,
                         "cpu_s": cpu,
                         "rows": {k: len(v) for k, v in daemon.state.dump().items()},
                         "failed": len(daemon.failed_cycles),
                         "cycles": len(reports),
                     }
                 )
-                print(
-                    f"  day {day:3}: state {samples[-1]['state_kb']:,.0f} KB, round CPU "
-                    f"{cpu:.2f} s, rows {samples[-1]['rows']}",
-                    flush=True,
-                )
+            if (day + 1) % MONTH == 0 or day == days - 1:
+                months.append(_month(folder, daemon, rounds[-((day % MONTH) + 1) :], day))
     finally:
         daemon.close()
         for n in range(clinicians):
             MemoryStore.forget(f"year-practice-{n}")
             MemoryStore.forget(f"year-buffers-{n}")
     notices = len(list((folder / "state" / "notices" / "new").glob("*")))
-    return {"clinicians": clinicians, "days": days, "samples": samples, "notices": notices}
+    return {
+        "clinicians": clinicians,
+        "days": days,
+        "buffers": buffers,
+        "samples": samples,
+        "months": months,
+        "notices": notices,
+    }
+
+
+def _month(folder: Path, daemon: Daemon, rounds: list[float], day: int) -> dict[str, Any]:
+    """The month that ends on ``day``: its rounds' CPU, and the state and the buffers
+    files as the month leaves them."""
+    daemon.state.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rows = {k: len(v) for k, v in daemon.state.dump().items()}
+    month = {
+        "month": day // MONTH + 1,
+        "day": day,
+        "cpu_median_s": statistics.median(rounds),
+        "cpu_mean_s": statistics.fmean(rounds),
+        "state_kb": _bytes(folder / "state", "state.sqlite3*") / 1024,
+        "ics_kb": _bytes(folder / "buffers", "*.ics") / 1024,
+        "rows": rows,
+    }
+    shown = ", ".join(f"{k} {v:,}" for k, v in rows.items() if v and k != "meta")
+    print(
+        f"  month {month['month']:2} (to day {day:3}): CPU per round median "
+        f"{month['cpu_median_s']:.2f} s, mean {month['cpu_mean_s']:.2f} s; state "
+        f"{month['state_kb'] / 1024:.1f} MB, buffers .ics {month['ics_kb'] / 1024:.1f} MB; "
+        f"rows: {shown}",
+        flush=True,
+    )
+    return month

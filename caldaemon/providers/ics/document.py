@@ -1,20 +1,82 @@
 """An .ics file edited as text: caldaemon adds, replaces and removes only its own VEVENTs,
 and every other byte of the file (other components, folding, line ends, a byte-order mark)
-stays as it was."""
+stays as it was.
+
+The same cut lets a read parse only the VEVENTs that may lie in its window (issue 15: a
+buffers file grows with history, and re-parsing a year of past blocks every round cost
+60 % of it): each block's DTSTART and DTEND are read from its unfolded text, and a block
+that surely ends before the window or starts after it is left out of what icalendar
+parses (:meth:`Document.within`)."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import icalendar
 
+from caldaemon.model import Window
 from caldaemon.providers.base import OWNER_PROPERTY
 from caldaemon.providers.ics.mapping import PRODID, block_ended, buffer_etag, buffer_uid
 
 # One line with its end: CRLF (RFC 5545 §3.1), LF or CR. Not str.splitlines, which also
 # breaks at characters such as U+2028 or NEL that may stand in a value.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$")
+# The BEGIN and END lines, with their ends: a line that starts the text or follows a line
+# end. A continuation line (RFC 5545 §3.1: it starts with a space or a tab) is part of a
+# value, even when it reads "BEGIN:…", and is never matched. Only these lines are looked
+# at one by one, so a file of long folded values costs no loop over its lines.
+_BEGIN_END = re.compile(
+    r"(?<![^\r\n])\ufeff?(?:begin|end)[ \t]*:[^\r\n]*(?:\r\n|\n|\r)?", re.IGNORECASE
+)
+# A DATE or DATE-TIME value as RFC 5545 §3.3.4-5 writes it (UTC, floating or with a TZID).
+_WHEN = re.compile(r"(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})Z?)?")
+# How far a value read without its zone may lie from the instant it means: UTC offsets
+# reach -12 h and +14 h, X-WR-TIMEZONE re-reads UTC times as local ones, and a DATE is a
+# local day. A block is left out of a read only beyond this from the window.
+_SLACK = timedelta(days=2)
+# What ties a VEVENT to others of its UID or repeats it (RFC 5545 §3.8.4.4, §3.8.5): such
+# a block reaches wherever its series does and is always parsed.
+_SERIES = ("RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """What a cheap look at one VEVENT block tells: its UID, the DTSTART and DTEND as
+    written (naive: the zone is not looked up; None when absent or not plainly a date or
+    date-time), and whether it belongs to a recurring series."""
+
+    uid: str | None
+    start: datetime | None
+    end: datetime | None
+    series: bool
+
+    @classmethod
+    def of(cls, properties: dict[str, str]) -> Span:
+        return cls(
+            properties.get("UID"),
+            _when(properties.get("DTSTART")),
+            _when(properties.get("DTEND")),
+            any(name in properties for name in _SERIES),
+        )
+
+    def outside(self, start: datetime, end: datetime) -> bool:
+        """Whether the block surely lies outside [start, end) (naive UTC times): its
+        times read, in order, and beyond the slack from the window."""
+        if self.start is None or self.end is None or self.end < self.start:
+            return False  # unread, or broken: parsed, so what is wrong is said
+        return self.end + _SLACK < start or self.start - _SLACK > end
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The file without the blocks that lie outside a window, and the numbers of those
+    (1 = the file's first VEVENT), so warnings keep naming events by their place in the
+    whole file."""
+
+    data: bytes
+    left_out: frozenset[int]
 
 
 class Document:
@@ -33,30 +95,31 @@ class Document:
             )
         self.pieces: list[str | None] = []
         self.by_uid: dict[str, list[int]] = {}
+        self.spans: dict[int, Span] = {}
         self.changed = False
+        self.removed = 0
+        # BEGIN:VEVENT lines at any depth: when some are not blocks of their own (a bare
+        # VEVENT, one nested in another component), no block is left out of a read.
+        self.vevents = 0
         depth = 0
-        block: list[str] = []
-        raw: list[str] = []
-        for number, line in enumerate(_LINE.findall(text)):
-            # A continuation line (RFC 5545 §3.1: starts with a space or tab) is part of
-            # a value, even when it reads "BEGIN:…".
-            word = "" if line[:1] in (" ", "\t") else line.strip().upper()
-            if number == 0:
+        block_at: int | None = None  # where the open block starts
+        raw_at = 0  # where the text since the last block starts
+        for line in _BEGIN_END.finditer(text):
+            word = line.group().strip().upper()
+            if line.start() == 0:
                 word = word.removeprefix("\ufeff")
             if word.startswith("BEGIN:"):
                 depth += 1
-            if block or (word == "BEGIN:VEVENT" and depth == 2):
-                block.append(line)
-            else:
-                raw.append(line)
-            if word.startswith("END:"):
-                if word == "END:VEVENT" and depth == 2 and block:
-                    self.pieces.append("".join(raw))
-                    raw = []
-                    self._append_block("".join(block))
-                    block = []
+                self.vevents += word == "BEGIN:VEVENT"
+                if block_at is None and word == "BEGIN:VEVENT" and depth == 2:
+                    block_at = line.start()
+            elif word.startswith("END:"):
+                if word == "END:VEVENT" and depth == 2 and block_at is not None:
+                    self.pieces.append(text[raw_at:block_at])
+                    self._append_block(text[block_at : line.end()])
+                    block_at, raw_at = None, line.end()
                 depth -= 1
-        self.pieces.append("".join(raw + block))
+        self.pieces.append(text[raw_at:])
         self.end_at = (self.pieces[-1] or "").upper().rfind("END:VCALENDAR")
 
     @property
@@ -64,10 +127,39 @@ class Document:
         return self.end_at >= 0
 
     def _append_block(self, text: str) -> None:
-        uid = _properties(text).get("UID")
-        if uid is not None:
-            self.by_uid.setdefault(uid, []).append(len(self.pieces))
+        span = Span.of(_properties(text))
+        if span.uid is not None:
+            self.by_uid.setdefault(span.uid, []).append(len(self.pieces))
+        self.spans[len(self.pieces)] = span
         self.pieces.append(text)
+
+    def within(self, window: Window) -> Selection:
+        """The file as icalendar needs it for ``window``: every byte but the VEVENT blocks
+        that surely lie outside it. Kept whatever their times: VTIMEZONEs and every other
+        component, a block of a recurring series or of a UID that several blocks share
+        (a series and its moved instances reach into the window from anywhere), and a
+        block without a UID (its id is numbered among those alike)."""
+        start = window.start.astimezone(UTC).replace(tzinfo=None)
+        end = window.end.astimezone(UTC).replace(tzinfo=None)
+        if len(self.spans) != self.vevents:
+            return Selection(self.render(), frozenset())
+        kept: list[str] = []
+        left_out: set[int] = set()
+        number = 0
+        for index, piece in enumerate(self.pieces):
+            span = self.spans.get(index)
+            if not piece or span is None:
+                kept.append(piece or "")
+                continue
+            number += 1
+            alone = span.uid is not None and len(self.by_uid[span.uid]) == 1
+            if alone and not span.series and span.outside(start, end):
+                left_out.add(number)
+            else:
+                kept.append(piece)
+        return Selection(
+            "".join(kept).encode("utf-8", errors="surrogateescape"), frozenset(left_out)
+        )
 
     def find(self, uid: str) -> int | None:
         """The block with this UID; with several (a series and its moved instances, or
@@ -126,22 +218,41 @@ class Document:
             before += self.newline
         self.pieces.append(before)
         self._append_block(text)
+        self.vevents += 1
         self.pieces.append(tail[self.end_at :])
         self.end_at = 0
         self.changed = True
         return etag
 
     def replace(self, index: int, component: icalendar.Event) -> str:
-        self.pieces[index], etag = self._serialize(component)
+        text, etag = self._serialize(component)
+        self.pieces[index] = text
+        self.spans[index] = Span.of(_properties(text))
         self.changed = True
         return etag
 
     def remove(self, index: int) -> None:
         self.pieces[index] = None
+        uid = self.spans.pop(index).uid
+        if uid is not None:
+            self.by_uid[uid].remove(index)
+        self.vevents -= 1
+        self.removed += 1
         self.changed = True
 
     def render(self) -> bytes:
         return "".join(p for p in self.pieces if p).encode("utf-8", errors="surrogateescape")
+
+
+def _when(value: str | None) -> datetime | None:
+    found = _WHEN.fullmatch(value.strip()) if value else None
+    if found is None:
+        return None
+    year, month, day, hour, minute, second = (int(part or 0) for part in found.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None  # a date that does not exist: parsed, and icalendar says so
 
 
 def _properties(block: str) -> dict[str, str]:

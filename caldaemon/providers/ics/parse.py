@@ -79,7 +79,7 @@ def parse(data: bytes, calendar: str, source: str) -> list[icalendar.Component]:
     unusable. A blank file is an empty calendar."""
     if blank(data):
         return []
-    _check_limits(data, calendar, source)
+    check_limits(data, calendar, source)
     try:
         found = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError, …
@@ -92,7 +92,7 @@ def parse_file(data: bytes, calendar: str, source: str) -> Parsed:
     left out (with a sentence in ``skipped``) when the rest then reads."""
     if blank(data):
         return Parsed([])
-    _check_limits(data, calendar, source)
+    check_limits(data, calendar, source)
     try:
         found = icalendar.Calendar.from_ical(data, multiple=True)
     except Exception as exc:
@@ -174,11 +174,16 @@ def _calendars(
     )
 
 
-def _check_limits(data: bytes, calendar: str, source: str) -> None:
+def vevent_count(data: bytes) -> int:
+    """How many VEVENTs ``data`` holds (its BEGIN:VEVENT lines)."""
+    return len(_BEGIN_VEVENT.findall(data))
+
+
+def check_limits(data: bytes, calendar: str, source: str) -> None:
     """Refuse, before parsing, what would take minutes or gigabytes to parse."""
     if len(data) > MAX_CALENDAR_BYTES:
         raise CalendarError(calendar, source, f"larger than {MAX_CALENDAR_BYTES // 2**20} MB")
-    if len(_BEGIN_VEVENT.findall(data)) > MAX_VEVENTS:
+    if vevent_count(data) > MAX_VEVENTS:
         raise CalendarError(
             calendar,
             source,

@@ -27,14 +27,27 @@ from caldaemon.providers.base import (
     WriteAccess,
     token_fields,
 )
+from caldaemon.providers.ics.cache import KnownFile
 from caldaemon.providers.ics.document import Document
 from caldaemon.providers.ics.http import Feed, fetch_feed, redact_url
 from caldaemon.providers.ics.localfile import LocalFile
 from caldaemon.providers.ics.mapping import buffer_component, buffer_etag, buffer_uid
-from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES, blank, parse_file
+from caldaemon.providers.ics.parse import (
+    MAX_CALENDAR_BYTES,
+    Parsed,
+    blank,
+    check_limits,
+    parse_file,
+    vevent_count,
+)
 from caldaemon.providers.ics.reader import Reader
 from caldaemon.providers.ics.settings import IcsCalendar
 from caldaemon.secret import read_secret
+
+# A file with fewer VEVENTs than this is parsed whole when it is first read: cutting it
+# (:meth:`.Document.within`) would save less than the scan costs. (Once this provider has
+# written the file, the document it wrote is cut, whatever its size.)
+SELECTIVE_FROM = 200
 
 
 class IcsProvider(BatchProvider):
@@ -48,6 +61,7 @@ class IcsProvider(BatchProvider):
         # read-only, a file is not.
         self.read_only = config.url is not None
         self._file: LocalFile | None = None
+        self._known = KnownFile()
 
     def describe(self) -> str:
         if self.config.url:
@@ -67,7 +81,7 @@ class IcsProvider(BatchProvider):
             return Listing(events=(), removed=(), token=_token(version, known[1]), full=False)
         source = self.describe()
         reader = Reader(self.id, source, self.context.tz, self.context.self_addresses)
-        parsed = parse_file(data or b"", self.id, source)
+        parsed = self._parse(data or b"", window)
         if blank(data or b"") and self.context.buffers_to != self.id:
             # An empty file reads as a calendar without events; a practice file emptied
             # by a failed sync or save would too, so it is said (the buffers file
@@ -83,6 +97,26 @@ class IcsProvider(BatchProvider):
             full=True,
             warnings=tuple(reader.warnings),
         )
+
+    def _parse(self, data: bytes, window: Window) -> Parsed:
+        """A feed, or a blank file, parsed whole. A local file: only its VEVENTs that may
+        lie in ``window`` (:meth:`.Document.within`), cut from the document kept for its
+        bytes when there is one (:mod:`.cache`), so a file that grows with history costs
+        a round no more as it does."""
+        source = self.describe()
+        if self.config.url or blank(data):
+            return parse_file(data, self.id, source)
+        if not self._known.holds(data):
+            if vevent_count(data) < SELECTIVE_FROM:
+                return parse_file(data, self.id, source)
+            check_limits(data, self.id, source)  # the whole file's, before it is scanned
+        selection = self._known.document(data).within(window)
+        parsed = parse_file(selection.data, self.id, source)
+        if parsed.skipped:
+            # Something in the selection cannot be read: said in the terms of the whole
+            # file (its line and event numbers), by the whole file's parse.
+            return parse_file(data, self.id, source)
+        return Parsed(parsed.calendars, dropped_events=selection.left_out)
 
     def _fetch(self, version: str | None) -> tuple[bytes | None, str]:
         """The calendar's bytes, or None when ``version`` says it has not changed."""
@@ -174,13 +208,22 @@ class IcsProvider(BatchProvider):
         if self._file is None:
             self._file = LocalFile(self._path(), self.id)
         seen = self._file.read()
-        document = Document(seen.data)
+        # The document this provider last read or wrote, while the file still holds it:
+        # our own write of the last round is not scanned again.
+        document = self._known.document(seen.data)
         stamp = datetime.fromtimestamp(self.context.clock(), UTC)
-        results = [self._one(document, write, stamp) for write in writes]
-        if document.changed:
-            # Nothing is written when the file changed since ``seen`` (TransientError):
-            # the results above then never reach the file, and the caller counts none.
-            self._file.replace(seen, document.render())
+        try:
+            results = [self._one(document, write, stamp) for write in writes]
+            if document.changed:
+                # Nothing is written when the file changed since ``seen``
+                # (TransientError): the results above then never reach the file, and the
+                # caller counts none.
+                data = document.render()
+                self._file.replace(seen, data)
+                self._known.wrote(data, document)
+        except BaseException:
+            self._known.forget()  # the document may hold writes that never reached the file
+            raise
         return results
 
     def _one(self, document: Document, write: Write, stamp: datetime) -> WriteResult:
