@@ -36,21 +36,31 @@ def _checked(text: str, target: Path) -> Settings:
         ) from None
 
 
+def _service_step(target: Path, option: str) -> str:
+    from caldaemon.service.install import SYSTEM_CONFIG
+
+    if target == SYSTEM_CONFIG:
+        # The system unit reads this file by default (service install --system).
+        return "  sudo caldaemon service install --system   runs caldaemon for the machine"
+    return f"  caldaemon service install --user{option}   runs caldaemon in the background"
+
+
 def _next_steps(target: Path, answers: Answers, settings: Settings) -> list[str]:
     from caldaemon import config
 
     option = "" if target == config.default_path().absolute() else f" --config {target}"
     lines = []
-    for calendar in answers.calendars:
-        if calendar.provider in ("google", "outlook"):
-            lines.append(
-                f"  caldaemon auth {calendar.provider} --clinician {answers.clinician_id} "
-                f"--calendar {calendar.id}{option}   sign in to this calendar"
-            )
+    for clinician in answers.clinicians:
+        lines += [
+            f"  caldaemon auth {calendar.provider} --clinician {clinician.id} "
+            f"--calendar {calendar.id}{option}   sign in to this calendar"
+            for calendar in clinician.calendars
+            if calendar.signs_in
+        ]
     lines += [
         f"  caldaemon doctor{option}   reads each calendar, checks sign-ins and email",
         f"  caldaemon check{option}    your coming weeks against your boundaries",
-        "  caldaemon service install --user   runs caldaemon in the background",
+        _service_step(target, option),
     ]
     if answers.smtp is None:
         folder = settings.daemon.state_dir.expanduser() / "notices"

@@ -10,17 +10,18 @@ that a handful of short questions do not need."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import getpass
+import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from caldaemon.config import answers as parse
-from caldaemon.config.template import Answers, CalendarAnswer, SmtpAnswer
+from caldaemon.config.template import Answers, CalendarAnswer, ClinicianAnswer, SmtpAnswer
 from caldaemon.errors import Error
 from caldaemon.providers.registry import PROVIDERS
 from caldaemon.text import WEEKDAYS
@@ -28,7 +29,7 @@ from caldaemon.text import WEEKDAYS
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Dialogue:
     """Questions with defaults; without a terminal's answers (``--defaults``) each
     question takes its default, checked by the same parser as a typed answer."""
@@ -72,54 +73,113 @@ class Dialogue:
         return self.ask(question, lambda text: parse.absolute(text, self.cwd), default)
 
 
-def _ics(d: Dialogue, calendar_id: str) -> tuple[tuple[str, str, str], ...]:
+Keys = tuple[tuple[str, str, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Asking:
+    """What a provider's questions know: the calendar's id, the keys given for the last
+    calendar of the same provider (offered again: a practice's clinicians share one app,
+    one key file), and the clinician's address (the mailbox or user an app acts for)."""
+
+    calendar_id: str
+    earlier: Mapping[str, str]
+    owner: str | None
+
+
+def _ics(d: Dialogue, a: Asking) -> tuple[Keys, bool]:
     source = d.ask(
         "Path of the .ics file, or the https:// address of a feed",
         lambda text: parse.feed_url(text) if parse.is_feed(text) else parse.absolute(text, d.cwd),
-        str(d.folder / f"{calendar_id}.ics"),
+        str(d.folder / f"{a.calendar_id}.ics"),
     )
     if not parse.is_feed(source):
         comment = "A calendar file (while missing: an empty calendar)."
-        return (("path", source, comment),)
+        return (("path", source, comment),), False
     keys = [("url", source, "A read-only feed: it can receive no buffers.")]
     username = d.ask("User name for the feed", parse.optional, "none")
     if username:
         keys.append(("username", username, ""))
         secret = d.path("File holding the feed's password", str(d.folder / "feed-password"))
         keys.append(("password_file", secret, "A file holding the password, and nothing else."))
-    return tuple(keys)
+    return tuple(keys), False
 
 
-def _google(d: Dialogue, calendar_id: str) -> tuple[tuple[str, str, str], ...]:
+def _is_service_account(path: str) -> bool:
+    """Whether ``path`` holds a service account's key (its JSON says so: "type":
+    "service_account"); a file not there yet is taken for an OAuth client."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return bool(json.loads(Path(path).read_text()).get("type") == "service_account")
+    return False
+
+
+def _google(d: Dialogue, a: Asking) -> tuple[Keys, bool]:
     calendar = d.ask("Google calendar (primary, or a calendar's id)", parse.required, "primary")
     client = d.path(
         "OAuth client file from Google Cloud (or a service account key)",
-        str(d.folder / "google-client.json"),
+        a.earlier.get("credentials", str(d.folder / "google-client.json")),
     )
-    return (
-        ("calendar", calendar, "primary: your main calendar; else a calendar's id."),
-        ("credentials", client, "The OAuth client (then: caldaemon auth google)."),
+    keys = [("calendar", calendar, "primary: the main calendar; else a calendar's id.")]
+    if not _is_service_account(client):
+        keys.append(("credentials", client, "The OAuth client (then: caldaemon auth google)."))
+        return tuple(keys), True
+    # Domain-wide delegation: the key acts as a Workspace user, nobody signs in
+    # (https://developers.google.com/identity/protocols/oauth2/service-account).
+    subject = d.ask(
+        "A service account key: the Workspace address whose calendar it acts for",
+        parse.email,
+        a.owner,
     )
+    keys.append(("credentials", client, "A service account's key: nobody signs in."))
+    keys.append(("subject", subject, "The Workspace user it acts for (domain-wide delegation)."))
+    return tuple(keys), False
 
 
-def _outlook(d: Dialogue, calendar_id: str) -> tuple[tuple[str, str, str], ...]:
+# Client credentials need the organisation's own tenant: Microsoft's shared authorities
+# do not issue app-only tokens (learn.microsoft.com/entra/identity-platform/
+# v2-oauth2-client-creds-grant-flow).
+_SHARED_TENANTS = frozenset({"common", "organizations", "consumers"})
+
+
+def _outlook(d: Dialogue, a: Asking) -> tuple[Keys, bool]:
     tenant = d.ask(
         "Microsoft 365 tenant (your organisation's domain or tenant id, or common)",
         parse.required,
-        "common",
+        a.earlier.get("tenant", "common"),
     )
-    client_id = d.ask("Application (client) id of the app registered in Entra ID", parse.required)
-    keys = [
-        ("tenant", tenant, ""),
-        ("client_id", client_id, "The app's id (then: caldaemon auth outlook)."),
-    ]
-    calendar = d.ask("Calendar name (none for your main calendar)", parse.optional, "none")
+    client_id = d.ask(
+        "Application (client) id of the app registered in Entra ID",
+        parse.required,
+        a.earlier.get("client_id"),
+    )
+    auth = "device_code"
+    if tenant.lower() not in _SHARED_TENANTS:
+        auth = d.choose(
+            "Who signs in: a person, once, with a code (device_code), or the app itself "
+            "with its secret, for a whole practice (client_credentials)",
+            ("device_code", "client_credentials"),
+            a.earlier.get("auth", "device_code"),
+        )
+    signs_in = "then: caldaemon auth outlook" if auth == "device_code" else "no sign-in"
+    keys = [("tenant", tenant, ""), ("client_id", client_id, f"The app's id ({signs_in}).")]
+    if auth == "client_credentials":
+        mailbox = d.ask("The mailbox whose calendar this is (its address)", parse.email, a.owner)
+        secret = d.path(
+            "File holding the app's client secret",
+            a.earlier.get("client_secret_file", str(d.folder / "outlook-client-secret")),
+        )
+        keys += [
+            ("auth", auth, "The app signs in as itself: nobody signs in."),
+            ("user", mailbox, "The mailbox it acts for."),
+            ("client_secret_file", secret, "A file holding the secret, and nothing else."),
+        ]
+    calendar = d.ask("Calendar name (none for the main calendar)", parse.optional, "none")
     if calendar:
         keys.append(("calendar", calendar, "By its name or id."))
-    return tuple(keys)
+    return tuple(keys), auth == "device_code"
 
 
-def _caldav(d: Dialogue, calendar_id: str) -> tuple[tuple[str, str, str], ...]:
+def _caldav(d: Dialogue, a: Asking) -> tuple[Keys, bool]:
     url = d.ask("Address of the CalDAV server or calendar", parse.http_url)
     keys = [("url", url, "")]
     calendar = d.ask(
@@ -132,13 +192,14 @@ def _caldav(d: Dialogue, calendar_id: str) -> tuple[tuple[str, str, str], ...]:
     username = d.ask("User name", parse.optional, "none")
     if username:
         keys.append(("username", username, ""))
-        secret = d.path("File holding the password", str(d.folder / f"{calendar_id}-password"))
+        secret = d.path("File holding the password", str(d.folder / f"{a.calendar_id}-password"))
         keys.append(("password_file", secret, "A file holding the password, and nothing else."))
-    return tuple(keys)
+    return tuple(keys), False
 
 
-# Each provider's questions, in the order the dialogue offers them.
-PROVIDER_QUESTIONS: dict[str, Callable[[Dialogue, str], tuple[tuple[str, str, str], ...]]] = {
+# Each provider's questions, in the order the dialogue offers them; each gives the keys
+# and whether someone signs in with `caldaemon auth` afterwards.
+PROVIDER_QUESTIONS: dict[str, Callable[[Dialogue, Asking], tuple[Keys, bool]]] = {
     "ics": _ics,
     "google": _google,
     "outlook": _outlook,
@@ -146,7 +207,9 @@ PROVIDER_QUESTIONS: dict[str, Callable[[Dialogue, str], tuple[tuple[str, str, st
 }
 
 
-def _calendars(d: Dialogue) -> tuple[CalendarAnswer, ...]:
+def _calendars(
+    d: Dialogue, owner: str | None, earlier: tuple[CalendarAnswer, ...]
+) -> tuple[CalendarAnswer, ...]:
     calendars: list[CalendarAnswer] = []
     while True:
         d.section("A calendar")
@@ -165,13 +228,15 @@ def _calendars(d: Dialogue) -> tuple[CalendarAnswer, ...]:
 
         default_id = "work" if not calendars else f"calendar{len(calendars) + 1}"
         calendar_id = d.ask("A short id for this calendar", new_id, default_id)
-        keys = PROVIDER_QUESTIONS[provider](d, calendar_id)
+        same = [c for c in (*earlier, *calendars) if c.provider == provider]
+        given = {key: value for key, value, _ in same[-1].keys} if same else {}
+        keys, signs_in = PROVIDER_QUESTIONS[provider](d, Asking(calendar_id, given, owner))
         use = d.choose(
             "Does it hold client sessions, or does it only block time (busy)?",
             ("sessions", "busy"),
             "sessions",
         )
-        calendars.append(CalendarAnswer(calendar_id, provider, keys, use))
+        calendars.append(CalendarAnswer(calendar_id, provider, keys, use, signs_in))
         if not d.yes("Add another calendar?", default=False):
             return tuple(calendars)
 
@@ -241,13 +306,37 @@ def guess_timezone() -> str:
     return "UTC"
 
 
+def _clinician(d: Dialogue, earlier: tuple[ClinicianAnswer, ...]) -> ClinicianAnswer:
+    """The person answering first; then, for a practice, each other clinician."""
+    taken = {c.id for c in earlier}
+
+    def new_id(text: str) -> str:
+        value = parse.ident(text)
+        if value in taken:
+            raise ValueError(f"'{value}' is the id of another clinician already")
+        return value
+
+    if not earlier:
+        name = d.ask("Your name, as notices address you", parse.optional, "none")
+        clinician_id = d.ask("A short id for you (letters, digits, - _ .)", new_id, _user_id())
+        email = d.ask("Your email address, where notices go", parse.optional_email, "none")
+    else:
+        d.section(f"Clinician {len(earlier) + 1}")
+        name = d.ask("Their name, as notices address them", parse.optional, "none")
+        clinician_id = d.ask(
+            "A short id for them (letters, digits, - _ .)", new_id, f"clinician{len(earlier) + 1}"
+        )
+        email = d.ask("Their email address, where notices go", parse.optional_email, "none")
+    calendars = _calendars(d, email, tuple(c for e in earlier for c in e.calendars))
+    buffers_to = _buffers_to(d, calendars)
+    return ClinicianAnswer(clinician_id, name, email, calendars, buffers_to)
+
+
 def ask_answers(d: Dialogue) -> Answers:
     zone = d.ask("Your time zone", parse.zone, guess_timezone())
-    name = d.ask("Your name, as notices address you", parse.optional, "none")
-    clinician_id = d.ask("A short id for you (letters, digits, - _ .)", parse.ident, _user_id())
-    email = d.ask("Your email address, where notices go", parse.optional_email, "none")
-    calendars = _calendars(d)
-    buffers_to = _buffers_to(d, calendars)
+    clinicians = [_clinician(d, ())]
+    while d.yes("Add another clinician (a group practice)?", default=False):
+        clinicians.append(_clinician(d, tuple(clinicians)))
     d.section("Your boundaries")
     days = d.ask("Working days", parse.working_days, "mon-fri")
     hours = d.ask(
@@ -281,15 +370,13 @@ def ask_answers(d: Dialogue) -> Answers:
     )
     smtp = None
     if how == "email":
-        email = email or d.ask("Your email address, where notices go", parse.email)
+        first = clinicians[0]
+        email = first.email or d.ask("Your email address, where notices go", parse.email)
+        clinicians[0] = dataclasses.replace(first, email=email)
         smtp = _smtp(d, email)
     return Answers(
         timezone=zone,
-        clinician_id=clinician_id,
-        name=name,
-        email=email,
-        calendars=calendars,
-        buffers_to=buffers_to,
+        clinicians=tuple(clinicians),
         working_days=days,
         working_hours=hours,
         days_off=off,

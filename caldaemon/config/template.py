@@ -45,6 +45,18 @@ class CalendarAnswer:
     provider: str
     keys: tuple[tuple[str, str, str], ...]
     use: str = "sessions"
+    # Someone signs in once with ``caldaemon auth`` (an OAuth client, a device code); an
+    # app-only calendar (a service account, client credentials) needs nobody.
+    signs_in: bool = False
+
+
+@dataclass(frozen=True)
+class ClinicianAnswer:
+    id: str
+    name: str | None
+    email: str | None
+    calendars: tuple[CalendarAnswer, ...]
+    buffers_to: str | None
 
 
 @dataclass(frozen=True)
@@ -62,11 +74,7 @@ class Answers:
     """Everything ``caldaemon init`` asks. A limit that is None is left out (not checked)."""
 
     timezone: str
-    clinician_id: str
-    name: str | None
-    email: str | None
-    calendars: tuple[CalendarAnswer, ...]
-    buffers_to: str | None
+    clinicians: tuple[ClinicianAnswer, ...]  # the first is the person answering
     working_days: str
     working_hours: tuple[str, ...]
     days_off: tuple[str, ...]
@@ -179,34 +187,42 @@ def _calendar(calendar: CalendarAnswer) -> list[str]:
     return lines
 
 
-def _clinician(answers: Answers) -> list[str]:
+def _clinician(clinician: ClinicianAnswer, *, first: bool) -> list[str]:
     lines = [
-        "clinicians:",
-        f"  - id: {scalar(answers.clinician_id)}   # a short name for --clinician on the "
-        "command line",
+        f"  - id: {scalar(clinician.id)}   # a short name for --clinician on the command line",
     ]
-    if answers.name:
-        lines.append(f"    name: {scalar(answers.name)}   # how notices address you")
-    if answers.email:
-        lines.append(f"    email: {scalar(answers.email)}   # where notices go")
-    lines += [
-        "    rules: standard   # which set of boundaries below applies to you",
-        "    # overrides: {max_sessions_per_day: 5}   # change single rules just for you",
-        "    # Where your appointments are. Providers: ics (a file or a feed), google,",
-        "    # outlook (Microsoft 365), caldav. Sign in to google and outlook calendars",
-        "    # with `caldaemon auth google|outlook --clinician ID`.",
-        "    calendars:",
-    ]
-    for calendar in answers.calendars:
+    if clinician.name:
+        lines.append(f"    name: {scalar(clinician.name)}   # how notices address them")
+    if clinician.email:
+        lines.append(f"    email: {scalar(clinician.email)}   # where notices go")
+    lines.append("    rules: standard   # which set of boundaries below applies")
+    if first:
+        lines += [
+            "    # overrides: {max_sessions_per_day: 5}   # change single rules just for one",
+            "    # Where the appointments are. Providers: ics (a file or a feed), google,",
+            "    # outlook (Microsoft 365), caldav. Sign in to google and outlook calendars",
+            "    # with `caldaemon auth google|outlook --clinician ID` (not needed for a",
+            "    # service account or client_credentials: the app signs in as itself).",
+        ]
+    lines.append("    calendars:")
+    for calendar in clinician.calendars:
         lines += _calendar(calendar)
-    lines.append(
-        "    # The calendar that receives buffer blocks. caldaemon only ever adds, moves or"
-    )
-    lines.append("    # removes its own blocks there, and leaves one you edit or delete alone.")
-    if answers.buffers_to:
-        lines.append(f"    buffers_to: {scalar(answers.buffers_to)}")
+    if first:
+        lines += [
+            "    # The calendar that receives buffer blocks. caldaemon only ever adds, moves or",
+            "    # removes its own blocks there, and leaves one you edit or delete alone.",
+        ]
+    if clinician.buffers_to:
+        lines.append(f"    buffers_to: {scalar(clinician.buffers_to)}")
     else:
         lines.append("    # buffers_to: (none: caldaemon only reports, it never writes)")
+    return lines
+
+
+def _clinicians(answers: Answers) -> list[str]:
+    lines = ["clinicians:"]
+    for number, clinician in enumerate(answers.clinicians):
+        lines += _clinician(clinician, first=number == 0)
     return [*lines, ""]
 
 
@@ -327,7 +343,7 @@ def render(answers: Answers) -> str:
         "",
         *_daemon(),
         _CLASSIFICATION,
-        *_clinician(answers),
+        *_clinicians(answers),
         *_rules(answers),
         *_notices(answers),
     ]

@@ -134,6 +134,7 @@ def test_the_dialogue_writes_what_was_answered(env: dict[str, str], cwd: Path) -
         r"buffer blocks \(practice, dav, or none to only report\) \[practice",
         "dav",
     )
+    answer(child, r"Add another clinician.*\[y/N", "")
     answer(child, r"Working days \[mon-fri", "mon-thu")
     answer(child, "Working hours", "09:00-12:00, 13:00 - 17:00")
     answer(child, r"Days off.*\[fri,sat,sun", "")
@@ -222,6 +223,7 @@ def test_wrong_answers_are_asked_again_with_what_is_wrong(env: dict[str, str], c
     answer(child, "buffer blocks", "elsewhere")
     child.expect(r"choose one of: work \(or none\)")
     answer(child, "buffer blocks", "")
+    answer(child, "Add another clinician", "")
     answer(child, "Working days", "mon-someday")
     child.expect("'someday' is not a weekday")
     answer(child, "Working days", "")
@@ -381,6 +383,7 @@ def test_account_calendars_are_written_with_their_keys_and_a_sign_in_step(
     answer(child, "Application \\(client\\) id", "   ")
     child.expect("this one is needed")
     answer(child, "Application \\(client\\) id", "11111111-2222-3333-4444-555555555555")
+    answer(child, r"Who signs in.*\[device_code", "")
     answer(child, "Calendar name", "Clinic")
     answer(child, "client sessions", "")
     answer(child, "Add another calendar", "")
@@ -400,3 +403,95 @@ def test_account_calendars_are_written_with_their_keys_and_a_sign_in_step(
         "device_code",
     )
     assert sam.buffers_to is None
+
+
+def test_a_practice_adds_each_clinician_with_app_only_sign_ins(
+    env: dict[str, str], cwd: Path
+) -> None:
+    """A service account key (its JSON says so) acts for a Workspace user; an Outlook
+    app with client credentials for a mailbox; the second clinician is offered the
+    first one's key file, tenant, app and secret, and nobody is told to sign in."""
+    (cwd / "sa.json").write_text(json.dumps({"type": "service_account"}))
+    child = spawn(env, cwd, "--config", "config.yaml")
+    answer(child, "time zone", "")
+    answer(child, "Your name", "")
+    answer(child, "short id for you", "lee")
+    answer(child, "email address", "lee@practice.example")
+    answer(child, "Calendar provider", "google")
+    answer(child, "id for this calendar", "")
+    answer(child, "Google calendar", "")
+    answer(child, "OAuth client file", "sa.json")
+    answer(child, r"Workspace address whose calendar it acts for \[lee@practice.example", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "y")
+    answer(child, "Calendar provider", "outlook")
+    answer(child, "id for this calendar", "m365")
+    answer(child, "Microsoft 365 tenant", "practice.example")
+    answer(child, "Application \\(client\\) id", "app-1")
+    answer(child, "Who signs in", "client_credentials")
+    answer(child, r"mailbox whose calendar this is.*\[lee@practice.example", "")
+    answer(child, "client secret", "secret")
+    answer(child, "Calendar name", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "")
+    answer(child, "buffer blocks", "work")
+    answer(child, r"Add another clinician.*\[y/N", "y")
+    answer(child, "Their name", "Kim")
+    answer(child, r"short id for them.*\[clinician2", "lee")
+    child.expect("'lee' is the id of another clinician already")
+    answer(child, "short id for them", "kim")
+    answer(child, "Their email address", "kim@practice.example")
+    answer(child, "Calendar provider", "google")
+    answer(child, "id for this calendar", "")
+    answer(child, "Google calendar", "")
+    answer(child, r"OAuth client file.*\[" + str(cwd / "sa.json"), "")
+    answer(child, r"acts for \[kim@practice.example", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "y")
+    answer(child, "Calendar provider", "outlook")
+    answer(child, "id for this calendar", "m365")
+    answer(child, r"tenant.*\[practice.example", "")
+    answer(child, r"client\) id.*\[app-1", "")
+    answer(child, r"Who signs in.*\[client_credentials", "")
+    answer(child, r"mailbox.*\[kim@practice.example", "")
+    answer(child, r"client secret \[" + str(cwd / "secret"), "")
+    answer(child, "Calendar name", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "")
+    answer(child, "buffer blocks", "m365")
+    answer(child, "Add another clinician", "n")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+    assert "caldaemon auth" not in output
+
+    lee, kim = config.load(cwd / "config.yaml").clinicians
+    assert (lee.id, kim.id, kim.name) == ("lee", "kim", "Kim")
+    assert (lee.buffers_to, kim.buffers_to) == ("work", "m365")
+    for clinician in (lee, kim):
+        google, outlook = clinician.calendars
+        assert (google.credentials, google.subject) == (cwd / "sa.json", clinician.email)  # type: ignore[attr-defined]
+        assert (outlook.tenant, outlook.client_id, outlook.auth) == (  # type: ignore[attr-defined]
+            "practice.example",
+            "app-1",
+            "client_credentials",
+        )
+        assert (outlook.user, outlook.client_secret_file) == (clinician.email, cwd / "secret")  # type: ignore[attr-defined]
+
+
+def test_a_shared_tenant_is_not_offered_client_credentials(env: dict[str, str], cwd: Path) -> None:
+    """Microsoft's common authority issues no app-only token: with it, a person signs in."""
+    child = spawn(env, cwd, "--config", "config.yaml")
+    for question in ("time zone", "Your name", "short id for you", "email address"):
+        answer(child, question, "")
+    answer(child, "Calendar provider", "outlook")
+    answer(child, "id for this calendar", "")
+    answer(child, r"tenant.*\[common", "")
+    answer(child, "client\\) id", "app-1")
+    answer(child, "Calendar name", "")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+    assert "caldaemon auth outlook --clinician sam --calendar work" in output
+    (outlook,) = config.load(cwd / "config.yaml").clinicians[0].calendars
+    assert outlook.auth == "device_code"  # type: ignore[attr-defined]
