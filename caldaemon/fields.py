@@ -125,6 +125,8 @@ def _any_case(word: str) -> str:
 # above, written as ECMA-262 patterns (JSON Schema 2020-12 §6.3.3; no inline flags, hence
 # the [Mm] classes) so that an editor checks a value as the loader will. A pattern may be
 # looser than its parser (a range's order, a duration's 366 days), never stricter.
+# patternErrorMessage is what VS Code's JSON and YAML support show instead of the pattern
+# (vscode-json-languageservice's extension keyword; validators ignore unknown keywords).
 # parse_weekday reads the first three letters: "Monday" and "mon" are both Monday.
 _DAY = r"\s*(?:" + "|".join(_any_case(day) for day in WEEKDAYS) + ")"
 # One part of parse_weekdays: a day, or two joined by the first "-".
@@ -134,30 +136,38 @@ _UNITS = r"(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?$"
 SPAN_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": rf"^(?=\d){_UNITS}",
+    "patternErrorMessage": "a duration like 0m, 15m, 1h30m or 14d",
     "examples": ["0m", "15m", "1h30m", "14d"],
 }
 # At least one digit that is not 0: more than nothing.
 DURATION_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": rf"^(?=\d)(?=[^1-9]*[1-9]){_UNITS}",
+    "patternErrorMessage": "a duration longer than nothing, like 15m, 1h30m or 14d",
     "examples": ["15m", "1h30m", "14d", "2w"],
 }
 CLOCK_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": f"^{_CLOCK_TEXT}$",
+    "patternErrorMessage": "a time of day like 09:30",
     "examples": ["07:30", "15:00"],
 }
 WEEKDAY_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": f"^{_DAY}",
+    "patternErrorMessage": "a weekday: mon, tue, wed, thu, fri, sat or sun",
     "examples": list(WEEKDAYS),
 }
 # ``mon-thu``, ``mon,wed,fri`` (:func:`parse_weekdays`).
-WEEKDAYS_PATTERN = f"^{_DAYS}(?:,{_DAYS})*$"
+WEEKDAYS_SCHEMA: dict[str, Any] = {
+    "pattern": f"^{_DAYS}(?:,{_DAYS})*$",
+    "patternErrorMessage": "weekdays like mon-thu, mon,wed,fri or sat",
+}
 # ``09:00-17:00``; the end may be 24:00 (:func:`parse_range`).
 RANGE_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": rf"^\s*{_CLOCK_TEXT}\s*-\s*(?:{_CLOCK_TEXT}|24:00)\s*$",
+    "patternErrorMessage": "a time range like 09:00-17:00",
     "examples": ["09:00-17:00"],
 }
 PATH_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1}
@@ -190,12 +200,18 @@ Weekday = Annotated[str, BeforeValidator(parse_weekday), WithJsonSchema(WEEKDAY_
 Count = Annotated[int, Field(ge=0, strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
 Name = Annotated[str, Field(min_length=1)]
-Id = Annotated[
-    str, AfterValidator(_check_id), WithJsonSchema({"type": "string", "pattern": _ID.pattern})
-]
-Email = Annotated[
-    str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "pattern": _EMAIL.pattern})
-]
+ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": _ID.pattern,
+    "patternErrorMessage": "an id: letters, digits, '-', '_' or '.'",
+}
+EMAIL_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": _EMAIL.pattern,
+    "patternErrorMessage": "an email address",
+}
+Id = Annotated[str, AfterValidator(_check_id), WithJsonSchema(ID_SCHEMA)]
+Email = Annotated[str, AfterValidator(_check_email), WithJsonSchema(EMAIL_SCHEMA)]
 FilePath = Annotated[Path, PathRole.FILE, WithJsonSchema(PATH_SCHEMA)]
 SecretPath = Annotated[Path, PathRole.SECRET, WithJsonSchema(PATH_SCHEMA)]
 

@@ -22,7 +22,7 @@ from pydantic import (
 
 from caldaemon.fields import (
     RANGE_SCHEMA,
-    WEEKDAYS_PATTERN,
+    WEEKDAYS_SCHEMA,
     Clock,
     Count,
     Duration,
@@ -186,7 +186,7 @@ WORKING_HOURS_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {
             "type": "object",
-            "propertyNames": {"pattern": WEEKDAYS_PATTERN},
+            "propertyNames": WEEKDAYS_SCHEMA,
             "additionalProperties": {
                 "anyOf": [RANGE_SCHEMA, {"type": "array", "items": RANGE_SCHEMA}]
             },
