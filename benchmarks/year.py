@@ -207,3 +207,25 @@ def _month(folder: Path, daemon: Daemon, rounds: list[float], day: int) -> dict[
         flush=True,
     )
     return month
+
+
+def verdict(months: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 15's target over whole months from month 2 (month 1 holds the first round,
+    which writes every buffer): each month's median round within ±20 % of their median,
+    and the state's rows other than the event cache's history no more at the end than in
+    month 2 (+20 %). The event cache keeps the past for ``keep_history`` by design."""
+    later = [m for m in months[1:] if m["day"] + 1 == m["month"] * MONTH]
+    if not later:
+        return {"met": False, "figure": "too short: no whole month after the first"}
+    cpu = [m["cpu_median_s"] for m in later]
+    middle = statistics.median(cpu)
+    rows = [sum(v for k, v in m["rows"].items() if k != "events") for m in later]
+    met = all(abs(c / middle - 1) <= 0.2 for c in cpu) and rows[-1] <= rows[0] * 1.2
+    figure = (
+        f"CPU per round (a month's median) {cpu[0]:.2f} s in month 2, "
+        f"{min(cpu):.2f}–{max(cpu):.2f} s over months 2–{later[-1]['month']} "
+        f"({min(cpu) / middle - 1:+.0%} … {max(cpu) / middle - 1:+.0%} of their median); "
+        f"state {later[0]['state_kb'] / 1024:.1f} → {later[-1]['state_kb'] / 1024:.1f} MB, "
+        f"rows other than the event cache {rows[0]:,} → {rows[-1]:,}"
+    )
+    return {"met": met, "figure": figure}
