@@ -4,102 +4,32 @@ a person answers it, and what it writes read back by the real config loader."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-import pexpect
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from caldaemon import config
 from caldaemon.config import yaml
 from caldaemon.config.template import scalar
+from tests.cli.init_support import (
+    answer,
+    cwd,
+    default_config,
+    env,
+    finish,
+    run,
+    spawn,
+    take_every_default,
+)
+
+__all__ = ["cwd", "env"]  # the fixtures
 
 NOW = "2026-11-30T08:00"
-# Every question ends so (and holds no ": " before its end).
-PROMPT = ": "
-# A question with an answer on offer: in brackets (or [y/N]).
-OFFERED = r"\]: "
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    """A home of its own: nothing is read from or written to the real one. TZ is what
-    tzlocal reads first, so the offered time zone is known."""
-    home = tmp_path / "home"
-    home.mkdir()
-    variables = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CALDAEMON"))}
-    variables.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / "xdg-config"),
-        XDG_STATE_HOME=str(home / "xdg-state"),
-        XDG_DATA_HOME=str(home / "xdg-data"),
-        XDG_CACHE_HOME=str(home / "xdg-cache"),
-        TZ="Europe/Berlin",
-        USER="sam",
-        LOGNAME="sam",
-        LC_ALL="C.UTF-8",
-    )
-    return variables
-
-
-@pytest.fixture
-def cwd(tmp_path: Path) -> Path:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    return folder
-
-
-def default_config(env: dict[str, str]) -> Path:
-    return Path(env["HOME"]) / ".config" / "caldaemon" / "config.yaml"
-
-
-def spawn(env: dict[str, str], cwd: Path, *args: str) -> pexpect.spawn:
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "caldaemon", "init", *args],
-        env=env,
-        cwd=str(cwd),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(40, 250),
-    )
-
-
-def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "caldaemon", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def answer(child: pexpect.spawn, question: str, reply: str) -> None:
-    child.expect(question)
-    child.expect(PROMPT)
-    child.sendline(reply)
-
-
-def finish(child: pexpect.spawn) -> str:
-    """The rest of the output, once the command has ended; its exit status checked."""
-    child.expect(pexpect.EOF)
-    child.close()
-    return str(child.before)
-
-
-def take_every_default(child: pexpect.spawn) -> None:
-    """Enter at every question, as a person who accepts what is offered."""
-    while child.expect([OFFERED, "Wrote "]) == 0:
-        child.sendline("")
 
 
 def test_the_dialogue_writes_what_was_answered(env: dict[str, str], cwd: Path) -> None:

@@ -114,7 +114,13 @@ def open_cache(path: Path, *, own_directory: bool) -> PersistedTokenCache:
     creates it or owns it (``state_dir/tokens``); a configured ``token`` path's existing
     directory is left as it is."""
     created = not path.parent.exists()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # mkdir(parents=True) would make the missing parents with the umask's mode (often
+    # 0755): the state folder above tokens/ is made on the first sign-in, and must be
+    # private as well (DESIGN.md §7; caldaemon doctor refuses one readable by others).
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
     if created or own_directory:
         os.chmod(path.parent, 0o700)
     if path.exists():
