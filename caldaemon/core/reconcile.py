@@ -20,10 +20,14 @@ outlives the evidence ("user deleted" reverses when the event reappears)::
     ------------  -----------------  ----------------------------  -------------------------
     none          L, content = W     adopt: active                 leave alone (not ours to
                   L, content ≠ W     adopt: user_edited            judge without a record)
+                  L, begun           create (next generation)      -
                   none               create (generation 0)         -
     creating      L, same            adopt: active                 delete
                   L, not same        adopt: user_edited            adopt: user_edited
-                  gone               create again (same id)        forget (never landed)
+                  gone               create again (same id, as     forget (never landed)
+                                     first sent; W moved: update)
+                  gone, slot begun   create (next generation)      forget
+                    and W moved
                   unknown            wait                          wait
     active        L, same            update if W moved             delete (capped)
                   L, not same        mark user_edited              mark user_edited
@@ -42,8 +46,16 @@ outlives the evidence ("user deleted" reverses when the event reappears)::
 A buffer that comes back after caldaemon deleted it is created as the next generation,
 under a new id: a deleted event is never updated back to life (Google answers 403, Graph
 keeps the old transactionId). So is a buffer wanted again in the future whose record and
-event lie wholly in the past, or whose record was pruned and whose event has ended (a
-session moved from last week to next): the past event stays as it was.
+event lie wholly in the past, or whose record was pruned and whose event has begun (a
+session moved from last week to next, or away while its buffer ran): the past event stays
+as it was.
+
+A create sent again (its answer was lost and a trusted listing did not show it) repeats
+what the first one sent, not what is wanted now: every provider answers a create that
+meets its own live event "already there", so only then does the record say what the
+calendar holds, whichever of the two landed. A session moved in between follows as an
+update. Where the first slot has begun or left the view, the next generation is created
+at the wanted slot instead (nothing is written before now).
 
 Only one generation of a buffer lives on the calendar. Another generation of a recorded
 buffer (a backup restored an old one; a create after the state was lost found nothing
@@ -154,6 +166,7 @@ def plan(
             bound.setdefault(event.owner, event)
     wanted = {b.identity: b for b in desired if now <= b.start < view_end}
     deletes: list[tuple[datetime, Delete]] = []
+    view = Window(now, view_end)
     for identity, buffer in wanted.items():
         record = owned.get(identity)
         if record is None:
@@ -161,11 +174,11 @@ def plan(
         elif _bygone(record, _event_of(record, bound), now):
             _create_next(identity, buffer, record.generation, bound, result)
         else:
-            _recorded(record, buffer, _event_of(record, bound), evidence, now, result, deletes)
+            _recorded(record, buffer, _event_of(record, bound), evidence, view, result, deletes)
     for identity, record in owned.items():
         if identity in wanted or not now <= record.start < view_end:
             continue
-        _recorded(record, None, _event_of(record, bound), evidence, now, result, deletes)
+        _recorded(record, None, _event_of(record, bound), evidence, view, result, deletes)
     if evidence.trusted:
         for owner, event in bound.items():
             if now <= event.start < view_end and _duplicate(owner, event, owned, wanted):
@@ -225,14 +238,15 @@ def _unrecorded(
 ) -> None:
     """No record (a first buffer, or the state was lost or pruned): adopt a marked event
     only when it holds what caldaemon would write now; otherwise it is the user's edit. One
-    that has ended is history (a session moved from the past into the future): the buffer
-    is created as the generation after it."""
+    that has begun is history (a session moved away while its buffer ran, or from the past
+    into the future): nothing before now is judged, and the wanted buffer, which starts
+    from now on, cannot be it. The buffer is created as the generation after it."""
     found = [
         (parse_written_identity(owner)[1], event)
         for owner, event in bound.items()
         if parse_written_identity(owner)[0] == identity
     ]
-    live = [(generation, event) for generation, event in found if event.end > now]
+    live = [(generation, event) for generation, event in found if event.start >= now]
     if not live:
         generation = max((g for g, _ in found), default=-1) + 1
         result.writes.append(Create(buffer, written_identity(identity, generation)))
@@ -253,11 +267,13 @@ def _recorded(
     buffer: Buffer | None,
     event: Event | None,
     evidence: Evidence,
-    now: datetime,
+    view: Window,
     result: Plan,
     deletes: list[tuple[datetime, Delete]],
 ) -> None:
+    """``view``: from now to the horizon's end (what may be written)."""
     identity, status = record.identity, record.status
+    now = view.start
     gone = event is None and evidence.judged_absent(record)
     if event is None:
         if buffer is not None and (
@@ -271,8 +287,7 @@ def _recorded(
             return
         elif status is Status.CREATING:
             if buffer is not None:
-                result.writes.append(Create(buffer, record.written))
-                result.generations[identity] = record.generation
+                _create_again(record, buffer, view, result)
             else:
                 result.forget.append(identity)
         elif status is Status.DELETING:
@@ -301,6 +316,24 @@ def _recorded(
         return
     if buffer is not None and record.start >= now and _content(buffer) != record.content:
         result.writes.append(Update(buffer, record.written, remote))
+
+
+def _create_again(record: OwnedBuffer, buffer: Buffer, view: Window, result: Plan) -> None:
+    """A create a trusted listing does not show, sent again. It repeats what the first one
+    wrote: the answer "already there" (the first landed after all, the listing missed it)
+    and a create that lands now then both leave the calendar holding what the record says,
+    and a session moved since follows as an update. Where that slot has begun or left the
+    view nothing is written: the next generation takes the wanted slot, beside what the
+    first create may have left there as history."""
+    identity = record.identity
+    if _content(buffer) != record.content and not view.start <= record.start < view.end:
+        generation = record.generation + 1
+        result.writes.append(Create(buffer, written_identity(identity, generation)))
+        result.generations[identity] = generation
+        return
+    first = replace(buffer, start=record.start, end=record.end, title=record.title)
+    result.writes.append(Create(first, record.written))
+    result.generations[identity] = record.generation
 
 
 def _landed_update(record: OwnedBuffer, buffer: Buffer | None, event: Event) -> Buffer | None:

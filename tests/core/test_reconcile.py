@@ -333,3 +333,41 @@ def test_with_no_record_an_ended_buffer_is_history_and_the_next_generation_is_ma
     result = run([ahead], [], [event(past, start=past.start)])
     assert result.writes == [Create(ahead, written_identity(B.identity, 1))]
     assert result.adopt == []
+
+
+def test_a_create_sent_again_repeats_what_the_first_sent_when_the_session_moved() -> None:
+    # The first create's answer was lost and a listing missed it; the session has moved
+    # since. "Already there" or landed now, the calendar then holds what the record says.
+    owned = record(B, S.CREATING, etag=None, remote_id="")
+    result = run([MOVED], [owned], [])
+    assert result.writes == [
+        Create(dataclasses.replace(MOVED, start=B.start, end=B.end), B.identity)
+    ]
+    assert result.generations == {B.identity: 0}
+    # Settled, the next cycle moves it where the session wants it.
+    [move] = run([MOVED], [record(B)], [SAME]).writes
+    assert isinstance(move, Update) and move.buffer == MOVED
+
+
+def test_a_create_sent_again_whose_first_slot_has_begun_is_the_next_generation() -> None:
+    running = buffer(start=NOW - timedelta(minutes=5))
+    result = run([MOVED], [record(running, S.CREATING, etag=None, remote_id="")], [])
+    assert result.writes == [Create(MOVED, written_identity(B.identity, 1))]
+    assert result.generations == {B.identity: 1}
+
+
+def test_a_create_sent_again_whose_first_slot_left_the_view_is_the_next_generation() -> None:
+    beyond = buffer(start=VIEW_END + timedelta(hours=1))
+    wide = Evidence(Window(NOW - timedelta(days=7), VIEW_END + timedelta(days=7)), trusted=True)
+    owned = record(beyond, S.CREATING, etag=None, remote_id="")
+    result = run([MOVED], [owned], [], evidence=wide)
+    assert result.writes == [Create(MOVED, written_identity(B.identity, 1))]
+
+
+def test_with_no_record_a_running_buffer_is_history_and_the_next_generation_is_made() -> None:
+    # The state was lost while the buffer ran; its session moved to tomorrow.
+    running = buffer(start=NOW - timedelta(minutes=1))
+    tomorrow = buffer(start=NOW + timedelta(days=1))
+    result = run([tomorrow], [], [event(running)])
+    assert result.writes == [Create(tomorrow, written_identity(B.identity, 1))]
+    assert result.adopt == []

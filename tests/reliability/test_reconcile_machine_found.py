@@ -136,7 +136,6 @@ def test_a_buffer_is_not_deleted_at_the_moment_its_session_ends() -> None:
     replay(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="caldaemon bug 9: its own retried create taken as edited")
 def test_a_create_retried_after_its_answer_was_lost_keeps_the_buffer_managed() -> None:
     def steps(state: ReconcileMachine) -> None:
         state.a_week_of_sessions(
@@ -147,13 +146,13 @@ def test_a_create_retried_after_its_answer_was_lost_keeps_the_buffer_managed() -
         state.move_session(day=0, pick=0, slot=84)  # s1 moves: its buffer Tue 07:45
         state.cycle_with_an_empty_listing(calendar="buffers")  # believed: nothing known
 
-    # The create is sent again with the new slot; "already there" (the first one, at
-    # 07:50) is recorded as written at 07:45, and the next listing takes caldaemon's own
-    # buffer for a user edit: it is never moved again.
+    # Bug 9: the create was sent again with the new slot; "already there" (the first one,
+    # at 07:50) was recorded as written at 07:45, and the next listing took caldaemon's own
+    # buffer for a user edit: it was never moved again. Now the retry repeats the first
+    # create (07:50) and the move follows as an update.
     replay(steps)
 
 
-@pytest.mark.xfail(strict=True, reason="caldaemon bug 10: a running buffer adopted as edited")
 def test_a_session_moved_away_while_its_buffer_runs_gets_a_new_one() -> None:
     def steps(state: ReconcileMachine) -> None:
         state.a_week_of_sessions(first=[(0, 96, 45, "Session #heavy")])  # Mon 08:00
@@ -163,7 +162,8 @@ def test_a_session_moved_away_while_its_buffer_runs_gets_a_new_one() -> None:
         state.lose_the_state_folder()
         state.move_session(day=0, pick=0, slot=84)  # the session moves to Tue 07:00
 
-    # With no record, the running buffer (started, not ended) is adopted as a user edit
-    # of the buffer wanted on Tuesday, and the session never gets one. With a record,
-    # the new one waits until the old one has ended.
+    # Bug 10: with no record, the running buffer (started, not ended) was adopted as a
+    # user edit of the buffer wanted on Tuesday, and the session never got one. Now a
+    # marked event that has begun is history: the next generation is made. (With a
+    # record, the new one waits until the old one has ended.)
     replay(steps)
