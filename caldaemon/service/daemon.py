@@ -33,6 +33,7 @@ from caldaemon.notices import compose, outbox
 from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
 from caldaemon.service.cycle import Cycle, CycleReport
 from caldaemon.service.providers import Providers
+from caldaemon.service.sharing import Sharing
 from caldaemon.service.systemd import notify_systemd, watchdog_interval
 from caldaemon.service.weekly import WeeklyOutcome, send_if_due
 from caldaemon.state import State
@@ -77,14 +78,22 @@ class Daemon:
         self.clock = clock
         self.dry_run = dry_run
         self.settings = settings or config_module.load(config_path)
+        writes = not (dry_run or self.settings.daemon.dry_run)
+        # On PostgreSQL, instances on any machine share the clinicians by leases
+        # (:mod:`.sharing`); on SQLite, one process holds the state folder.
+        shared = writes and self.settings.daemon.state is not None
         self.lock = StateLock(self.settings.daemon.state_dir)
-        if not (dry_run or self.settings.daemon.dry_run):
+        if writes and not shared:
             self.lock.acquire()  # a dry run changes nothing and may run beside the daemon
         try:
             self.state = open_state(self.settings, dry_run=dry_run)
         except BaseException:
             self.lock.release()
             raise
+        self.sharing: Sharing | None = None
+        if shared:
+            self.sharing = Sharing(self.state, clock, self.settings.daemon.poll_interval)
+            self.state.share_as(self.sharing.holder)
         self.sleep = sleep
         self.providers = Providers(self.settings, sleep, self._timestamp)
         self.cycle = Cycle(self.settings, self.state, self.providers, clock=clock, dry_run=dry_run)
@@ -113,6 +122,25 @@ class Daemon:
         return self.clock().timestamp()
 
     def run_clinician(self, clinician_id: str) -> CycleReport | None:
+        """One cycle, when this instance holds the clinician (always, unless shared)."""
+        if self.sharing is None:
+            return self._run_clinician(clinician_id)
+        if not self.sharing.begin(clinician_id):
+            return None
+        try:
+            return self._run_clinician(clinician_id)
+        finally:
+            self.sharing.end(clinician_id)
+
+    def _holds(self, clinician_id: str) -> bool:
+        return self.sharing is None or self.sharing.holds(clinician_id)
+
+    def heartbeat(self) -> None:
+        """Renew and share out the leases (when shared)."""
+        if self.sharing is not None:
+            self.sharing.heartbeat([c.id for c in self.settings.clinicians])
+
+    def _run_clinician(self, clinician_id: str) -> CycleReport | None:
         try:
             clinician = self.settings.clinician(clinician_id)
         except ConfigError:
@@ -141,6 +169,8 @@ class Daemon:
             return 0, 0
 
     def digest(self, clinician_id: str) -> None:
+        if not self._holds(clinician_id):
+            return
         try:
             outbox.queue_digest(
                 self.state,
@@ -160,7 +190,7 @@ class Daemon:
         moment, and after each cycle (a report missed while the daemon was down, or while
         a calendar could not be read, goes out as soon as it can). One attempt per
         clinician at a time: another one running does it."""
-        if self.settings.notices.weekly_report is None:
+        if self.settings.notices.weekly_report is None or not self._holds(clinician_id):
             return
         with self._weekly_locks_lock:
             lock = self._weekly_locks.setdefault(clinician_id, threading.Lock())
@@ -184,6 +214,7 @@ class Daemon:
             self.deliver()
 
     def once(self) -> list[CycleReport]:
+        self.heartbeat()
         reports = [r for c in self.settings.clinicians if (r := self.run_clinician(c.id))]
         failpoints.reach("before-delivery")
         self.deliver()
@@ -297,6 +328,7 @@ class Daemon:
             executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC
         )
         self._schedule()
+        self.heartbeat()
 
         def on_signal(flag: threading.Event) -> Callable[..., None]:
             def handler(*_: object) -> None:
@@ -321,6 +353,7 @@ class Daemon:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            self.heartbeat()
             if self._reload.is_set() or _mtime(self.settings.path) != self._mtime:
                 self._reload.clear()
                 notify_systemd("RELOADING=1")
@@ -345,6 +378,7 @@ class Daemon:
             return all(
                 now - self.health.last_cycle.get(c.id, self.health.started) < limit
                 for c in self.settings.clinicians
+                if self.sharing is None or c.id in self.sharing.held
             )
 
     def status_line(self) -> str:
@@ -359,6 +393,8 @@ class Daemon:
         )
 
     def close(self) -> None:
+        if self.sharing is not None:
+            self.sharing.leave()
         self.providers.close()
         self.state.close()
         self.lock.release()

@@ -29,12 +29,13 @@ from caldaemon.state.buffers import Buffers
 from caldaemon.state.calendars import Calendars
 from caldaemon.state.dialect import Connection, SqliteConnection, upsert
 from caldaemon.state.events import Events
+from caldaemon.state.leases import Leases
 from caldaemon.state.outbox import Digests, Outbox
 from caldaemon.state.postgres import PostgresLocation, PostgresMissing, connect, server_errors
 from caldaemon.state.problems import Problems
 from caldaemon.state.violations import Violations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Each entry upgrades the schema by one version; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -116,6 +117,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN image BLOB;
     """,
+    # 6: several instances on one PostgreSQL state (issue 15): which instance holds each
+    # clinician until when, the live instances, and which one is delivering a notice
+    # until when (unused by a single instance on SQLite).
+    """
+    CREATE TABLE leases (
+        clinician TEXT PRIMARY KEY, holder TEXT NOT NULL, expires TEXT NOT NULL);
+    CREATE TABLE holders (holder TEXT PRIMARY KEY, expires TEXT NOT NULL);
+    ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
 )
 
 
@@ -134,16 +145,17 @@ KEEP_PAST_BUFFERS = timedelta(days=1)
 class Tables:
     """The typed tables over one connection (see the module of each)."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, holder: str | None = None) -> None:
         self.calendars = Calendars(db)
         self.events = Events(db)
         self.buffers = Buffers(db)
         self.violations = Violations(db)
-        self.outbox = Outbox(db)
+        self.outbox = Outbox(db, holder)
         self.digests = Digests(db)
         self.problems = Problems(db)
         self.marks = Marks(db)
         self.acks = Acks(db)
+        self.leases = Leases(db)
 
     def prune(
         self,
@@ -187,7 +199,14 @@ class State:
             self._open_postgres(self.location, memory_copy=memory_copy, read_only=read_only)
         else:
             self._open_sqlite(self.location, memory_copy=memory_copy, read_only=read_only)
+        self.holder: str | None = None
         self._tables = Tables(self.db)
+
+    def share_as(self, holder: str) -> None:
+        """This instance shares the state with others (:mod:`caldaemon.service.sharing`):
+        taking the due notices claims them for ``holder``, so each goes out once."""
+        self.holder = holder
+        self._tables = Tables(self.db, holder)
 
     @property
     def path(self) -> Path:
@@ -269,7 +288,7 @@ class State:
         the next transaction opens a new one (what was under way was rolled back)."""
         if self.db.broken and isinstance(self.location, PostgresLocation):
             self._open_postgres(self.location, memory_copy=False, read_only=False)
-            self._tables = Tables(self.db)
+            self._tables = Tables(self.db, self.holder)
 
     @staticmethod
     def _open_private(path: Path) -> sqlite3.Connection:

@@ -47,6 +47,10 @@ class Connection(ABC):
     dialect: str
     # What the database's driver raises.
     errors: tuple[type[Exception], ...]
+    # What a SELECT ends with to lock the rows it takes while others skip them (issue 15:
+    # instances sharing a PostgreSQL state); nothing on SQLite, whose single writer
+    # holds the whole file.
+    skip_locked = ""
 
     @abstractmethod
     def execute(self, sql: str, params: Params = (), /) -> Cursor: ...

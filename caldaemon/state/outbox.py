@@ -4,7 +4,7 @@ Message-ID; ``digests``: when each clinician's last digest went out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from caldaemon.state.convert import iso, optional_iso, parse_iso
 from caldaemon.state.dialect import Connection, Row
@@ -52,9 +52,21 @@ def _notice(row: Row) -> QueuedNotice:
     )
 
 
+# How long an instance that took a notice to deliver has it to itself (issue 15): longer
+# than a delivery can take (SMTP's timeout is 30 s a message); after that, one that died
+# with it claimed is delivered by another (at least once, under its Message-ID).
+CLAIM = timedelta(minutes=10)
+# At most this many notices are taken at once.
+BATCH = 200
+
+
 class Outbox:
-    def __init__(self, db: Connection) -> None:
+    """``holder``: this instance shares the state with others, and taking the due
+    notices claims them (``FOR UPDATE SKIP LOCKED``): each is delivered by one."""
+
+    def __init__(self, db: Connection, holder: str | None = None) -> None:
         self.db = db
+        self.holder = holder
 
     def queue(
         self,
@@ -93,12 +105,23 @@ class Outbox:
         return row.fetchone() is not None
 
     def due(self, now: datetime) -> list[QueuedNotice]:
-        """Pending notices whose time has come, oldest first."""
-        rows = self.db.execute(
-            "SELECT * FROM outbox WHERE status=? AND not_before<=? ORDER BY created",
-            (PENDING, iso(now)),
+        """Pending notices whose time has come, oldest first (with a holder: those no
+        other instance has claimed, claimed for this one for :data:`CLAIM`)."""
+        if self.holder is None:
+            rows = self.db.execute(
+                "SELECT * FROM outbox WHERE status=? AND not_before<=? ORDER BY created",
+                (PENDING, iso(now)),
+            )
+            return [_notice(row) for row in rows]
+        # One statement: atomic on its own, without a transaction around it.
+        claimed = self.db.execute(
+            "UPDATE outbox SET claimed_by=:holder, claimed_until=:until WHERE message_id IN "
+            "(SELECT message_id FROM outbox WHERE status=:pending AND not_before<=:now "
+            "AND (claimed_until IS NULL OR claimed_until<=:now) ORDER BY created "
+            f"LIMIT {BATCH}{self.db.skip_locked}) RETURNING *",
+            {"holder": self.holder, "until": iso(now + CLAIM), "pending": PENDING, "now": iso(now)},
         )
-        return [_notice(row) for row in rows]
+        return sorted((_notice(row) for row in claimed), key=lambda n: n.created)
 
     def all(self) -> list[QueuedNotice]:
         return [_notice(row) for row in self.db.execute("SELECT * FROM outbox ORDER BY created")]
@@ -133,7 +156,8 @@ class Outbox:
     ) -> None:
         """A failed attempt; ``status`` says what comes next (pending, held, failed)."""
         self.db.execute(
-            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=? WHERE message_id=?",
+            "UPDATE outbox SET attempts=?, last_error=?, status=?, not_before=?, "
+            "claimed_until=NULL WHERE message_id=?",
             (attempts, error, status, iso(retry_at), message_id),
         )
 

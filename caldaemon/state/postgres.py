@@ -117,6 +117,7 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
 
 class PostgresConnection(Connection):
     dialect = "postgresql"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, conn: psycopg.Connection[PgRow]) -> None:
         import psycopg

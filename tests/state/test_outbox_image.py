@@ -62,7 +62,7 @@ def test_a_state_of_schema_4_is_upgraded_with_its_queued_notices(tmp_path: Path)
     db.commit()
     db.close()
     state = State(path)
-    assert state.schema_version() == SCHEMA_VERSION == 5
+    assert state.schema_version() == SCHEMA_VERSION >= 5
     with state.read() as tables:
         [old] = tables.outbox.due(NOW)
     assert (old.message_id, old.text, old.image) == ("<old@caldaemon>", "t", None)

@@ -1,0 +1,82 @@
+"""Two daemons in one process on one PostgreSQL state, on one injected clock (no waiting):
+each runs cycles only for the clinicians it leases; when one stops renewing, the other
+takes every clinician once the leases have run out, not before; a clean exit hands them
+over at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from caldaemon.service.daemon import Daemon
+from caldaemon.service.sharing import LEASE_POLLS
+from tests.service.shared_world import CLINICIANS, POLL, START, write_world
+from tests.state.postgres import Postgres, start_postgres
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def cycled(daemon: Daemon) -> set[str]:
+    """The clinicians a round of this daemon ran a cycle for."""
+    return {c for c in CLINICIANS if daemon.run_clinician(c) is not None}
+
+
+def test_each_daemon_runs_only_its_clinicians_and_one_takes_over_after_the_ttl(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    config = write_world(tmp_path, postgres.location(postgres.create_database()))
+    clock = Clock(START)
+    first, second = (Daemon(str(config), clock=clock) for _ in range(2))
+    try:
+        first.heartbeat()
+        second.heartbeat()
+        first.heartbeat()  # gives back what is over its share now that second is live
+        second.heartbeat()
+        mine, theirs = cycled(first), cycled(second)
+        assert len(mine) == len(theirs) == 3 and mine.isdisjoint(theirs)
+        assert second.once() and cycled(second) == theirs  # once: its own share too
+
+        # first stops renewing (it hangs, or its machine is gone).
+        ttl = timedelta(seconds=POLL * LEASE_POLLS)
+        clock.now += ttl - timedelta(seconds=1)
+        second.heartbeat()
+        assert cycled(second) == theirs  # first's leases still run
+        assert cycled(first) == set()  # too little of its lease left to start a cycle
+        clock.now += timedelta(seconds=2)
+        second.heartbeat()
+        assert cycled(second) == set(CLINICIANS)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_clean_exit_hands_the_clinicians_over_at_once(tmp_path: Path, postgres: Postgres) -> None:
+    config = write_world(tmp_path, postgres.location(postgres.create_database()))
+    clock = Clock(START)
+    leaving, staying = Daemon(str(config), clock=clock), Daemon(str(config), clock=clock)
+    try:
+        for daemon in (leaving, staying, leaving, staying):
+            daemon.heartbeat()
+        assert len(cycled(staying)) == 3
+    finally:
+        leaving.close()
+    clock.now += timedelta(seconds=1)
+    staying.heartbeat()
+    assert cycled(staying) == set(CLINICIANS)
+    staying.close()
