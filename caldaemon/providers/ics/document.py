@@ -6,7 +6,13 @@ The same cut lets a read parse only the VEVENTs that may lie in its window (issu
 buffers file grows with history, and re-parsing a year of past blocks every round cost
 60 % of it): each block's DTSTART and DTEND are read from its unfolded text, and a block
 that surely ends before the window or starts after it is left out of what icalendar
-parses (:meth:`Document.within`)."""
+parses (:meth:`Document.within`).
+
+caldaemon's own past blocks stay in the file, even those older than ``keep_history``:
+DESIGN.md §5 has nothing before now created, changed or deleted, and a ``buffers_to``
+file is the user's calendar as much as caldaemon's (their app shows it, and it is their
+record of the time they kept). Kept, a past block costs its bytes on disk and in the
+kept document (:mod:`.cache`), about 400 bytes, and no parse."""
 
 from __future__ import annotations
 
@@ -43,30 +49,23 @@ _SERIES = ("RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID")
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """What a cheap look at one VEVENT block tells: its UID, the DTSTART and DTEND as
-    written (naive: the zone is not looked up; None when absent or not plainly a date or
-    date-time), and whether it belongs to a recurring series."""
+    """What a cheap look at one VEVENT block tells: its UID, and the stretch of naive UTC
+    time that surely holds it: its DTSTART and DTEND as written, widened by the slack
+    since the zone is not looked up. No stretch (None) for a block
+    that must always be parsed: one of a recurring series, or whose times are absent, not
+    plainly a date or date-time, or in the wrong order (parsed, so that what is wrong with
+    it is said)."""
 
     uid: str | None
-    start: datetime | None
-    end: datetime | None
-    series: bool
+    stretch: tuple[datetime, datetime] | None
 
     @classmethod
     def of(cls, properties: dict[str, str]) -> Span:
-        return cls(
-            properties.get("UID"),
-            _when(properties.get("DTSTART")),
-            _when(properties.get("DTEND")),
-            any(name in properties for name in _SERIES),
-        )
-
-    def outside(self, start: datetime, end: datetime) -> bool:
-        """Whether the block surely lies outside [start, end) (naive UTC times): its
-        times read, in order, and beyond the slack from the window."""
-        if self.start is None or self.end is None or self.end < self.start:
-            return False  # unread, or broken: parsed, so what is wrong is said
-        return self.end + _SLACK < start or self.start - _SLACK > end
+        uid = properties.get("UID")
+        start, end = _when(properties.get("DTSTART")), _when(properties.get("DTEND"))
+        if any(name in properties for name in _SERIES) or not start or not end or end < start:
+            return cls(uid, None)
+        return cls(uid, (start - _SLACK, end + _SLACK))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +145,20 @@ class Document:
         kept: list[str] = []
         left_out: set[int] = set()
         number = 0
+        spans, by_uid = self.spans, self.by_uid
         for index, piece in enumerate(self.pieces):
-            span = self.spans.get(index)
+            span = spans.get(index)
             if not piece or span is None:
                 kept.append(piece or "")
                 continue
             number += 1
-            alone = span.uid is not None and len(self.by_uid[span.uid]) == 1
-            if alone and not span.series and span.outside(start, end):
+            stretch = span.stretch
+            if (
+                stretch is not None
+                and (stretch[1] < start or stretch[0] > end)
+                and span.uid is not None
+                and len(by_uid[span.uid]) == 1
+            ):
                 left_out.add(number)
             else:
                 kept.append(piece)
