@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
@@ -94,7 +94,9 @@ class Daemon(Strict):
             parts.port  # noqa: B018 (raises on a port that is not a number)
         except ValueError:
             raise fail("state", "is not a valid postgresql:// URL") from None
-        if parts.password is not None:
+        # libpq also reads a password from the query (?password=…).
+        query = {key.lower() for key in parse_qs(parts.query)}
+        if parts.password is not None or "password" in query:
             # Like a feed's URL (DESIGN.md §5): a credential in a URL ends up in logs and
             # process lists; the password has its own keys.
             raise fail(

@@ -1,6 +1,7 @@
 """What only a PostgreSQL state does: the password comes from its file and never shows; a
 server that refuses is a clear message; instances that start together migrate once; a
-database from a newer caldaemon is refused; a dropped connection is opened again."""
+database from a newer caldaemon is refused; a dropped connection is opened again; validate
+refuses a password in the URL."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from dataclasses import replace
 
 import pytest
 
+from caldaemon.errors import ConfigError
 from caldaemon.state import SCHEMA_VERSION, State, StateError
-from caldaemon.state.postgres import to_psycopg, translate_ddl
+from caldaemon.state.postgres import PostgresLocation, to_psycopg, translate_ddl
 from tests.state.postgres import Postgres
-from tests.support import NOW
+from tests.support import NOW, make_settings
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -96,3 +98,44 @@ def test_a_dropped_connection_is_opened_again_for_the_next_transaction(
         tables.problems.add("k", "m", NOW)
     with state.read() as tables:
         assert tables.problems.keys() == ["k"]
+
+
+@pytest.mark.parametrize(
+    ("daemon", "says"),
+    [
+        ({"state": "postgresql://lee:Hunter2-canary@db/caldaemon"}, "the URL holds a password"),
+        ({"state": "postgresql://lee@db/caldaemon?password=Hunter2-canary"}, "holds a password"),
+        ({"state": "mysql://lee@db/caldaemon"}, "is not a postgresql:// URL"),
+        ({"state_password_env": "PGPASSWORD"}, "a state password is for a PostgreSQL"),
+        (
+            {
+                "state": "postgresql://lee@db/c",
+                "state_password_env": "A",
+                "state_password_file": "f",
+            },
+            "use one of 'state_password_file' or 'state_password_env', not both",
+        ),
+    ],
+)
+def test_validate_refuses_a_password_in_the_url_and_keys_that_do_not_fit(
+    daemon: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_settings({}, daemon=daemon)
+    message = str(refused.value)
+    assert says in message and "daemon" in message and "test-config.yaml:" in message
+    assert "Hunter2-canary" not in message
+
+
+def test_the_state_url_and_its_password_keys_make_a_postgresql_location(tmp_path) -> None:
+    settings = make_settings(
+        {},
+        daemon={
+            "state": "postgresql://caldaemon@db.example.org/caldaemon?sslmode=verify-full",
+            "state_password_env": "CALDAEMON_STATE_PASSWORD",
+        },
+    )
+    location = settings.state_location
+    assert isinstance(location, PostgresLocation) and settings.has_state
+    assert location.password_env == "CALDAEMON_STATE_PASSWORD"
+    assert str(location) == "postgresql://caldaemon@db.example.org/caldaemon"  # no query
