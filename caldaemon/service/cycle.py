@@ -4,9 +4,9 @@ buffers (:mod:`.buffers`), record violations and queue notices."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.core.assess import assess, window
@@ -14,12 +14,58 @@ from caldaemon.core.reconcile import Evidence
 from caldaemon.errors import CalendarError, TransientError
 from caldaemon.model import Window
 from caldaemon.notices import outbox
+from caldaemon.providers.base import Provider
 from caldaemon.service.buffers import Target, reconcile
 from caldaemon.service.providers import Providers
 from caldaemon.service.sync import SyncResult, history_cutoff, record_failure, sync_calendar
 from caldaemon.state import State
 
 log = logging.getLogger("caldaemon.cycle")
+
+# How long a settled clinician's verdicts are reused while nothing changes (issue 15: an
+# unchanged poll should cost a few milliseconds of CPU, and assessing a week is most of
+# it). Same events, marks, acks, config and day give the same verdicts except where time
+# alone moves them: a cadence deadline passing, a hold's start slipping into the past, a
+# notice due again after ``repeat_after``. Those wait at most this long.
+REASSESS_EVERY = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a clinician's last full cycle saw when it left nothing to do: every calendar
+    read, the buffers calendar as planned (no write wanted, none held back), violations
+    recorded. While every listing since came back empty from the tokens it stored, the
+    same config, marks and acks on the same days give the same verdicts."""
+
+    settings: Settings
+    tokens: Mapping[str, str | None]
+    days: tuple[date, date]
+    marks: Mapping[str, str]
+    acked: frozenset[str]
+    at: datetime
+    violations: int
+
+    def holds(
+        self,
+        settings: Settings,
+        results: Mapping[str, SyncResult],
+        days: tuple[date, date],
+        marks: Mapping[str, str],
+        acked: frozenset[str],
+        now: datetime,
+    ) -> bool:
+        return (
+            settings is self.settings
+            and results.keys() == self.tokens.keys()
+            and all(
+                r.ok and r.trusted and r.quiet and r.listed_from == self.tokens[cid]
+                for cid, r in results.items()
+            )
+            and days == self.days
+            and marks == self.marks
+            and acked == self.acked
+            and self.at <= now < self.at + REASSESS_EVERY
+        )
 
 
 @dataclass
@@ -56,6 +102,8 @@ class Cycle:
         self.clock = clock
         self.dry_run = dry_run or settings.daemon.dry_run
         self.titles: dict[str, dict[str, str]] = {}
+        # By clinician; each clinician's cycles never overlap (one job, max_instances=1).
+        self.settled: dict[str, Settled] = {}
 
     def run(self, clinician: ClinicianSettings) -> CycleReport:
         now = self.clock()
@@ -67,6 +115,8 @@ class Cycle:
         # by then counts as not read this cycle, never as read.
         deadline = now + self.settings.daemon.poll_interval
         results: dict[str, SyncResult] = {}
+        wrote: list[str] = []
+        settled_buffers = not clinician.buffers_to
         for calendar in clinician.calendars:
             try:
                 if self.clock() > deadline:
@@ -91,10 +141,23 @@ class Cycle:
         errors = {cid: r.error for cid, r in results.items() if r.error is not None}
         outbox.calendar_problems(self.state, self.settings, clinician, errors, now)
 
+        days = (
+            now.astimezone(clinician.tz).date(),
+            (now + horizon).astimezone(clinician.tz).date(),
+        )
+        with self.state.read() as tables:
+            marks = tables.marks.of(clinician.id)
+            acked = frozenset(tables.acks.active(clinician.id, days[0]))
+        settled = self.settled.pop(clinician.id, None)
+        if settled is not None and settled.holds(self.settings, results, days, marks, acked, now):
+            # Nothing changed since a cycle that left nothing to do: its verdicts stand.
+            tokens = {cid: r.token for cid, r in results.items()}
+            self.settled[clinician.id] = replace(settled, tokens=tokens)
+            report.violations = settled.violations
+            self._log(report)
+            return report
         with self.state.read() as tables:
             events = tables.events.overlapping(clinician.id, needed)
-            marks = tables.marks.of(clinician.id)
-            acked = tables.acks.active(clinician.id, now.astimezone(clinician.tz).date())
         if clinician.id in self.titles:
             known = {e.key for e in events}
             self.titles[clinician.id] = {
@@ -107,7 +170,7 @@ class Cycle:
             now,
             horizon,
             marks=marks,
-            acked=frozenset(acked),
+            acked=acked,
         )
         report.violations = len(assessment.evaluation.violations)
         # Placing a buffer is a verdict ("there is room here"): none from partial data.
@@ -124,14 +187,15 @@ class Cycle:
                 trusted=target.trusted and all(r.ok for r in results.values()),
             )
             buffers_to = clinician.buffers_to
+
+            def writer() -> Provider:
+                # reconcile asks for the provider only when it has writes to send.
+                wrote.append(buffers_to)
+                return self.providers.get(clinician, buffers_to)
+
             outcome = reconcile(
                 self.state,
-                Target(
-                    clinician.id,
-                    buffers_to,
-                    lambda: self.providers.get(clinician, buffers_to),
-                    evidence,
-                ),
+                Target(clinician.id, buffers_to, writer, evidence),
                 list(assessment.evaluation.blocks),
                 events,
                 now=now,
@@ -143,6 +207,13 @@ class Cycle:
             )
             report.created, report.updated = outcome.created, outcome.updated
             report.deleted, report.held_deletes = outcome.deleted, outcome.held_deletes
+            settled_buffers = (
+                not wrote
+                and not self.dry_run
+                and not outcome.held_deletes
+                and outcome.refused is None
+                and self.clock() <= deadline
+            )
             if outcome.refused is not None:
                 # Writes refused for a while: pause the calendar and tell the admin once,
                 # as a refused read does.
@@ -175,9 +246,24 @@ class Cycle:
                 self.settings.notices.repeat_after,
                 history_before=history_cutoff(self.settings, start, now),
             )
+        if report.ok and settled_buffers and all(r.ok and r.trusted for r in results.values()):
+            self.settled[clinician.id] = Settled(
+                self.settings,
+                {cid: r.token for cid, r in results.items()},
+                days,
+                marks,
+                acked,
+                now,
+                report.violations,
+            )
+        self._log(report)
+        return report
+
+    @staticmethod
+    def _log(report: CycleReport) -> None:
         log.info(
             "cycle %s: %d calendars ok, %d failed, %d violations, +%d ~%d -%d buffers",
-            clinician.id,
+            report.clinician,
             report.calendars_ok,
             len(report.calendar_errors),
             report.violations,
@@ -185,4 +271,3 @@ class Cycle:
             report.updated,
             report.deleted,
         )
-        return report

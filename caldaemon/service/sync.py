@@ -40,6 +40,12 @@ class SyncResult:
     error: CalendarError | None = None
     warnings: tuple[str, ...] = ()
     titles: dict[str, str] | None = None
+    # An incremental listing with nothing in it: the cache is what it was. ``listed_from``
+    # is the token the listing started from (as the state held it), ``token`` the one
+    # stored after it; a cycle compares them with what it stored itself last time.
+    quiet: bool = False
+    listed_from: str | None = None
+    token: str | None = None
 
 
 def vocabulary(settings: Settings, clinician: ClinicianSettings) -> str:
@@ -128,7 +134,16 @@ def sync_calendar(
             tables.calendars.record_empty_read(clinician.id, provider.id)
         return SyncResult(provider.id, ok=True, trusted=False, warnings=listing.warnings)
     _store(settings, clinician, state, provider.id, listing, window, vocab, now, row)
-    return SyncResult(provider.id, ok=True, trusted=True, warnings=listing.warnings, titles=titles)
+    return SyncResult(
+        provider.id,
+        ok=True,
+        trusted=True,
+        warnings=listing.warnings,
+        titles=titles,
+        quiet=not (full or listing.full or listing.events or listing.removed),
+        listed_from=token,
+        token=listing.token,
+    )
 
 
 def _looks_emptied(
