@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import os
 import random
 import threading
 import weakref
@@ -20,12 +21,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
 from caldaemon.errors import CalendarError, TransientError
 from caldaemon.retry import RetryPolicy, RetryVerdict, parse_retry_after, with_retries
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 T = TypeVar("T")
 
@@ -91,6 +96,36 @@ class GraphSession(requests.Session):
         self.ca_file = str(ca_file) if ca_file else None
         self.timeout = timeout
         self.headers["User-Agent"] = USER_AGENT
+        # requests reads the proxy variables again for every request, scanning the whole
+        # environment (a fifth of an unchanged Graph poll's CPU, issue 15), and looks for
+        # a ~/.netrc whose password would replace the bearer token. A running daemon's
+        # environment does not change: the proxies it names for a scheme and host are
+        # read once (merge_environment_settings), and no .netrc is read.
+        self.trust_env = False
+        self._environment_proxies: dict[tuple[str, str], dict[str, str]] = {}
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: Any,
+        stream: Any,
+        verify: Any,
+        cert: Any,
+    ) -> _Settings:
+        text = url.decode() if isinstance(url, bytes) else url or ""
+        parts = urlsplit(text)
+        key = (parts.scheme, parts.netloc)
+        found = self._environment_proxies.get(key)
+        if found is None:
+            found = self._environment_proxies[key] = dict(
+                requests.utils.get_environ_proxies(text, no_proxy=None)
+            )
+        merged = {**found, **(proxies or {})}
+        if verify is True or verify is None:
+            verify = (
+                os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or verify
+            )
+        return super().merge_environment_settings(url, merged, stream, verify, cert)
 
     def request(  # type: ignore[override]  # requests' own signature has no *args
         self,
