@@ -36,6 +36,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             failed = tables.outbox.failed()
             held = tables.outbox.held()
             buffers = tables.buffers.counts()
+            leases = tables.leases.holders()
     finally:
         state.close()
     return {
@@ -86,6 +87,9 @@ def collect(settings: Settings) -> dict[str, Any]:
             for n in held
         ],
         "buffers": buffers,
+        # Several instances on one PostgreSQL state: which one holds each clinician
+        # (null: none now, another takes it at its next heartbeat).
+        "leases": {clinician: holder or None for clinician, holder in leases.items()},
     }
 
 
@@ -148,6 +152,12 @@ def render(settings: Settings, as_json: bool) -> str:
             "buffers: "
             + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(buffers.items()))
         )
+    holding: dict[str, list[str]] = {}
+    for clinician, holder in data.get("leases", {}).items():
+        holding.setdefault(holder or "nobody (taken at the next heartbeat)", []).append(clinician)
+    if holding:
+        lines += ["", "instances:"]
+        lines += [f"  {holder}: {', '.join(held)}" for holder, held in sorted(holding.items())]
     return "\n".join(lines)
 
 

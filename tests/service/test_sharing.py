@@ -1,16 +1,19 @@
 """Two daemons in one process on one PostgreSQL state, on one injected clock (no waiting):
 each runs cycles only for the clinicians it leases; when one stops renewing, the other
 takes every clinician once the leases have run out, not before; a clean exit hands them
-over at once."""
+over at once; ``caldaemon status`` shows who holds whom."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from caldaemon.cli.status import render
 from caldaemon.service.daemon import Daemon
 from caldaemon.service.sharing import LEASE_POLLS
 from tests.service.shared_world import CLINICIANS, POLL, START, write_world
@@ -74,6 +77,12 @@ def test_a_clean_exit_hands_the_clinicians_over_at_once(tmp_path: Path, postgres
         for daemon in (leaving, staying, leaving, staying):
             daemon.heartbeat()
         assert len(cycled(staying)) == 3
+        shown = json.loads(render(staying.settings, as_json=True))["leases"]
+        assert Counter(shown.values()) == {
+            leaving.sharing.holder if leaving.sharing else "": 3,
+            staying.sharing.holder if staying.sharing else "": 3,
+        }
+        assert "instances:" in render(staying.settings, as_json=False)
     finally:
         leaving.close()
     clock.now += timedelta(seconds=1)
