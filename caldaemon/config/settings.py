@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -59,10 +60,16 @@ class Settings:
             self.daemon.state, self.daemon.state_password_file, self.daemon.state_password_env
         )
 
+    @cached_property
+    def _clinicians_by_id(self) -> dict[str, ClinicianSettings]:
+        # Every cycle looks its clinician up: a scan of 10,000 was a fifth of a
+        # millisecond each time (issue 15).
+        return {c.id: c for c in reversed(self.clinicians)}  # the first of an id wins
+
     def clinician(self, clinician_id: str) -> ClinicianSettings:
-        for clinician in self.clinicians:
-            if clinician.id == clinician_id:
-                return clinician
+        found = self._clinicians_by_id.get(clinician_id)
+        if found is not None:
+            return found
         known = ", ".join(c.id for c in self.clinicians)
         raise ConfigError(
             [Problem(str(self.path), None, "", f"no clinician '{clinician_id}' (known: {known})")]
