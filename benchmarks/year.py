@@ -43,7 +43,7 @@ class Clock:
         return self.now
 
 
-def _config(folder: Path, clinicians: int, buffers: str) -> Path:
+def _config(folder: Path, clinicians: int, buffers: str, keep_history: str) -> Path:
     def calendar(n: int) -> str:
         if buffers == "ics":
             return f"{{id: buffers, provider: ics, path: {folder / 'buffers' / f'c{n}.ics'}}}"
@@ -64,7 +64,7 @@ def _config(folder: Path, clinicians: int, buffers: str) -> Path:
     path = folder / "config.yaml"
     path.write_text(
         "timezone: America/Toronto\n"
-        "daemon: {state_dir: state, horizon: 14d}\n"
+        f"daemon: {{state_dir: state, horizon: 14d, keep_history: {keep_history}}}\n"
         "notices: {quiet_outside_working_hours: false, repeat_after: 7d}\n"
         "clinicians:\n"
         + textwrap.indent(people, "  ")
@@ -132,11 +132,17 @@ MONTH = 30  # simulated days
 
 
 def run(
-    folder: Path, clinicians: int = 40, days: int = 365, buffers: str = "ics"
+    folder: Path,
+    clinicians: int = 40,
+    days: int = 365,
+    buffers: str = "ics",
+    keep_history: str = "400d",
 ) -> dict[str, Any]:
+    """``keep_history``: how long the event cache keeps the past (``caldaemon hours``);
+    shorter than the run, it shows the state with its history bounded as well."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    config = _config(folder, clinicians, buffers)
+    config = _config(folder, clinicians, buffers, keep_history)
     clock = Clock(datetime.combine(START, datetime.min.time(), TZ) + timedelta(hours=7))
     rngs = [random.Random(n) for n in range(clinicians)]
     stores = [MemoryStore.named(f"year-practice-{n}") for n in range(clinicians)]
