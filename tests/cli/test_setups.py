@@ -4,12 +4,19 @@ question), HOME and the XDG folders in a temporary folder, against local stand-i
 Google Calendar fake, the Microsoft identity + Graph fake, a local feed server, and a
 ``systemctl``/``launchctl`` on PATH that records what it is asked (tests/cli/test_service.py).
 
+Notices go to a Maildir (init's offer) except on Linux with Microsoft 365, where they are
+mailed through the local aiosmtpd server over STARTTLS with a login.
+
 Two things differ from a real machine, both at the world's edge, never inside caldaemon:
 the config ``init`` writes gets the stand-ins' addresses (``api_endpoint``;
-``authority``, ``graph_endpoint``, ``ca_file``), keys ``init`` rightly never asks a
-clinician about; and the browser's part of a sign-in is played by the test (it follows
-Google's redirect back to ``caldaemon auth google``'s local port, and approves the
-Microsoft device code), while caldaemon's own side of both flows runs for real.
+``authority``, ``graph_endpoint``, ``ca_file``; the SMTP server's ``ca_file``), keys
+``init`` rightly never asks a clinician about; and the browser's part of a sign-in is
+played by the test (it follows Google's redirect back to ``caldaemon auth google``'s local
+port, and approves the Microsoft device code), while caldaemon's own side of both flows
+runs for real.
+
+The system unit of the practice row is shown (``--dry-run``), not installed: installing
+it writes /etc/systemd/system of the machine running the tests.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import pytest
 
 from caldaemon import config
 from tests.cli.init_support import (
+    OFFERED,
+    PROMPT,
     answer,
     cwd,
     default_config,
@@ -40,6 +49,7 @@ from tests.cli.init_support import (
 from tests.cli.test_service import FAKE_MANAGER, caldaemon, exec_start, printed_file
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
+from tests.notices.smtp_server import SmtpServer
 from tests.providers.ics_support import FeedHandler, FeedServer
 from tests.providers.test_contract_google import write_client
 from tests.providers.test_contract_outlook import CLIENT_ID
@@ -135,6 +145,14 @@ def first_clinician(child: pexpect.spawn, email: str) -> None:
     answer(child, "email address", email)
 
 
+def defaults_until(child: pexpect.spawn, question: str, reply: str) -> None:
+    """Enter at every offered question until ``question``, which gets ``reply``."""
+    while child.expect([question, OFFERED]) == 1:
+        child.sendline("")
+    child.expect(PROMPT)
+    child.sendline(reply)
+
+
 def rest_by_default(child: pexpect.spawn) -> str:
     """Enter at every question left (one clinician, the boundaries offered, notices to
     a Maildir); the output after "Wrote"."""
@@ -209,9 +227,16 @@ def sign_in_to_google(env: dict[str, str], cwd: Path) -> None:
 # -- 2. A clinician on Linux, with Microsoft 365 ---------------------------------------------
 
 
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer("starttls", users={"caldaemon": "s3cret-smtp"}) as server:
+        yield server
+
+
 def test_a_clinician_on_linux_with_microsoft_365(
-    machine: dict[str, str], cwd: Path, microsoft: MicrosoftServer
+    machine: dict[str, str], cwd: Path, microsoft: MicrosoftServer, smtp: SmtpServer
 ) -> None:
+    (cwd / "smtp-password").write_text("s3cret-smtp\n")
     child = spawn(machine, cwd)
     first_clinician(child, DEFAULT_USER)
     answer(child, "Calendar provider", "outlook")
@@ -223,10 +248,20 @@ def test_a_clinician_on_linux_with_microsoft_365(
     answer(child, "client sessions", "")
     answer(child, "Add another calendar", "")
     answer(child, "buffer blocks", "")
+    defaults_until(child, "Notices by email", "email")
+    answer(child, r"Sender address.*\[" + DEFAULT_USER, "")
+    answer(child, "SMTP server", smtp.host)
+    answer(child, r"Connection security.*\[starttls", "")
+    answer(child, r"Port \[587", str(smtp.port))
+    answer(child, "SMTP user name", "caldaemon")
+    answer(child, "SMTP password", "smtp-password")
     output = rest_by_default(child)
     assert "caldaemon auth outlook --clinician sam --calendar work" in output
     written = default_config(machine)
     point_at_microsoft(written, microsoft)
+    text = written.read_text()
+    port_line = f"      port: {smtp.port}\n"
+    written.write_text(text.replace(port_line, f'{port_line}      ca_file: "{smtp.ca_file}"\n'))
 
     signing_in = spawn_command(machine, cwd, "auth", "outlook", "--clinician", "sam")
     signing_in.expect("enter the code")
@@ -240,6 +275,12 @@ def test_a_clinician_on_linux_with_microsoft_365(
         lines
     )
     assert any(line.endswith("(canEdit true)") for line in lines)
+    mailed = (
+        f"✓ notices: SMTP 127.0.0.1:{smtp.port} answered EHLO; STARTTLS with a verified "
+        "certificate, logged in; no mail sent"
+    )
+    assert mailed in lines
+    assert smtp.mail_from == []
     linux_user_service(machine, cwd, written)
 
 
@@ -345,8 +386,7 @@ def test_a_group_practice_on_a_server_app_only(
             assert signed_in.endswith("issued a token to the app caldaemon-practice")
     assert "s3cret-app" not in "\n".join(lines)
 
-    # The system unit: shown, not installed (that writes /etc/systemd/system of the
-    # machine running the tests); the dry run needs no root.
+    # The system unit, shown (see the module's docstring); a dry run needs no root.
     shown = caldaemon_run(
         machine, cwd, "service", "install", "--system", "--dry-run", "--config", str(written)
     )
