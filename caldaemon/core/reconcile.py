@@ -30,6 +30,7 @@ outlives the evidence ("user deleted" reverses when the event reappears)::
                     and W moved
                   unknown            wait                          wait
     active        L, same            update if W moved             delete (capped)
+                  L, same, begun     create (next generation)      leave alone (history)
                   L, not same        mark user_edited              mark user_edited
                   gone               mark user_deleted             mark user_deleted
     deleting      L, same            adopt: active                 delete again
@@ -200,7 +201,11 @@ def _event_of(record: OwnedBuffer, bound: Mapping[str, Event]) -> Event | None:
 
 
 def _bygone(record: OwnedBuffer, event: Event | None, now: datetime) -> bool:
-    """The record, and its event if listed, ended before now: history, never changed."""
+    """The record, and its event if listed, ended before now: history, never changed. So
+    is its event, unchanged, once it has begun while the buffer is wanted from now on (the
+    session moved away while its buffer ran): the wanted one cannot wait for it to end."""
+    if event is not None and event.start < now and event.content == record.content:
+        return True
     return record.end <= now and (event is None or event.end <= now)
 
 

@@ -371,3 +371,13 @@ def test_with_no_record_a_running_buffer_is_history_and_the_next_generation_is_m
     result = run([tomorrow], [], [event(running)])
     assert result.writes == [Create(tomorrow, written_identity(B.identity, 1))]
     assert result.adopt == []
+
+
+def test_a_running_buffer_whose_session_moved_away_is_history_and_the_next_is_made() -> None:
+    running = buffer(start=NOW - timedelta(minutes=1))
+    tomorrow = buffer(start=NOW + timedelta(days=1))
+    result = run([tomorrow], [record(running)], [event(running)])
+    assert result.writes == [Create(tomorrow, written_identity(B.identity, 1))]
+    # Edited by the user, it stays theirs: nothing is made beside it.
+    edited = event(running, title="Grounding walk")
+    assert run([tomorrow], [record(running)], [edited]).writes == []
