@@ -2,9 +2,14 @@
 Graph servers (DESIGN.md §9: an unchanged poll costs one request per calendar; writes go
 in batches of ≤ 50 for Google, ≤ 20 for Graph).
 
-For each service, one clinician has one calendar (also their ``buffers_to``) holding four
-weeks of sessions: three #heavy sessions (each followed by a 15-minute buffer) and one
-moderate session on every weekday, 80 sessions and 60 buffers. The real daemon runs
+For each service, one clinician has one calendar (also their ``buffers_to``) holding
+sixteen weeks of sessions, all within the horizon: three #heavy sessions (each followed by
+a 15-minute buffer) and one moderate session on every weekday, 320 sessions and 240
+buffers, so that listing the window afresh takes several requests (Google: at most 250
+events a page, its documented default, the fake set to return no more, as the API may
+return fewer than ``maxResults``; Graph: the fake's pages and the batched look-ups of
+owner markers a full listing makes). That is what the unchanged poll's row shows: one
+request against the requests a re-list makes. The real daemon runs
 (``Daemon.once``) with a fixed clock advanced two minutes per cycle. After the first
 cycle (full sync, buffers created) and one that reads its own buffers back:
 
@@ -57,7 +62,9 @@ from .servers import (
 # A Sunday noon: the four weeks of sessions start the next morning.
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=TZ)
 FIRST_DAY = datetime(2026, 11, 30, tzinfo=TZ)
-HORIZON = "28d"
+HORIZON = "112d"
+WEEKS = 16
+GOOGLE_PAGE = 250
 SLOTS = [(8, True), (11, True), (14, True), (17, False)]
 CHANGES = (1, 10, 60)
 CLINICIAN = "lee"
@@ -74,7 +81,7 @@ class World:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.clock = StepClock(NOW)
-        self.sessions = weekday_sessions(FIRST_DAY, 28, SLOTS, "bench")
+        self.sessions = weekday_sessions(FIRST_DAY, 7 * WEEKS, SLOTS, "bench")
         self.heavy = [s for s in self.sessions if s.heavy]
         self.moved: set[str] = set()
         self.daemon: Daemon | None = None
@@ -154,7 +161,7 @@ class World:
         pages, events = self.full_listing()
         rows = [
             self._row(
-                f"poll, nothing changed (a re-list reads {events} events)",
+                f"poll, nothing changed (a re-list reads {events} events in {pages} requests)",
                 unchanged,
                 0,
                 pages,
@@ -250,7 +257,7 @@ def _measure(make: Callable[[Path], World], root: Path) -> list[dict[str, Any]]:
 def run() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="caldaemon-bench-api-") as folder:
         root = Path(folder)
-        google = started_google()
+        google = started_google(page_size_cap=GOOGLE_PAGE)
         try:
             rows = _measure(lambda r: GoogleWorld(r, google), root / "google")
         finally:

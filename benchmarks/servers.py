@@ -271,8 +271,10 @@ def write_config(
     return path
 
 
-def started_google(latency: float = 0.0) -> GoogleCalendarServer:
-    server = GoogleCalendarServer(primary_email="primary@bench.example").start()
+def started_google(latency: float = 0.0, page_size_cap: int = 2500) -> GoogleCalendarServer:
+    server = GoogleCalendarServer(
+        primary_email="primary@bench.example", page_size_cap=page_size_cap
+    ).start()
     server.latency = latency
     return server
 
