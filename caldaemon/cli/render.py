@@ -11,7 +11,7 @@ from typing import Any
 
 from caldaemon.config import ClinicianSettings
 from caldaemon.core.assess import Assessment
-from caldaemon.core.facts import Fact, facts
+from caldaemon.core.facts import Fact, facts, groups
 from caldaemon.model import Buffer, Kind, Violation
 from caldaemon.text import clock, day_name, plural
 
@@ -68,11 +68,11 @@ def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> s
         {
             "now": now.isoformat(),
             "violations": [
-                violation_json(v, fact.group)
+                violation_json(v, group)
                 for r in results
                 if not r.errors
-                for fact in facts(r.evaluation.violations, r.clinician.tz)
-                for v in fact.violations
+                for group, grouped in groups(r.evaluation.violations, r.clinician.tz)
+                for v in grouped
             ],
             "buffers": [
                 buffer_json(b) for r in results if not r.errors for b in r.evaluation.buffers

@@ -124,6 +124,27 @@ def _signature(draft: _Draft, tz: ZoneInfo) -> tuple[object, ...] | None:
 
 def facts(violations: Sequence[Violation], tz: ZoneInfo) -> list[Fact]:
     """The lines for ``violations`` (one clinician's), in date order."""
+    return [_fact(first, members, tz) for first, members in _grouped(violations, tz)]
+
+
+def groups(
+    violations: Sequence[Violation], tz: ZoneInfo
+) -> list[tuple[str, tuple[Violation, ...]]]:
+    """The ``group`` of each of :func:`facts`' lines and its violations, in the same order,
+    without writing the lines (``check --json`` shows the group, never the line)."""
+    found = []
+    for _, members in _grouped(violations, tz):
+        grouped = tuple(v for d in members for v in d.violations)
+        found.append((_group(grouped), grouped))
+    return found
+
+
+def _group(violations: tuple[Violation, ...]) -> str:
+    return min(v.fingerprint for v in violations)[:12]
+
+
+def _grouped(violations: Sequence[Violation], tz: ZoneInfo) -> list[tuple[_Draft, list[_Draft]]]:
+    """Each line's first draft and every draft it stands for, in date order."""
     drafts = _merge_same_session(violations)
     weekly: dict[tuple[object, ...], list[_Draft]] = defaultdict(list)
     out: list[tuple[_Draft, list[_Draft]]] = []
@@ -135,12 +156,12 @@ def facts(violations: Sequence[Violation], tz: ZoneInfo) -> list[Fact]:
         if signature not in weekly:
             out.append((draft, weekly[signature]))
         weekly[signature].append(draft)
-    return [_fact(first, members, tz) for first, members in out]
+    return out
 
 
 def _fact(first: _Draft, members: list[_Draft], tz: ZoneInfo) -> Fact:
     violations = tuple(v for d in members for v in d.violations)
-    group = min(v.fingerprint for v in violations)[:12]
+    group = _group(violations)
     head = first.violations[0]
     if len(members) > 1:
         start = head.start.astimezone(tz)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 
-from caldaemon.core.facts import facts
+from caldaemon.core.facts import facts, groups
 from tests.support import MONDAY, TZ, evaluate, make_settings, session
 
 RULES = {
@@ -83,3 +83,16 @@ def test_every_violation_gets_the_group_of_its_line():
     late = session(MONDAY + timedelta(days=1), "16:30", "17:20", "#heavy")
     [fact] = facts(evaluate(settings, [late]).violations, TZ)
     assert fact.group == min(v.fingerprint for v in fact.violations)[:12]
+
+
+def test_groups_name_each_lines_violations_as_the_lines_do_without_writing_them():
+    settings = make_settings(RULES)
+    tuesdays = weekly(session(MONDAY + timedelta(days=1), "16:30", "17:20", "#heavy", id="t"), 3)
+    pair = [
+        session(MONDAY, "09:00", "09:50", "#heavy"),
+        session(MONDAY, "10:00", "10:50", "#heavy"),
+    ]
+    violations = evaluate(settings, tuesdays + pair).violations
+    lines = facts(violations, TZ)
+    assert len(lines) >= 3
+    assert groups(violations, TZ) == [(f.group, f.violations) for f in lines]
