@@ -48,6 +48,15 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def _badge(draw: ImageDraw.ImageDraw, x: int, y: int) -> int:
+    """A drawn "!" in a black disc at (x, y), 12 px wide; returns the x after it. Drawn,
+    not typed: in Pillow's default font a small "!" is hard to tell from "l" or "I"."""
+    draw.ellipse((x, y, x + 12, y + 12), fill=FLAG)
+    draw.rectangle((x + 5, y + 2, x + 7, y + 7), fill="white")
+    draw.rectangle((x + 5, y + 9, x + 7, y + 10), fill="white")
+    return x + 16
+
+
 def level_colour(level: str | None, levels: tuple[str, ...]) -> str:
     """Lightest level first; levels beyond the palette repeat its darkest colour."""
     if level is None or level not in levels:
@@ -123,12 +132,16 @@ def _draw_day(
     counts = [c for c in day.counts if c.limit is not None or c.name == "sessions"]
     for row, count in enumerate(counts[:3]):
         limit = f"/{count.limit:g}" if count.limit is not None else ""
-        text = f"{count.name} {count.value:g}{limit}{' !' if count.over else ''}"
-        draw.text((x + 6, bottom + 6 + row * 15), text, fill=INK, font=small)
+        text = f"{count.name} {count.value:g}{limit}"
+        at = (x + 6, bottom + 6 + row * 15)
+        draw.text(at, text, fill=INK, font=small)
+        if count.over:
+            _badge(draw, at[0] + round(draw.textlength(text, font=small)) + 4, at[1] + 1)
     if day.marks:
         crossed = sum(1 for m in day.marks if not m.accepted)
         if crossed:
-            draw.text((x + 6, TOP - 22), f"! {crossed} crossed", fill=FLAG, font=small)
+            after = _badge(draw, x + 6, TOP - 21)
+            draw.text((after, TOP - 22), f"{crossed} crossed", fill=FLAG, font=small)
 
 
 def _draw_block(
@@ -170,7 +183,8 @@ def _draw_block(
     )
     if bottom - top >= 14:
         label = block.level or KIND_NAMES.get(block.kind, block.kind)
-        draw.text((left + 5, top + 2), ("! " if block.flagged else "") + label, fill=INK, font=font)
+        after = _badge(draw, left + 5, top + 3) if block.flagged else left + 5
+        draw.text((after, top + 2), label, fill=INK, font=font)
 
 
 def _legend(
@@ -188,9 +202,10 @@ def _legend(
         draw.rectangle((x, y, x + 14, y + 14), fill=colour, outline=INK)
         draw.text((x + 20, y), label, fill=INK, font=small)
         x += 30 + round(draw.textlength(label, font=small))
-    draw.text(
-        (x, y), "hatched: buffer / hold   outlined + !: boundary crossed", fill=INK, font=small
-    )
+    text = "hatched: buffer / hold   outlined and "
+    draw.text((x, y), text, fill=INK, font=small)
+    after = _badge(draw, x + round(draw.textlength(text, font=small)) + 2, y + 1)
+    draw.text((after, y), ": boundary crossed", fill=INK, font=small)
     hours = " · ".join(
         f"{KIND_NAMES.get(k, k).replace('session', 'client')} {v:g} h"
         for k, v in view.hours.items()
