@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 import shlex
-import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,9 +21,6 @@ from caldaemon.errors import ConfigError, Error
 if TYPE_CHECKING:
     from caldaemon.config import Settings
     from caldaemon.service.install import Plan, Platform, Run, Scope, Step, Target
-
-# ProtectHome=yes in the system unit hides these from the service (systemd.exec(5)).
-HIDDEN_FROM_SYSTEM_UNIT = (Path("/home"), Path("/root"), Path("/run/user"))
 
 
 def _scope_options(command: click.decorators.FC) -> click.decorators.FC:
@@ -100,17 +97,23 @@ def _config(config_path: str | None, where: Target) -> Path:
     return Path(os.path.abspath(chosen))
 
 
-def _hidden(path: Path) -> bool:
-    return any(path.is_relative_to(folder) for folder in HIDDEN_FROM_SYSTEM_UNIT)
+@dataclass(frozen=True)
+class Checked:
+    """What the unit needs besides its template, and why the service would not start."""
+
+    writable: tuple[Path, ...] = ()  # folders the user unit must be let write
+    credentials: tuple[tuple[str, Path], ...] = ()  # LoadCredential= name and file
+    problems: tuple[str, ...] = ()
 
 
-def _checks(where: Target, command: tuple[str, ...], config: Path) -> tuple[list[Path], list[str]]:
-    """The folders the unit must be allowed to write, and why the service would not start
-    (a config that does not load, a path the sandbox hides)."""
+def _checks(where: Target, command: tuple[str, ...], config: Path) -> Checked:
+    """The folders the unit must be allowed to write, the secrets systemd hands the system
+    unit, and why the service would not start (a config that does not load, a path the
+    sandbox hides, a secret its user cannot read)."""
     from caldaemon.config import load
+    from caldaemon.service.sandbox import HIDDEN, credentials, hidden, others_can_read
 
     problems: list[str] = []
-    writable: list[Path] = []
     try:
         settings = load(config)
     except ConfigError as exc:
@@ -122,23 +125,28 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> tuple[list
         )
         problems.append(f"the service would not start: the config does not load ({exc}); {fix}")
         settings = None
-    if where.scope == "system":
-        problems += [
-            f"{path} is under {', '.join(map(str, HIDDEN_FROM_SYSTEM_UNIT))}, which the system "
-            "unit's sandbox hides (ProtectHome=yes): install caldaemon for the machine (e.g. "
-            "a venv in /opt/caldaemon) and keep the config in /etc/caldaemon"
-            for path in (Path(command[0]), config)
-            if _hidden(path)
-        ]
-        if config.exists() and not config.stat().st_mode & stat.S_IROTH:
-            problems.append(
-                f"{config} is not readable by others, so not by the service's own user "
-                f"(DynamicUser=yes): chmod 0644 {shlex.quote(str(config))} (passwords go in "
-                "/etc/caldaemon/secrets, handed over with LoadCredential=)"
-            )
-    elif settings is not None and where.platform == "linux":
-        writable = _written_folders(settings, where)
-    return writable, problems
+    if where.scope == "user":
+        linux = where.platform == "linux"
+        writable = _written_folders(settings, where) if settings is not None and linux else []
+        return Checked(writable=tuple(writable), problems=tuple(problems))
+    problems += [
+        f"{path} is under {', '.join(map(str, HIDDEN))}, which the system "
+        "unit's sandbox hides (ProtectHome=yes): install caldaemon for the machine (e.g. "
+        "a venv in /opt/caldaemon) and keep the config in /etc/caldaemon"
+        for path in (Path(command[0]), config)
+        if hidden(path)
+    ]
+    if config.exists() and not hidden(config) and not others_can_read(config, private_tmp=False):
+        problems.append(
+            f"{config} is not readable by others, so not by the service's own user "
+            f"(DynamicUser=yes): chmod 0644 {shlex.quote(str(config))} and chmod 0755 its "
+            "folder (it holds no secret: key and password files go beside it, mode 0600, "
+            "named bare in the config, and reach the service by LoadCredential=)"
+        )
+    if settings is None:
+        return Checked(problems=tuple(problems))
+    handed, refused = credentials(config)
+    return Checked(credentials=handed, problems=(*problems, *refused))
 
 
 def _written_folders(settings: Settings, where: Target) -> list[Path]:
@@ -286,17 +294,24 @@ def install(
         _need_root(where, "install")
     command = plans.running_command(sys.argv[0], sys.executable)
     config = _config(config_path, where)
-    writable, problems = _checks(where, command, config)
-    if problems and not dry_run:
-        raise Error("\n".join(problems))
+    checked = _checks(where, command, config)
+    if checked.problems and not dry_run:
+        raise Error("\n".join(checked.problems))
     reinstall = where.path.exists()
     if where.platform == "darwin":
         plan = plans.darwin_install(where, command, config, os.getuid(), reinstall=reinstall)
     else:
-        plan = plans.linux_install(where, command, config, writable=writable, reinstall=reinstall)
+        plan = plans.linux_install(
+            where,
+            command,
+            config,
+            writable=checked.writable,
+            credentials=checked.credentials,
+            reinstall=reinstall,
+        )
     click.echo(f"Installing caldaemon as {where.describe}: {where.path}")
     _carry_out(plan, dry_run)
-    for problem in problems:  # only a dry run gets here with any
+    for problem in checked.problems:  # only a dry run gets here with any
         click.echo(f"note: {problem}")
     if not dry_run:
         click.echo(_running_hint(where))

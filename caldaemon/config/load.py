@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -28,6 +29,9 @@ DEFAULT_PATH = "~/.config/caldaemon/config.yaml"
 # A clinician's config is a few kilobytes; a bigger file is a mistake, not a config.
 MAX_CONFIG_BYTES = 1024 * 1024
 M = TypeVar("M", bound=pydantic.BaseModel)
+# The system unit's ConfigurationDirectory= and StateDirectory= (systemd/caldaemon.service).
+SYSTEM_CONFIG_DIR = Path("/etc/caldaemon")
+SYSTEM_STATE_DIR = Path("/var/lib/caldaemon")
 
 
 def default_path() -> Path:
@@ -37,6 +41,33 @@ def default_path() -> Path:
 def load(path: str | Path | None = None) -> Settings:
     """Read and check the config at ``path``; raise ConfigError listing every problem."""
     file = Path(path).expanduser() if path else default_path()
+    return parse(_read(file), file)
+
+
+def written_secrets(path: Path) -> tuple[tuple[str, Path], ...]:
+    """Each key or password file the config at ``path`` names, as written (``~`` expanded,
+    not resolved: a relative one is found in $CREDENTIALS_DIRECTORY under the system unit),
+    with its key's place, like ``notices.email.smtp.password_file``."""
+    config, _ = _validated(_read(path), path)
+    models: list[tuple[str, pydantic.BaseModel | None]] = [("daemon", config.daemon)]
+    models += [
+        (f"clinicians.{clinician.id}.calendars.{calendar.id}", calendar)
+        for clinician in config.clinicians
+        for calendar in clinician.calendars
+    ]
+    email = config.notices.email
+    models.append(("notices.email.smtp", email.smtp if email else None))
+    return tuple(found for where, model in models if model for found in _secrets(model, where))
+
+
+def _secrets(model: pydantic.BaseModel, where: str) -> Iterator[tuple[str, Path]]:
+    for key in type(model).model_fields:
+        value = getattr(model, key)
+        if value is not None and path_role(type(model), key) is PathRole.SECRET:
+            yield f"{where}.{key}", Path(value).expanduser()
+
+
+def _read(file: Path) -> str:
     try:
         with file.open("rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
@@ -50,10 +81,15 @@ def load(path: str | Path | None = None) -> Settings:
             str(file), None, "", "the config is larger than 1 MB; is this the right file?"
         )
         raise ConfigError([problem])
-    return parse(text, file)
+    return text
 
 
 def parse(text: str, file: Path) -> Settings:
+    config, merged = _validated(text, file)
+    return _settings(config, merged, file.resolve().parent, file)
+
+
+def _validated(text: str, file: Path) -> tuple[schema.Config, dict[str, schema.RuleSet]]:
     doc = yaml.load(text, str(file))
     problems = Problems(doc)
     for path, line, message in doc.problems:
@@ -75,7 +111,7 @@ def parse(text: str, file: Path) -> Settings:
         merged = _merge_overrides(config, doc.data, context, problems)
     if problems.items or config is None:
         raise ConfigError(problems.sorted())
-    return _settings(config, merged, file.resolve().parent, file)
+    return config, merged
 
 
 def _merge_overrides(
@@ -133,6 +169,17 @@ def _resolved(model: M, base: Path) -> M:
         else:
             update[key] = base / path
     return model.model_copy(update=update)
+
+
+def _unit_state_dir(base: Path) -> Path | None:
+    """The state folder the service uses when the config names none: systemd's
+    StateDirectory= (systemd.exec(5); it may list several, the first is ours). Outside the
+    unit, a config in /etc/caldaemon is the system unit's, so `sudo caldaemon doctor`,
+    `status` and `auth` use the unit's /var/lib/caldaemon rather than root's own
+    ~/.local/state (issue 14): what they check and write is what the service will find."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    return SYSTEM_STATE_DIR if base == SYSTEM_CONFIG_DIR else None
 
 
 def _tags(configured: dict[str, str]) -> dict[str, str]:
@@ -194,9 +241,8 @@ def _settings(
         for clinician in config.clinicians
     )
     daemon = _resolved(config.daemon, base)
-    if "state_dir" not in config.daemon.model_fields_set and os.environ.get("STATE_DIRECTORY"):
-        # systemd's StateDirectory= (systemd.exec(5)); may list several, the first is ours.
-        state_dir = Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    state_dir = _unit_state_dir(base)
+    if "state_dir" not in config.daemon.model_fields_set and state_dir is not None:
         daemon = daemon.model_copy(update={"state_dir": state_dir})
     notices = config.notices
     if notices.email and notices.email.smtp:

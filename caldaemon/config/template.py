@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import PurePath
 
 # A value written without quotes only when it cannot be read back as anything else: no
 # ':' or '#' (YAML syntax), not a number, a boolean or null, and not starting with a
@@ -87,6 +88,28 @@ class Answers:
     notes: str | None
     supervision_every: str | None
     smtp: SmtpAnswer | None
+    # For the system service (`init --system`, or a config in /etc/caldaemon): every key
+    # and password file is written by its bare name, found beside the config.
+    system: bool = False
+
+
+# The keys init writes that name a key or password file (SecretPath in the settings).
+SECRET_KEYS = frozenset({"credentials", "client_secret_file", "password_file"})
+
+
+def secret_files(answers: Answers) -> tuple[tuple[str, str], ...]:
+    """Each key or password file the answers name, as (the name written for it, the path
+    answered), in the order asked, once each."""
+    answered = [
+        value
+        for clinician in answers.clinicians
+        for calendar in clinician.calendars
+        for key, value, _ in calendar.keys
+        if key in SECRET_KEYS
+    ]
+    if answers.smtp and answers.smtp.password_file:
+        answered.append(answers.smtp.password_file)
+    return tuple((PurePath(path).name, path) for path in dict.fromkeys(answered))
 
 
 _HEADER = """\
@@ -102,6 +125,23 @@ _HEADER = """\
 # Paths are written in full, so this file still works when it is copied or run from
 # elsewhere. Passwords and keys never go in this file: give the path of a file holding
 # them (…_file) or an environment variable (…_env).
+"""
+
+_SYSTEM_HEADER = """\
+# caldaemon configuration for the system service, written by `caldaemon init`.
+#
+# This file holds no secret: the service's own user (DynamicUser=yes) reads it, so it is
+# mode 0644. Each key and password file is named bare (password_file: smtp-password):
+# it sits beside this file, root's alone (mode 0600), and `caldaemon service install
+# --system` hands it to the service with LoadCredential=, which the service finds in
+# $CREDENTIALS_DIRECTORY; `sudo caldaemon doctor` reads it beside this file.
+#
+# After each change, `caldaemon validate` tells you whether the file is right, and if
+# not exactly which line to fix; config.example.yaml shows every key there is.
+#
+# How to write values:
+#   durations  15m, 90m, 1h30m, 14d, 2w      times of day  "09:30" (in quotes)
+#   weekdays   mon tue wed thu fri sat sun   ranges of days  mon-thu, or mon,wed,fri
 """
 
 _CLASSIFICATION = """\
@@ -157,7 +197,21 @@ def _flow(pairs: list[tuple[str, str]]) -> str:
     return "{" + ", ".join(f"{key}: {value}" for key, value in pairs) + "}"
 
 
-def _daemon() -> list[str]:
+def _daemon(system: bool) -> list[str]:
+    where = (
+        [
+            "  # sent): only caldaemon's own data, never what your appointments say. Left out,",
+            "  # it is /var/lib/caldaemon, the system unit's StateDirectory= (sudo caldaemon",
+            "  # doctor and status look there too).",
+            "  # state_dir: /var/lib/caldaemon",
+        ]
+        if system
+        else [
+            "  # sent): only caldaemon's own data, never what your appointments say. Left out,",
+            "  # it is ~/.local/state/caldaemon, or under systemd the service's StateDirectory=.",
+            "  # state_dir: ~/.local/state/caldaemon",
+        ]
+    )
     return [
         "daemon:",
         "  # How often the service looks at your calendars for changes.",
@@ -165,20 +219,23 @@ def _daemon() -> list[str]:
         "  # How far ahead caldaemon checks your boundaries and places buffers.",
         "  horizon: 28d",
         "  # Where caldaemon keeps what it remembers (the buffers it placed, the notices it",
-        "  # sent): only caldaemon's own data, never what your appointments say. Left out,",
-        "  # it is ~/.local/state/caldaemon, or under systemd the service's StateDirectory=.",
-        "  # state_dir: ~/.local/state/caldaemon",
+        *where,
         "  # true: only read and report; never write to a calendar or send an email.",
         "  dry_run: false",
         "",
     ]
 
 
-def _calendar(calendar: CalendarAnswer) -> list[str]:
+def _secret(value: str, system: bool) -> str:
+    return PurePath(value).name if system else value
+
+
+def _calendar(calendar: CalendarAnswer, system: bool) -> list[str]:
     lines = [f"      - id: {scalar(calendar.id)}", f"        provider: {calendar.provider}"]
     for key, value, comment in calendar.keys:
         lines += [f"        # {comment}"] if comment else []
-        lines.append(f"        {key}: {scalar(value)}")
+        written = _secret(value, system) if key in SECRET_KEYS else value
+        lines.append(f"        {key}: {scalar(written)}")
     if calendar.use != "sessions":
         lines += [
             "        # It only blocks time; it holds no sessions.",
@@ -187,7 +244,7 @@ def _calendar(calendar: CalendarAnswer) -> list[str]:
     return lines
 
 
-def _clinician(clinician: ClinicianAnswer, *, first: bool) -> list[str]:
+def _clinician(clinician: ClinicianAnswer, *, first: bool, system: bool) -> list[str]:
     lines = [
         f"  - id: {scalar(clinician.id)}   # a short name for --clinician on the command line",
     ]
@@ -206,7 +263,7 @@ def _clinician(clinician: ClinicianAnswer, *, first: bool) -> list[str]:
         ]
     lines.append("    calendars:")
     for calendar in clinician.calendars:
-        lines += _calendar(calendar)
+        lines += _calendar(calendar, system)
     if first:
         lines += [
             "    # The calendar that receives buffer blocks. caldaemon only ever adds, moves or",
@@ -222,7 +279,7 @@ def _clinician(clinician: ClinicianAnswer, *, first: bool) -> list[str]:
 def _clinicians(answers: Answers) -> list[str]:
     lines = ["clinicians:"]
     for number, clinician in enumerate(answers.clinicians):
-        lines += _clinician(clinician, first=number == 0)
+        lines += _clinician(clinician, first=number == 0, system=answers.system)
     return [*lines, ""]
 
 
@@ -327,7 +384,8 @@ def _notices(answers: Answers) -> list[str]:
     if smtp.username:
         lines.append(f"      username: {scalar(smtp.username)}")
         lines.append(
-            f"      password_file: {scalar(smtp.password_file or '')}   # a file holding "
+            f"      password_file: {scalar(_secret(smtp.password_file or '', answers.system))}"
+            "   # a file holding "
             "the password, nothing else"
         )
     return lines
@@ -336,12 +394,12 @@ def _notices(answers: Answers) -> list[str]:
 def render(answers: Answers) -> str:
     """The config file for ``answers``, commented key by key."""
     parts = [
-        _HEADER,
+        _SYSTEM_HEADER if answers.system else _HEADER,
         "# Your time zone (an IANA name). Every rule is checked in local time, so a 17:00",
         "# limit stays 17:00 when the clocks change.",
         f"timezone: {scalar(answers.timezone)}",
         "",
-        *_daemon(),
+        *_daemon(answers.system),
         _CLASSIFICATION,
         *_clinicians(answers),
         *_rules(answers),

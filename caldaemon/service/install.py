@@ -173,11 +173,22 @@ def systemd_word(word: str, *, command: bool = True) -> str:
 
 
 def render_unit(
-    template: str, command: Sequence[str], config: Path, writable: Sequence[Path] = ()
+    template: str,
+    command: Sequence[str],
+    config: Path,
+    writable: Sequence[Path] = (),
+    credentials: Sequence[tuple[str, Path]] = (),
 ) -> str:
-    """The template with its ExecStart= running ``command run --config CONFIG`` and, after
-    its ReadWritePaths= (else after ExecStart=), one ReadWritePaths= per extra folder."""
+    """The template with its ExecStart= running ``command run --config CONFIG``; after
+    its ReadWritePaths= (else after ExecStart=), one ReadWritePaths= per extra folder; and
+    in place of its example LoadCredential= line, one per (name, file) in ``credentials``."""
     lines = template.splitlines()
+    examples = [i for i, line in enumerate(lines) if line.startswith("LoadCredential=")]
+    if examples:
+        lines[examples[0] : examples[-1] + 1] = [
+            f"LoadCredential={name}:{systemd_word(str(source), command=False)}"
+            for name, source in credentials
+        ]
     starts = [i for i, line in enumerate(lines) if line.startswith("ExecStart=")]
     if len(starts) != 1:
         raise Error(f"the unit template has {len(starts)} ExecStart= lines; expected one")
@@ -196,6 +207,7 @@ def linux_install(
     config: Path,
     *,
     writable: Sequence[Path] = (),
+    credentials: Sequence[tuple[str, Path]] = (),
     reinstall: bool = False,
 ) -> Plan:
     template = unit_template(USER_TEMPLATE if where.scope == "user" else SYSTEM_TEMPLATE)
@@ -204,7 +216,7 @@ def linux_install(
         f"{USER_TEMPLATE if where.scope == 'user' else SYSTEM_TEMPLATE};\n"
         f"# `caldaemon service uninstall {where.flag}` removes it.\n"
     )
-    unit = header + render_unit(template, command, config, writable)
+    unit = header + render_unit(template, command, config, writable, credentials)
     systemctl = where.manager
     # enable --now starts a stopped unit but leaves a running one on its old command line.
     start = (

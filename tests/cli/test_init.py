@@ -17,6 +17,7 @@ from caldaemon import config
 from caldaemon.config import yaml
 from caldaemon.config.template import scalar
 from tests.cli.init_support import (
+    OFFERED,
     answer,
     cwd,
     default_config,
@@ -425,3 +426,88 @@ def test_a_shared_tenant_is_not_offered_client_credentials(env: dict[str, str], 
     assert "caldaemon auth outlook --clinician sam --calendar work" in output
     (outlook,) = config.load(cwd / "config.yaml").clinicians[0].calendars
     assert outlook.auth == "device_code"  # type: ignore[attr-defined]
+
+
+def test_a_system_config_is_readable_by_the_service_and_names_its_secrets_bare(
+    env: dict[str, str], cwd: Path
+) -> None:
+    """``--system`` (implied for /etc/caldaemon; a folder of the test's own stands in):
+    the config 0644 in a 0755 folder (one an earlier run made 0700 included), each key and
+    password file by its bare name, and the next steps put them beside it, root's alone."""
+    (cwd / "sa.json").write_text(json.dumps({"type": "service_account"}))
+    etc = cwd / "etc-caldaemon"
+    etc.mkdir(mode=0o700)
+    target = etc / "config.yaml"
+    child = spawn(env, cwd, "--system", "--config", str(target))
+    answer(child, "time zone", "")
+    answer(child, "Your name", "")
+    answer(child, "short id for you", "lee")
+    answer(child, "email address", "lee@practice.example")
+    answer(child, "Calendar provider", "google")
+    answer(child, "id for this calendar", "")
+    answer(child, "Google calendar", "")
+    answer(child, "OAuth client file", "sa.json")
+    answer(child, r"acts for \[lee@practice.example", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "y")
+    answer(child, "Calendar provider", "outlook")
+    answer(child, "id for this calendar", "m365")
+    answer(child, "Microsoft 365 tenant", "practice.example")
+    answer(child, "Application \\(client\\) id", "app-1")
+    answer(child, "Who signs in", "client_credentials")
+    answer(child, r"mailbox whose calendar this is", "")
+    answer(child, r"client secret \[" + str(etc / "outlook-client-secret"), "")
+    answer(child, "Calendar name", "")
+    answer(child, "client sessions", "")
+    answer(child, "Add another calendar", "")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o755
+    text = target.read_text()
+    assert "This file holds no secret" in text
+    assert "        credentials: sa.json\n" in text
+    assert "        client_secret_file: outlook-client-secret\n" in text
+    google, outlook = config.load(target).clinicians[0].calendars
+    assert google.credentials == etc / "sa.json"  # type: ignore[attr-defined]
+    assert outlook.client_secret_file == etc / "outlook-client-secret"  # type: ignore[attr-defined]
+    lines = [line.strip() for line in output.splitlines()]
+    assert f"Put each key and password file in {etc}, root's alone (mode 0600):" in lines
+    assert f"sudo install -m 0600 -o root -g root {cwd / 'sa.json'} {etc / 'sa.json'}" in lines
+    secret = etc / "outlook-client-secret"
+    assert f"sudo chown root:root {secret} && sudo chmod 0600 {secret}" in lines
+    assert any(line.startswith(f"sudo caldaemon doctor --config {target}") for line in lines)
+    assert any(
+        line.startswith(f"sudo caldaemon service install --system --config {target}")
+        for line in lines
+    )
+
+
+def test_two_secret_files_of_one_name_are_refused_for_a_system_config(
+    env: dict[str, str], cwd: Path
+) -> None:
+    for folder in ("a", "b"):
+        (cwd / folder).mkdir()
+        (cwd / folder / "key.json").write_text(json.dumps({"type": "service_account"}))
+    target = cwd / "etc-caldaemon" / "config.yaml"
+    child = spawn(env, cwd, "--system", "--config", str(target))
+    answer(child, "time zone", "")
+    answer(child, "Your name", "")
+    answer(child, "short id for you", "lee")
+    answer(child, "email address", "lee@practice.example")
+    for number, folder in enumerate(("a", "b")):
+        answer(child, "Calendar provider", "google")
+        answer(child, "id for this calendar", f"g{number}")
+        answer(child, "Google calendar", "")
+        answer(child, "OAuth client file", f"{folder}/key.json")
+        answer(child, r"acts for \[lee@practice.example", "")
+        answer(child, "client sessions", "")
+        answer(child, "Add another calendar", "y" if folder == "a" else "")
+    while child.expect([OFFERED, "would both be"]) == 0:
+        child.sendline("")
+    output = str(child.after) + finish(child)
+    assert child.exitstatus == 2, output
+    assert f"would both be {target.parent / 'key.json'}" in output
+    assert not target.exists()

@@ -383,3 +383,114 @@ def test_the_packaged_unit_templates_are_the_shipped_units(name):
     # scores is what install fills in.
     packaged = files("caldaemon.service").joinpath("units").joinpath(name).read_text()
     assert packaged == (ROOT / "systemd" / name).read_text()
+
+
+def with_secrets(world: World, key: str, password: str) -> None:
+    """The world's config with a Google service account's key and an SMTP password, each
+    named as ``key`` and ``password`` (written by ``init --system`` as bare names), and
+    the two files beside the config, root's alone, as init's next steps say."""
+    text = world.config.read_text()
+    google = (
+        "      - id: workspace\n"
+        "        provider: google\n"
+        f"        credentials: {key}\n"
+        "        subject: sam.lee@example.org\n"
+        "        use: busy\n"
+    )
+    email = (
+        "  email:\n"
+        "    from: caldaemon@example.org\n"
+        "    smtp: {host: smtp.example.org, port: 587, security: starttls,\n"
+        f"           username: caldaemon, password_file: {password}}}\n"
+    )
+    text = text.replace("      - id: buffers\n", google + "      - id: buffers\n", 1)
+    world.config.write_text(text.replace("  privacy: redacted\n", "  privacy: redacted\n" + email))
+    for name in ("google-key.json", "smtp-password"):
+        (world.root / name).write_text("{}" if name.endswith(".json") else "s3cret\n")
+        (world.root / name).chmod(0o600)
+
+
+def credential_lines(unit_text: str) -> list[str]:
+    return [line for line in unit_text.splitlines() if line.startswith("LoadCredential=")]
+
+
+def test_system_unit_hands_over_each_secret_the_config_names_bare(world):
+    with_secrets(world, "google-key.json", "smtp-password")
+    result = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    assert result.exit_code == 0, result.output
+    # tmp_path's own folders are 0700, so a note says the config is out of the user's reach.
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert not [note for note in notes if "not readable by others" not in note]
+    assert credential_lines(printed_file(result.output)) == [
+        f"LoadCredential=google-key.json:{world.root}/google-key.json",
+        f"LoadCredential=smtp-password:{world.root}/smtp-password",
+    ]  # the template's example line is gone
+
+
+def test_system_unit_without_secrets_loads_no_credential(world):
+    result = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    assert result.exit_code == 0, result.output
+    assert credential_lines(printed_file(result.output)) == []
+
+
+@pytest.mark.skipif(analyze is None, reason="systemd-analyze is not installed")
+def test_the_system_unit_with_credentials_verifies(world):
+    with_secrets(world, "google-key.json", "smtp-password")
+    result = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    unit = world.root / "caldaemon.service"
+    unit.write_text(printed_file(result.output))
+    assert len(credential_lines(unit.read_text())) == 2
+    assert analyze is not None
+    verified = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "caldaemon.service" not in verified.stderr, verified.stderr
+
+
+def test_a_secret_the_dynamic_user_cannot_read_is_refused_saying_where_it_goes(world):
+    secret = world.root / "elsewhere" / "smtp-password"
+    secret.parent.mkdir()
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    with_secrets(world, "google-key.json", str(secret))
+    shown = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    assert shown.exit_code == 0, shown.output
+    assert (
+        f"note: notices.email.smtp.password_file: the service's own user (DynamicUser=yes) "
+        f"cannot read {secret}: move it to {world.root}/smtp-password (root's, mode 0600) "
+        "and write `password_file: smtp-password`"
+    ) in shown.output
+    assert credential_lines(printed_file(shown.output)) == [
+        f"LoadCredential=google-key.json:{world.root}/google-key.json"
+    ]
+    if os.geteuid() != 0:
+        return  # without root, install --system stops before it looks (tested above)
+    installed = Path("/etc/systemd/system/caldaemon.service").exists()
+    refused = world.run("install", "--system", "--config", str(world.config))
+    assert refused.returncode == 2
+    assert f"cannot read {secret}" in refused.stderr and "Traceback" not in refused.stderr
+    assert Path("/etc/systemd/system/caldaemon.service").exists() == installed
+    assert world.calls() == []
+
+
+def test_a_secret_in_a_subfolder_is_refused_as_no_credential_name(world):
+    with_secrets(world, "keys/google-key.json", "smtp-password")
+    shown = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    assert (
+        "note: clinicians.lee.calendars.workspace.credentials: keys/google-key.json is not "
+        "a bare file name, and a credential's name may not hold a '/'"
+    ) in shown.output
+    assert f"move it to {world.root}/google-key.json" in shown.output
+    assert credential_lines(printed_file(shown.output)) == [
+        f"LoadCredential=smtp-password:{world.root}/smtp-password"
+    ]
+
+
+def test_a_missing_secret_is_pointed_out_before_the_service_fails_on_it(world):
+    with_secrets(world, "google-key.json", "smtp-password")
+    (world.root / "smtp-password").unlink()
+    shown = world.invoke("install", "--system", "--dry-run", "--config", str(world.config))
+    assert f"note: notices.email.smtp.password_file: {world.root}/smtp-password is missing" in (
+        shown.output
+    )

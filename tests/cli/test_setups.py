@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import os
 import plistlib
+import shutil
 import socket
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -358,25 +360,37 @@ def test_a_group_practice_on_a_server_app_only(
     microsoft: MicrosoftServer,
     provider: str,
 ) -> None:
-    # /etc/caldaemon/config.yaml on the server; a folder of the test's own here.
+    # /etc/caldaemon/config.yaml on the server, where init needs no --system; a folder of
+    # the test's own here, so --system says it.
     written = cwd / "etc-caldaemon" / "config.yaml"
-    child = spawn(machine, cwd, "--config", str(written))
+    child = spawn(machine, cwd, "--system", "--config", str(written))
     answer(child, "time zone", "")
     answer(child, "Your name", "Lee")
     answer(child, "short id for you", "lee")
     answer(child, "email address", "lee@practice.example")
     if provider == "google":
         practice_with_google(child, cwd, google)
+        key, name = "credentials", "google-key.json"
     else:
         practice_with_microsoft(child, cwd, microsoft)
+        key, name = "client_secret_file", "outlook-secret"
     output = rest_by_default(child)
     assert "caldaemon auth" not in output  # nobody signs in
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644  # the service's user reads it
+    assert f"        {key}: {name}\n" in written.read_text()  # named bare, no secret in it
+    # The key or secret beside the config, root's alone, as the next steps say.
+    beside = written.parent / name
+    install = f"sudo install -m 0600 -o root -g root {cwd / 'secrets' / name} {beside}"
+    assert install in [line.strip() for line in output.splitlines()]
+    shutil.copyfile(cwd / "secrets" / name, beside)
+    beside.chmod(0o600)
     if provider == "google":
         point_at(written, "google", api_endpoint=google.url)
     else:
         point_at_microsoft(written, microsoft)
     assert [c.id for c in config.load(written).clinicians] == ["lee", "kim"]
 
+    # No $CREDENTIALS_DIRECTORY outside the unit: the bare name is found beside the config.
     lines = doctor_passes(machine, cwd, "--config", str(written))
     for clinician in ("lee", "kim"):
         [signed_in] = [x for x in lines if x.startswith(f"✓ {clinician}/work sign-in")]
@@ -394,6 +408,9 @@ def test_a_group_practice_on_a_server_app_only(
     assert "would write /etc/systemd/system/caldaemon.service" in shown.stdout
     unit = printed_file(shown.stdout)
     assert exec_start(unit).endswith(f"run --config {written}") and "DynamicUser=yes" in unit
+    # systemd hands the file to the service's user, once for both clinicians.
+    credentials = [line for line in unit.splitlines() if line.startswith("LoadCredential=")]
+    assert credentials == [f"LoadCredential={name}:{beside}"]
     assert manager_calls(machine) == []
 
 

@@ -44,6 +44,23 @@ def test_the_minimal_config_is_valid_and_fills_defaults():
     assert settings.clinicians[0].calendars[0].path == Path("/etc/caldaemon/work.ics")
 
 
+def test_a_config_in_etc_caldaemon_keeps_its_state_where_the_system_unit_does(monkeypatch):
+    # `sudo caldaemon doctor|status|auth` on the system config use the unit's folder
+    # (StateDirectory=caldaemon), not root's own ~/.local/state (issue 14).
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    system = config.parse(GOOD, Path("/etc/caldaemon/config.yaml"))
+    assert system.daemon.state_dir == Path("/var/lib/caldaemon")
+    elsewhere = config.parse(GOOD, Path("/srv/practice/config.yaml"))
+    assert elsewhere.daemon.state_dir == Path("~/.local/state/caldaemon").expanduser()
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/other:/var/lib/more")
+    under_unit = config.parse(GOOD, Path("/etc/caldaemon/config.yaml"))
+    assert under_unit.daemon.state_dir == Path("/var/lib/other")
+    chosen = GOOD.replace("clinicians:", "daemon: {state_dir: /srv/state}\nclinicians:", 1)
+    assert config.parse(chosen, Path("/etc/caldaemon/config.yaml")).daemon.state_dir == Path(
+        "/srv/state"
+    )
+
+
 def test_the_example_config_is_valid():
     settings = config.load(ROOT / "config.example.yaml")
     assert [c.id for c in settings.clinicians] == ["lee"]
