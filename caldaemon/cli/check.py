@@ -47,14 +47,15 @@ def check(
     from caldaemon.cli import render
     from caldaemon.model import Severity
     from caldaemon.service.read import check as read_and_assess
+    from caldaemon.service.read import fewer_collections
 
     settings = load_settings(config_path)
     now = parse_now(now_text, settings)
-    results = read_and_assess(settings, now, clinician_id)
-    problem_code = _print_problems(results)
-    click.echo(
-        render.check_json(now, results) if as_json else render.check_text(results), nl=not as_json
-    )
+    with fewer_collections():  # the whole year stays alive until it is printed
+        results = read_and_assess(settings, now, clinician_id)
+        problem_code = _print_problems(results)
+        shown = render.check_json(now, results) if as_json else render.check_text(results)
+    click.echo(shown, nl=not as_json)
     if as_json:
         click.echo()
     # Accepted exceptions (an ok tag, caldaemon ack) are listed apart, not counted.
