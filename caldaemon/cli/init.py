@@ -10,10 +10,10 @@ notices to a Maildir in the state folder."""
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import replace as replaced
 from pathlib import Path
-from shlex import quote
 from typing import TYPE_CHECKING
 
 import click
@@ -23,7 +23,7 @@ from caldaemon.errors import ConfigError, Error
 
 if TYPE_CHECKING:
     from caldaemon.config import Settings
-    from caldaemon.config.template import Answers
+    from caldaemon.config.template import Answers, CalendarAnswer
 
 
 def _checked(text: str, target: Path) -> Settings:
@@ -75,14 +75,32 @@ def _secret_steps(folder: Path, files: tuple[tuple[str, str], ...]) -> list[str]
     lines = [f"Put each key and password file in {folder}, root's alone (mode 0600):"]
     for name, answered in files:
         place = folder / name
+        where = shlex.quote(str(place))
         if Path(answered) == place:
-            where = quote(str(place))
             lines.append(f"  sudo chown root:root {where} && sudo chmod 0600 {where}")
         else:
-            lines.append(
-                f"  sudo install -m 0600 -o root -g root {quote(answered)} {quote(str(place))}"
-            )
+            source = shlex.quote(answered)
+            lines.append(f"  sudo install -m 0600 -o root -g root {source} {where}")
     return lines
+
+
+def _sign_in(calendar: CalendarAnswer, clinician: str, option: str, system: Path | None) -> str:
+    """The sign-in command; for the system service, run as its own dynamic user with its
+    state folder (the token must be the service's to read) and the calendar's key files
+    handed over as the unit hands them (README, "As a system service")."""
+    words = f"auth {calendar.provider} --clinician {clinician} --calendar {calendar.id}{option}"
+    if system is None:
+        return f"  caldaemon {words}   sign in to this calendar"
+    from caldaemon.config.template import SECRET_KEYS
+    from caldaemon.service.install import running_command
+
+    names = [Path(value).name for key, value, _ in calendar.keys if key in SECRET_KEYS]
+    loads = "".join(f" -p LoadCredential={n}:{shlex.quote(str(system / n))}" for n in names)
+    command = shlex.join(running_command(sys.argv[0], sys.executable))
+    return (
+        "  sudo systemd-run --pty --wait -p User=caldaemon -p DynamicUser=yes "
+        f"-p StateDirectory=caldaemon{loads} {command} {words}   sign in, as the service's user"
+    )
 
 
 def _next_steps(
@@ -97,8 +115,7 @@ def _next_steps(
         lines.append("Then:")
     for clinician in answers.clinicians:
         lines += [
-            f"  caldaemon auth {calendar.provider} --clinician {clinician.id} "
-            f"--calendar {calendar.id}{option}   sign in to this calendar"
+            _sign_in(calendar, clinician.id, option, target.parent if answers.system else None)
             for calendar in clinician.calendars
             if calendar.signs_in
         ]

@@ -511,3 +511,32 @@ def test_two_secret_files_of_one_name_are_refused_for_a_system_config(
     assert child.exitstatus == 2, output
     assert f"would both be {target.parent / 'key.json'}" in output
     assert not target.exists()
+
+
+def test_a_system_sign_in_runs_as_the_services_user_with_its_key_handed_over(
+    env: dict[str, str], cwd: Path
+) -> None:
+    """A token the service's dynamic user can read, and the OAuth client file it cannot
+    read itself (root's, 0600) handed over as the unit hands it."""
+    etc = cwd / "etc-caldaemon"
+    target = etc / "config.yaml"
+    child = spawn(env, cwd, "--system", "--config", str(target))
+    answer(child, "time zone", "")
+    answer(child, "Your name", "")
+    answer(child, "short id for you", "lee")
+    answer(child, "email address", "lee@practice.example")
+    answer(child, "Calendar provider", "google")
+    answer(child, "id for this calendar", "")
+    answer(child, "Google calendar", "")
+    answer(child, r"OAuth client file.*\[" + str(etc / "google-client.json"), "")
+    take_every_default(child)
+    output = finish(child)
+    assert child.exitstatus == 0, output
+    assert "        credentials: google-client.json\n" in target.read_text()
+    [sign_in] = [line.strip() for line in output.splitlines() if "auth google" in line]
+    assert sign_in.startswith(
+        "sudo systemd-run --pty --wait -p User=caldaemon -p DynamicUser=yes "
+        "-p StateDirectory=caldaemon "
+        f"-p LoadCredential=google-client.json:{etc / 'google-client.json'} "
+    )
+    assert f"auth google --clinician lee --calendar work --config {target}" in sign_in
