@@ -79,9 +79,11 @@ class _Signals:
             self.kinds.setdefault(Kind(target), why)
 
 
-def _signals(event: Event, settings: ClassificationSettings) -> _Signals:
+def _signals(
+    event: Event, settings: ClassificationSettings, tags: tuple[str, ...] | None
+) -> _Signals:
     found = _Signals()
-    for tag in sorted(tags_of(event)):
+    for tag in sorted(tags_of(event)) if tags is None else tags:
         target = settings.tags.get(tag)
         if target is not None:
             found.note(target, f"tag #{tag}", settings)
@@ -108,9 +110,11 @@ def classify(
     busy_only: bool = False,
     tz: ZoneInfo | None = None,
     marks: Mapping[str, str] | None = None,
+    tags: tuple[str, ...] | None = None,
 ) -> Classified:
     """Decide one event's kind and level; ``busy_only`` for calendars with ``use: busy``;
-    ``marks``: levels the clinician gave events or series (by ``calendar/id``)."""
+    ``marks``: levels the clinician gave events or series (by ``calendar/id``); ``tags``:
+    the event's tags (:func:`tags_of`) in order, when the caller has them already."""
     if event.owner is not None:
         return Classified(event, Kind.BUFFER, None, "caldaemon's own buffer")
     if event.marked:
@@ -121,7 +125,7 @@ def classify(
         return Classified(event, Kind.IGNORED, None, "cancelled")
     if event.declined:
         return Classified(event, Kind.IGNORED, None, "declined")
-    signals = _signals(event, settings)
+    signals = _signals(event, settings, tags)
     day_off = signals.kinds.get(Kind.DAY_OFF)
     if event.out_of_office and _whole_days(event, tz or ZoneInfo("UTC")):
         day_off = day_off or "out of office"
@@ -209,7 +213,24 @@ def classify_all(
     tz: ZoneInfo | None = None,
     marks: Mapping[str, str] | None = None,
 ) -> list[Classified]:
+    # The occurrences of a series share their text: its tags are found once.
+    known: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
+
+    def tags(event: Event) -> tuple[str, ...]:
+        text = (event.title, event.description, event.categories)
+        found = known.get(text)
+        if found is None:
+            found = known[text] = tuple(sorted(tags_of(event)))
+        return found
+
     return [
-        classify(e, settings, busy_only=e.calendar in busy_calendars, tz=tz, marks=marks)
+        classify(
+            e,
+            settings,
+            busy_only=e.calendar in busy_calendars,
+            tz=tz,
+            marks=marks,
+            tags=tags(e),
+        )
         for e in events
     ]

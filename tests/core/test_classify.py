@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from caldaemon.core.classify import classify, tags_of
+from caldaemon.core.classify import classify, classify_all, tags_of
 from caldaemon.model import Event, Kind
 from tests.support import MONDAY, TZ, all_day, make_settings, session
 
@@ -132,3 +132,21 @@ def test_a_timed_event_longer_than_a_day_is_busy_time_never_a_session():
     result = classify(long, settings)
     assert result.kind is Kind.OTHER and result.level is None
     assert result.why == "longer than a day: busy time"
+
+
+def test_classifying_many_events_at_once_reads_each_events_own_tags():
+    same_text = [session(MONDAY, "09:00", "09:50", "Client #heavy") for _ in range(3)]
+    other = [
+        session(MONDAY, "11:00", "11:50", "Client #heavy", description="#light"),
+        session(MONDAY, "13:00", "13:50", "Client #heavy", categories=("notes",)),
+        session(MONDAY, "15:00", "15:50", "Client session"),
+    ]
+    events = same_text + other
+    together = classify_all(events, SETTINGS, tz=TZ)
+    assert together == [classify(e, SETTINGS, tz=TZ) for e in events]
+    assert [(c.kind, c.level) for c in together[2:]] == [
+        (Kind.SESSION, "high"),
+        (Kind.SESSION, "high"),
+        (Kind.ADMIN, None),
+        (Kind.SESSION, "moderate"),
+    ]

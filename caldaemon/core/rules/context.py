@@ -17,24 +17,25 @@ from caldaemon.text import WEEKDAYS
 
 @dataclass(frozen=True)
 class Session:
-    """A timed session in the clinician's zone."""
+    """A timed session in the clinician's zone. ``key`` (the event's) and ``day`` (the
+    local date of its start) are worked out once: the rules ask for them hundreds of
+    thousands of times over a year of a practice."""
 
     item: Classified
     start: datetime
     end: datetime
+    key: str
+    day: date
 
-    @property
-    def key(self) -> str:
-        return self.item.event.key
+    @classmethod
+    def of(cls, item: Classified, tz: ZoneInfo) -> Session:
+        start = item.event.start.astimezone(tz)
+        return cls(item, start, item.event.end.astimezone(tz), item.event.key, start.date())
 
     @property
     def level(self) -> str:
         assert self.item.level is not None
         return self.item.level
-
-    @property
-    def day(self) -> date:
-        return self.start.date()
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,7 @@ class Context:
     @cached_property
     def sessions(self) -> tuple[Session, ...]:
         found = [
-            Session(c, c.event.start.astimezone(self.tz), c.event.end.astimezone(self.tz))
-            for c in self.events
-            if c.is_session and not c.event.all_day
+            Session.of(c, self.tz) for c in self.events if c.is_session and not c.event.all_day
         ]
         return tuple(sorted(found, key=lambda s: (s.start, s.end, s.key)))
 
