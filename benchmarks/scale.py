@@ -8,7 +8,9 @@ tenant, one app with a client secret); each calendar is also the clinician's
 ``buffers_to`` and holds a week of sessions, 5 #heavy (each gets a buffer) and 5
 moderate. The fakes run in this process (threaded HTTP servers, latency slept outside
 their locks); the daemon is its own process, ``caldaemon -v run --config …`` started
-through a bootstrap that only adds a timestamp and the thread name to its log lines.
+through a bootstrap that only adds a timestamp and the thread name to its log lines and
+lifts caldaemon's 1 MB limit on the config file (a guard against pointing at the wrong
+file; a clinician's entry here takes about 400 bytes, so 10,000 need about 4 MB).
 
 Read from the daemon's log: for every cycle, its scheduled time (APScheduler's
 "Running job … (scheduled at …)"), when it started and when it finished (the cycle's own
@@ -89,6 +91,8 @@ _BOOT = (
     "'%(created).6f %(threadName)s %(levelname)s %(name)s: %(message)s'); "
     "[logging.getLogger(n).setLevel(logging.WARNING) for n in "
     "('googleapiclient', 'msal', 'urllib3', 'apscheduler.scheduler')]; "
+    "import caldaemon.config.load; "
+    "sys.modules['caldaemon.config.load'].MAX_CONFIG_BYTES = 64 << 20; "
     "sys.argv = ['caldaemon', '-v', *sys.argv[1:]]; "
     "from caldaemon.cli import main; main()"
 )
