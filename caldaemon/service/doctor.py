@@ -195,6 +195,8 @@ def _state(settings: Settings) -> Finding:
     read-only and was not written by a newer caldaemon."""
     folder = settings.daemon.state_dir.expanduser()
     found = _folder("state", folder, "the state folder", private=True)
+    if settings.daemon.state is not None and found.ok:
+        return _database(settings, found)
     file = settings.state_file.expanduser()
     if not found.ok or not file.exists():
         return found
@@ -218,6 +220,35 @@ def _state(settings: Settings) -> Finding:
         state.close()
     upgrade = "" if version == SCHEMA_VERSION else f"; the daemon upgrades it to {SCHEMA_VERSION}"
     return Finding(True, "state", f"{found.detail}; {file.name} opens (schema {version}{upgrade})")
+
+
+def _database(settings: Settings, folder: Finding) -> Finding:
+    """A PostgreSQL state (``daemon.state``): it answers, read-only, with the password
+    from its file or variable, and was not written by a newer caldaemon. The folder is
+    still checked first: tokens and Maildir notices live there."""
+    from caldaemon.state import State
+    from caldaemon.state.db import SCHEMA_VERSION
+
+    where = settings.state_location
+    try:
+        state = State(where, read_only=True)
+    except Error as exc:
+        newer = "newer caldaemon" in str(exc)
+        fix = (
+            "run the caldaemon that wrote it (or a newer one)"
+            if newer
+            else "check daemon.state, the password in daemon.state_password_file or "
+            "_env, and that the database server is up"
+        )
+        return Finding(False, "state", str(exc), fix)
+    version = state.found_version or 0
+    state.close()
+    made = (
+        "the daemon creates its tables"
+        if version == 0
+        else (f"schema {version}" + ("" if version == SCHEMA_VERSION else ", to be upgraded"))
+    )
+    return Finding(True, "state", f"{folder.detail}; the database {where} answers ({made})")
 
 
 def _folder(subject: str, folder: Path, what: str, *, private: bool) -> Finding:

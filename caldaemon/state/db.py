@@ -195,6 +195,9 @@ class State:
     ) -> None:
         self.location = location if isinstance(location, PostgresLocation) else Path(location)
         self._lock = threading.RLock()
+        # The schema the database held when opened (a read-only or dry-run open works on
+        # an upgraded copy: ``schema_version()`` then answers for the copy).
+        self.found_version: int | None = None
         if isinstance(self.location, PostgresLocation):
             self._open_postgres(self.location, memory_copy=memory_copy, read_only=read_only)
         else:
@@ -267,7 +270,7 @@ class State:
             raise StateError(location, f"cannot connect: {_first_line(exc)}") from None
         self.db = server
         with self._errors():
-            version = self.schema_version()
+            version = self.found_version = self.schema_version()
             if version > SCHEMA_VERSION:
                 raise StateError(location, f"written by a newer caldaemon (schema {version})")
             if memory_copy or (read_only and version < SCHEMA_VERSION):
