@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.errors import (
@@ -33,6 +34,10 @@ from caldaemon.model import Window
 from caldaemon.providers.base import Provider
 from caldaemon.providers.registry import open_provider
 from caldaemon.service.providers import provider_context
+
+if TYPE_CHECKING:
+    from caldaemon.state import State
+    from caldaemon.state.postgres import PostgresLocation
 
 # How far ahead a calendar is read: enough to prove it can be read, little to transfer.
 READ_SPAN = timedelta(days=1)
@@ -200,20 +205,15 @@ def _state(settings: Settings) -> Finding:
     file = settings.state_file.expanduser()
     if not found.ok or not file.exists():
         return found
-    from caldaemon.state import State
     from caldaemon.state.db import SCHEMA_VERSION
 
-    try:
-        state = State(file, read_only=True)
-    except Error as exc:
-        newer = "newer caldaemon" in str(exc)
-        fix = (
-            "run the caldaemon that wrote it (or a newer one)"
-            if newer
-            else f"move {file} away; the daemon starts a new one (buffers it placed are "
-            "then adopted again by their markers)"
-        )
-        return Finding(False, "state", str(exc), fix)
+    state = _open(
+        file,
+        f"move {file} away; the daemon starts a new one (buffers it placed are then "
+        "adopted again by their markers)",
+    )
+    if isinstance(state, Finding):
+        return state
     try:
         version = state.schema_version()
     finally:
@@ -226,21 +226,16 @@ def _database(settings: Settings, folder: Finding) -> Finding:
     """A PostgreSQL state (``daemon.state``): it answers, read-only, with the password
     from its file or variable, and was not written by a newer caldaemon. The folder is
     still checked first: tokens and Maildir notices live there."""
-    from caldaemon.state import State
     from caldaemon.state.db import SCHEMA_VERSION
 
     where = settings.state_location
-    try:
-        state = State(where, read_only=True)
-    except Error as exc:
-        newer = "newer caldaemon" in str(exc)
-        fix = (
-            "run the caldaemon that wrote it (or a newer one)"
-            if newer
-            else "check daemon.state, the password in daemon.state_password_file or "
-            "_env, and that the database server is up"
-        )
-        return Finding(False, "state", str(exc), fix)
+    state = _open(
+        where,
+        "check daemon.state, the password in daemon.state_password_file or _env, and that "
+        "the database server is up",
+    )
+    if isinstance(state, Finding):
+        return state
     version = state.found_version or 0
     state.close()
     made = (
@@ -249,6 +244,19 @@ def _database(settings: Settings, folder: Finding) -> Finding:
         else (f"schema {version}" + ("" if version == SCHEMA_VERSION else ", to be upgraded"))
     )
     return Finding(True, "state", f"{folder.detail}; the database {where} answers ({made})")
+
+
+def _open(location: Path | PostgresLocation, fix: str) -> State | Finding:
+    """The state opened read-only, or the failed check: ``fix`` unless it was written by
+    a newer caldaemon."""
+    from caldaemon.state import State
+
+    try:
+        return State(location, read_only=True)
+    except Error as exc:
+        if "newer caldaemon" in str(exc):
+            fix = "run the caldaemon that wrote it (or a newer one)"
+        return Finding(False, "state", str(exc), fix)
 
 
 def _folder(subject: str, folder: Path, what: str, *, private: bool) -> Finding:
