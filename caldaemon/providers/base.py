@@ -14,6 +14,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, timedelta, tzinfo
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -41,6 +43,18 @@ BUFFER_DESCRIPTION = (
     "Time kept free by caldaemon after a session. If you edit this block caldaemon leaves "
     "it alone; if you delete it, it is not put back."
 )
+
+
+def block_dates(buffer: Buffer, tz: tzinfo | None = None) -> tuple[date, date]:
+    """The local dates an all-day block covers: its first day and the day after its last
+    (exclusive, as Google, Graph and iCalendar date ends are), dated where the clinician
+    is (``tz``; the buffer's own zone when not given). An end that is not a midnight still
+    covers its day; a block covers at least one day."""
+    zone = tz or buffer.start.tzinfo or UTC
+    first = buffer.start.astimezone(zone).date()
+    finish = buffer.end.astimezone(zone)
+    last = finish.date() + (timedelta(days=1) if finish.time() != time_of_day() else timedelta())
+    return first, max(last, first + timedelta(days=1))
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from caldaemon.model import Buffer, Event, parse_written_identity, written_identity
-from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY
+from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_KEY, block_dates
 
 # Event colours by colorId, named as in Google Calendar's UI; classification.colors
 # in the config names them this way (DESIGN.md §3).
@@ -87,17 +87,6 @@ def buffer_body(buffer: Buffer, identity: str, tz: tzinfo | None = None) -> dict
         "reminders": {"useDefault": False, "overrides": []},
         "extendedProperties": {"private": {OWNER_KEY: identity}},
     }
-
-
-def block_dates(buffer: Buffer, tz: tzinfo | None = None) -> tuple[date, date]:
-    """The local dates an all-day block covers: its first day and the day after its last
-    (exclusive, as Google and iCalendar date ends are). An end that is not a midnight
-    still covers its day; a block covers at least one day."""
-    zone = tz or buffer.start.tzinfo or UTC
-    first = buffer.start.astimezone(zone).date()
-    finish = buffer.end.astimezone(zone)
-    last = finish.date() + (timedelta(days=1) if finish.time() != time() else timedelta())
-    return first, max(last, first + timedelta(days=1))
 
 
 def _block_times(buffer: Buffer, tz: tzinfo | None) -> tuple[dict[str, str], dict[str, str]]:

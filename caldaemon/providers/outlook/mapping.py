@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tzlocal.windows_tz import tz_win, win_tz
 
 from caldaemon.model import Buffer, Event
-from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_CATEGORY, OWNER_KEY
+from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_CATEGORY, OWNER_KEY, block_dates
 
 # caldaemon's owner marker on Outlook: a named string property in our own property set.
 # The GUID is caldaemon's and must never change (events written by older versions would
@@ -99,16 +99,6 @@ def zone_name(zone: tzinfo) -> str:
     if key.upper() in ("UTC", "Z", "GMT", "ETC/UTC", "ETC/GMT"):
         return "UTC"
     return tz_win.get(key, key)
-
-
-def block_dates(buffer: Buffer, tz: tzinfo | None = None) -> tuple[date, date]:
-    """The local dates an all-day block covers: its first day and the day after its last
-    (exclusive). An end that is not a midnight still covers its day; at least one day."""
-    zone = tz or buffer.start.tzinfo or UTC
-    first = buffer.start.astimezone(zone).date()
-    finish = buffer.end.astimezone(zone)
-    last = finish.date() + (timedelta(days=1) if finish.time() != time() else timedelta())
-    return first, max(last, first + timedelta(days=1))
 
 
 def block_times(buffer: Buffer, tz: tzinfo | None = None) -> tuple[dict[str, str], dict[str, str]]:
