@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from caldaemon.core.policy import ClassificationSettings
 from caldaemon.core.rules.context import Context, Session
-from caldaemon.core.rules.hours import _minute_of_day, is_day_off
+from caldaemon.core.rules.hours import is_day_off, minute_of_day
 from caldaemon.core.rules.registry import rules_on
 from caldaemon.model import Severity
 
@@ -106,7 +106,7 @@ class Grid:
             return "level_limits.latest_start"
         end = start + self.length
         if limit is not None:
-            minute = _minute_of_day(end.astimezone(self.tz), day)
+            minute = minute_of_day(end.astimezone(self.tz), day)
             if minute is None or minute > limit:
                 return "working_hours"
         return BUSY if self.busy.overlaps(start, end) else None

@@ -10,7 +10,7 @@ from caldaemon.model import Violation
 from caldaemon.text import WEEKDAYS, clock, describe, span
 
 
-def _minute_of_day(moment: datetime, day: date) -> int | None:
+def minute_of_day(moment: datetime, day: date) -> int | None:
     """Wall-clock minutes after ``day``'s midnight; 1440 for the next midnight; None when
     ``moment`` lies on no such day. Wall-clock, so a DST change day still reads 09:00 as
     540 (RFC 5545 §3.3.5 local time)."""
@@ -22,8 +22,8 @@ def _minute_of_day(moment: datetime, day: date) -> int | None:
 
 
 def _fits(session: Session, ranges: tuple[tuple[int, int], ...]) -> bool:
-    start = _minute_of_day(session.start, session.day)
-    end = _minute_of_day(session.end, session.day)
+    start = minute_of_day(session.start, session.day)
+    end = minute_of_day(session.end, session.day)
     if start is None or end is None:
         return False
     return any(low <= start and end <= high for low, high in ranges)
@@ -87,7 +87,7 @@ def latest_start(ctx: Context) -> Iterator[Violation]:
             continue
         for day, sessions in ctx.days():
             for session in sessions:
-                start = _minute_of_day(session.start, day)
+                start = minute_of_day(session.start, day)
                 if (
                     ctx.at_least(session.item.level, level)
                     and start is not None
