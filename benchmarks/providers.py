@@ -32,12 +32,13 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from caldaemon.model import Window
-from caldaemon.providers.base import ProviderContext
+from caldaemon.providers.base import Provider, ProviderContext
 from caldaemon.providers.google.provider import GoogleProvider
 from caldaemon.providers.google.settings import GoogleCalendar
 from caldaemon.providers.outlook.provider import OutlookProvider
@@ -82,17 +83,9 @@ def google(calendars: int, polls: int) -> dict[str, Any]:
             gc.collect()
             held = tracemalloc.get_traced_memory()[0] - before
             tracemalloc.stop()
-            costs: list[float] = []
-            for n in range(polls):
-                provider, token = providers[n % len(providers)]
-                started = time.thread_time()
-                provider.changes(WINDOW, token)
-                costs.append(time.thread_time() - started)
-            for provider, _ in providers:
-                provider.close()
+            costs = _unchanged_polls(providers, polls)
     finally:
         server.stop()
-    costs.sort()
     return {
         "calendars": calendars,
         "polls": len(costs),
@@ -101,6 +94,20 @@ def google(calendars: int, polls: int) -> dict[str, Any]:
         "poll_p90_ms": costs[int(0.9 * (len(costs) - 1))] * 1000,
         "kb_per_calendar": held / calendars / 1024,
     }
+
+
+def _unchanged_polls(providers: Sequence[tuple[Provider, str | None]], polls: int) -> list[float]:
+    """The thread CPU of ``polls`` unchanged polls taken in turn from ``providers`` (each
+    with the token of its first listing), sorted; the providers are closed after."""
+    costs: list[float] = []
+    for n in range(polls):
+        provider, token = providers[n % len(providers)]
+        started = time.thread_time()
+        provider.changes(WINDOW, token)
+        costs.append(time.thread_time() - started)
+    for provider, _ in providers:
+        provider.close()
+    return sorted(costs)
 
 
 def outlook(calendars: int, polls: int) -> dict[str, Any]:
@@ -120,17 +127,9 @@ def outlook(calendars: int, polls: int) -> dict[str, Any]:
                 providers.append((provider, provider.changes(WINDOW, None).token))
             after = threading.active_count()
             names = Counter(_thread_kind(t) for t in threading.enumerate())
-            costs: list[float] = []
-            for n in range(polls):
-                provider, token = providers[n % len(providers)]
-                started = time.thread_time()
-                provider.changes(WINDOW, token)
-                costs.append(time.thread_time() - started)
-            for provider, _ in providers:
-                provider.close()
+            costs = _unchanged_polls(providers, polls)
     finally:
         server.stop()
-    costs.sort()
     return {
         "calendars": calendars,
         "before": before,
