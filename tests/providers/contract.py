@@ -23,6 +23,29 @@ WINDOW = Window(datetime(2026, 11, 23, tzinfo=TZ), datetime(2026, 12, 28, tzinfo
 SELF = "clinician@example.org"
 
 
+# Friday 4 Dec 2026 is full: its free working hours are held; Saturday is a day off.
+FRIDAY = datetime(2026, 12, 4, tzinfo=TZ)
+SATURDAY = datetime(2026, 12, 5, tzinfo=TZ)
+
+
+def hold(start: datetime, end: datetime, *, all_day: bool = False) -> Buffer:
+    """A hold over protected time, as the core wants it (DESIGN.md §10)."""
+    title = "Day off" if all_day else "Protected time"
+    after = f"day/{start:%Y-%m-%d}/{start:%H%M}"
+    return Buffer("lee", "work", start, end, title, after, "protect", all_day=all_day)
+
+
+def day_off(day: datetime = SATURDAY) -> Buffer:
+    return hold(day, day + timedelta(days=1), all_day=True)
+
+
+def working_day_of_holds() -> list[Buffer]:
+    """Three free stretches of a full Friday held, and an all-day hold on Saturday."""
+    stretches = [(9, 10), (12, 13), (15, 17)]
+    timed = [hold(FRIDAY + timedelta(hours=a), FRIDAY + timedelta(hours=b)) for a, b in stretches]
+    return [*timed, day_off()]
+
+
 @dataclass
 class UserEvent:
     """An event as its user makes it in their calendar app."""

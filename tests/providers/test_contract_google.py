@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from caldaemon.errors import RemoteGone
-from caldaemon.model import Buffer, Create, Delete, Update, Write, content_digest
+from caldaemon.model import Create, Delete, Update, Write, content_digest
 from caldaemon.providers.base import ProviderContext
 from caldaemon.providers.google.auth import SCOPE_EVENTS
 from caldaemon.providers.google.provider import GoogleProvider
@@ -26,6 +26,8 @@ from caldaemon.providers.google.settings import GoogleCalendar
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.fakes.google_event import out_of_office
 from tests.providers.contract import (
+    FRIDAY,
+    SATURDAY,
     SELF,
     TZ,
     WINDOW,
@@ -33,33 +35,9 @@ from tests.providers.contract import (
     UserEvent,
     buffer,
     by_id,
+    hold,
+    working_day_of_holds,
 )
-
-# Friday 4 Dec 2026 is full: its free working hours are held; Saturday is a day off.
-FRIDAY = datetime(2026, 12, 4, tzinfo=TZ)
-SATURDAY = datetime(2026, 12, 5, tzinfo=TZ)
-
-
-def hold(start: datetime, end: datetime, *, all_day: bool = False) -> Buffer:
-    """A hold over protected time, as the core wants it (DESIGN.md §10)."""
-    title = "Day off" if all_day else "Protected time"
-    return Buffer(
-        "lee",
-        "work",
-        start,
-        end,
-        title,
-        f"day/{start:%Y-%m-%d}/{start:%H%M}",
-        "protect",
-        all_day=all_day,
-    )
-
-
-def working_day_of_holds() -> list[Buffer]:
-    """Three free stretches of a full Friday held, and an all-day hold on Saturday."""
-    stretches = [(9, 10), (12, 13), (15, 17)]
-    timed = [hold(FRIDAY + timedelta(hours=a), FRIDAY + timedelta(hours=b)) for a, b in stretches]
-    return [*timed, hold(SATURDAY, SATURDAY + timedelta(days=1), all_day=True)]
 
 
 class Sleeps(list[float]):

@@ -6,14 +6,14 @@ the real device-code flow; the backend acts as the user through the server's own
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from caldaemon.errors import RemoteGone
-from caldaemon.model import Buffer, Create, Delete, Update, Write, content_digest
+from caldaemon.model import Create, Delete, Update, Write, content_digest
 from caldaemon.providers.base import ProviderContext
 from caldaemon.providers.outlook import auth as outlook_auth
 from caldaemon.providers.outlook.provider import OutlookProvider
@@ -21,6 +21,8 @@ from caldaemon.providers.outlook.settings import OutlookCalendar
 from tests.fakes.graph_users import out_of_office
 from tests.fakes.microsoft import DEFAULT_USER, MicrosoftServer
 from tests.providers.contract import (
+    FRIDAY,
+    SATURDAY,
     SELF,
     TZ,
     WINDOW,
@@ -28,30 +30,10 @@ from tests.providers.contract import (
     UserEvent,
     buffer,
     by_id,
+    day_off,
+    hold,
+    working_day_of_holds,
 )
-
-# Friday 4 Dec 2026 is full: its free working hours are held; Saturday is a day off.
-FRIDAY = datetime(2026, 12, 4, tzinfo=TZ)
-SATURDAY = datetime(2026, 12, 5, tzinfo=TZ)
-
-
-def hold(start: datetime, end: datetime, *, all_day: bool = False) -> Buffer:
-    """A hold over protected time, as the core wants it (DESIGN.md §10)."""
-    title = "Day off" if all_day else "Protected time"
-    after = f"day/{start:%Y-%m-%d}/{start:%H%M}"
-    return Buffer("lee", "work", start, end, title, after, "protect", all_day=all_day)
-
-
-def day_off(day: datetime = SATURDAY) -> Buffer:
-    return hold(day, day + timedelta(days=1), all_day=True)
-
-
-def working_day_of_holds() -> list[Buffer]:
-    """Three free stretches of a full Friday held, and an all-day hold on Saturday."""
-    stretches = [(9, 10), (12, 13), (15, 17)]
-    timed = [hold(FRIDAY + timedelta(hours=a), FRIDAY + timedelta(hours=b)) for a, b in stretches]
-    return [*timed, day_off()]
-
 
 CLIENT_ID = "caldaemon-desktop"
 
