@@ -233,12 +233,13 @@ class State:
                 self.db = self._sqlite_copy(path)
             else:
                 self.db = SqliteConnection(self._open_private(path))
+            version = self.found_version = self.schema_version()
             if not read_only:
                 self.db.execute("PRAGMA synchronous=FULL")
                 self._migrate()
-            elif self.schema_version() > SCHEMA_VERSION:
+            elif version > SCHEMA_VERSION:
                 raise StateError(path, "written by a newer caldaemon")
-            elif self.schema_version() < SCHEMA_VERSION:
+            elif version < SCHEMA_VERSION:
                 # An older file that the daemon has not upgraded yet: read an upgraded
                 # copy in memory, never the file in place.
                 self.db.close()
