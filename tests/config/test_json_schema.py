@@ -25,6 +25,7 @@ from caldaemon import config
 from caldaemon.config import yaml
 from caldaemon.config.json_schema import render
 from caldaemon.errors import ConfigError
+from tests.config.test_config import GOOD
 from tests.config.test_hostile_configs import BASE
 from tests.reliability.worlds import clinician_ics_yaml, write_config
 from tests.service.test_notices import smtp_notices
@@ -255,18 +256,6 @@ def test_every_config_the_tests_load_is_valid_under_the_schema(tmp_path: Path) -
         config.parse(text, tmp_path / "config.yaml")  # the loader takes it
         assert errors(text) == [], name
 
-
-GOOD = """\
-timezone: America/Toronto
-clinicians:
-  - id: lee
-    rules: standard
-    calendars:
-      - {id: work, provider: ics, path: work.ics}
-rule_sets:
-  standard:
-    max_sessions_per_day: 6
-"""
 
 # (a config the loader refuses for one key alone, the key the schema names)
 REFUSED = [
