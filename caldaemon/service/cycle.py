@@ -180,10 +180,10 @@ class Cycle:
             # the calendar shows, so it is no evidence of ours either. Wait a cycle.
             log.warning("%s: buffers on %s wait a cycle", clinician.id, clinician.buffers_to)
         elif clinician.buffers_to and target is not None and report.ok:
-            with self.state.read() as tables:
-                read = tables.calendars.get(clinician.id, clinician.buffers_to)
+            # report.ok: every calendar was read, so the target's listing was stored with
+            # this window just now.
             evidence = Evidence(
-                window=read.window if read is not None else None,
+                window=target.window,
                 trusted=target.trusted and all(r.ok for r in results.values()),
             )
             buffers_to = clinician.buffers_to

@@ -46,6 +46,9 @@ class SyncResult:
     quiet: bool = False
     listed_from: str | None = None
     token: str | None = None
+    # The window the cache now holds the calendar for (stored with the listing): the
+    # evidence a reconcile of the buffers calendar needs, without reading it back.
+    window: Window | None = None
 
 
 def vocabulary(settings: Settings, clinician: ClinicianSettings) -> str:
@@ -143,6 +146,7 @@ def sync_calendar(
         quiet=not (full or listing.full or listing.events or listing.removed),
         listed_from=token,
         token=listing.token,
+        window=window,
     )
 
 
