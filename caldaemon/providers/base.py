@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any, ClassVar
@@ -96,6 +96,10 @@ class ProviderContext:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("caldaemon"))
+
+    def now(self) -> datetime:
+        """The injected clock's time, as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
 
 class Provider(ABC):

@@ -15,7 +15,6 @@ import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 from caldaemon.errors import CalendarError, RemoteGone, WriteConflict
@@ -183,7 +182,7 @@ class MemoryProvider(BatchProvider):
             if existing is not None:
                 if existing.owner != write.identity:
                     return WriteResult(write, error=WriteConflict(self.id, event_id))
-                b, now = write.buffer, datetime.fromtimestamp(self.context.clock(), UTC)
+                b, now = write.buffer, self.context.now()
                 if existing.content != content_digest(b.start, b.end, b.title) and (
                     existing.end <= now
                 ):

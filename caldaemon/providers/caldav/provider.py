@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import quote, urljoin
 
 import icalendar
@@ -312,7 +312,7 @@ class CaldavProvider(Provider):
             raise WriteConflict(self.id, uid)  # the user's object: never replaced
         if str(master.get("STATUS", "")).upper() == "CANCELLED":
             raise RemoteGone(self.id, uid)  # the next generation gets a new UID
-        now = datetime.fromtimestamp(self.context.clock(), UTC)
+        now = self.context.now()
         if buffer_etag(master) != buffer_etag(self._component(buffer, identity)) and (
             block_ended(master, now)
         ):
@@ -384,7 +384,7 @@ class CaldavProvider(Provider):
         return self._hrefs.get(uid) or urljoin(self._resolve(), quote(uid, safe="@") + ".ics")
 
     def _component(self, buffer: Buffer, identity: str) -> icalendar.Event:
-        stamp = datetime.fromtimestamp(self.context.clock(), UTC)
+        stamp = self.context.now()
         return buffer_component(buffer, identity, stamp)
 
     def _get(self, href: str) -> Reply | None:

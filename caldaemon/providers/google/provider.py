@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import google_auth_httplib2
@@ -365,7 +364,7 @@ class GoogleProvider(BatchProvider):
             return WriteResult(write, error=self._part_error(refusal))  # alive: refused
         remote = Remote(remote_id, resource.get("etag"))
         if isinstance(write, Create) and owner_of(resource) == write.identity:
-            now = datetime.fromtimestamp(self.context.clock(), UTC)
+            now = self.context.now()
             if not same_buffer(resource, write.buffer, write.identity, self.context.tz) and (
                 ended(resource, now)
             ):

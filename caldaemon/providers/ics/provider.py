@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from caldaemon.errors import CalendarError, ConfigError, RemoteGone, WriteConflict
@@ -211,7 +211,7 @@ class IcsProvider(BatchProvider):
         # The document this provider last read or wrote, while the file still holds it:
         # our own write of the last round is not scanned again.
         document = self._known.document(seen.data)
-        stamp = datetime.fromtimestamp(self.context.clock(), UTC)
+        stamp = self.context.now()
         try:
             results = [self._one(document, write, stamp) for write in writes]
             if document.changed:

@@ -24,7 +24,6 @@ Graph as it is (RESEARCH.md, "Microsoft Graph"):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -259,7 +258,7 @@ def _earlier_life(holder: Mapping[str, Any], write: Create, context: ProviderCon
         finish = mapping.parse_datetime(holder.get("end"))
     except mapping.MappingError:
         return False
-    return finish <= datetime.fromtimestamp(context.clock(), UTC)
+    return finish <= context.now()
 
 
 def _duplicate_transaction(reply: BatchReply) -> bool:
