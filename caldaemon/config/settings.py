@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from caldaemon.config import schema
 from caldaemon.core.policy import ClassificationSettings, Policy
 from caldaemon.errors import ConfigError, Problem
 from caldaemon.providers.settings import CalendarSettings
-from caldaemon.state.postgres import PostgresLocation
+
+if TYPE_CHECKING:
+    from caldaemon.state.postgres import PostgresLocation
 
 STATE_FILE = "state.sqlite3"
 
@@ -56,6 +59,9 @@ class Settings:
         SQLite file in ``daemon.state_dir``."""
         if self.daemon.state is None:
             return self.state_file
+        # Imported here: loading a config (validate, check) need not load the state package.
+        from caldaemon.state.postgres import PostgresLocation
+
         return PostgresLocation(
             self.daemon.state, self.daemon.state_password_file, self.daemon.state_password_env
         )
