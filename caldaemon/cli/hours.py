@@ -175,10 +175,9 @@ def _hours(period: Period) -> list[str]:
 
 def table(clinician: ClinicianSettings, log: HoursLog, sources: list[Source]) -> str:
     """The log as a person reads it: months, then weeks, then the total and the sources."""
-    who = f"{clinician.name} ({clinician.id})" if clinician.name else clinician.id
     until = log.until.astimezone(clinician.tz)
     lines = [
-        f"Hours of {who}, {_long(log.first)} to {_long(log.last)}, "
+        f"Hours of {clinician.who}, {_long(log.first)} to {_long(log.last)}, "
         f"counted up to {_long(until.date())} {until:%H:%M} ({clinician.tz.key})",
         "",
     ]

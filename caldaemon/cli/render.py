@@ -90,11 +90,6 @@ def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> s
     )
 
 
-def _who(result: Assessment[ClinicianSettings]) -> str:
-    c = result.clinician
-    return f"{c.name} ({c.id})" if c.name else c.id
-
-
 def _fact_line(fact: Fact) -> str:
     """``error    working_hours+latest_start  Tue 1 Dec, …  [ab12cd34]``: the id in brackets
     is what ``caldaemon ack`` takes."""
@@ -106,14 +101,14 @@ def _fact_line(fact: Fact) -> str:
 def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
     lines: list[str] = []
     for result in results:
-        tz = result.clinician.tz
+        tz, who = result.clinician.tz, result.clinician.who
         violations, buffers = result.evaluation.violations, result.evaluation.buffers
         horizon = f"from {day_name(result.now.astimezone(tz).date())}"
         if result.errors:
             # Failing closed: rules over a calendar that was not read judge partial data.
             unread = ", ".join(f"'{e.calendar}' ({e.reason})" for e in result.errors)
             lines.append(
-                f"{_who(result)}: incomplete: could not read {unread}. Nothing is judged "
+                f"{who}: incomplete: could not read {unread}. Nothing is judged "
                 "until every calendar can be read."
             )
             lines.append("")
@@ -122,11 +117,9 @@ def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
         open_facts = [f for f in found if not f.accepted]
         accepted = [f for f in found if f.accepted]
         if not open_facts:
-            lines.append(f"{_who(result)}: everything fits inside your boundaries ({horizon}).")
+            lines.append(f"{who}: everything fits inside your boundaries ({horizon}).")
         else:
-            lines.append(
-                f"{_who(result)}: {plural(len(open_facts), 'thing')} to look at ({horizon})."
-            )
+            lines.append(f"{who}: {plural(len(open_facts), 'thing')} to look at ({horizon}).")
             by_day: dict[date, list[Fact]] = defaultdict(list)
             for fact in open_facts:
                 by_day[fact.date].append(fact)
@@ -200,7 +193,7 @@ def events_text(results: list[Assessment[ClinicianSettings]], redact: bool) -> s
     lines: list[str] = []
     for result in results:
         tz = result.clinician.tz
-        lines.append(f"{_who(result)}: {plural(len(result.classified), 'event')}")
+        lines.append(f"{result.clinician.who}: {plural(len(result.classified), 'event')}")
         current: date | None = None
         for c in result.classified:
             start = c.event.start.astimezone(tz)

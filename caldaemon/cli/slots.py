@@ -180,17 +180,13 @@ def _start(since: date | datetime | None, clinician: ClinicianSettings) -> datet
     return datetime.combine(since, time(), clinician.tz)
 
 
-def _who(clinician: ClinicianSettings) -> str:
-    return f"{clinician.name} ({clinician.id})" if clinician.name else clinician.id
-
-
 def _unread(results: list[Assessment[ClinicianSettings]]) -> str:
     lines = []
     for result in results:
         if result.errors:
             unread = ", ".join(f"'{e.calendar}' ({e.reason})" for e in result.errors)
             lines.append(
-                f"{_who(result.clinician)}: incomplete: could not read {unread}. No start "
+                f"{result.clinician.who}: incomplete: could not read {unread}. No start "
                 "times are shown until every calendar can be read."
             )
     return "\n".join(lines)
@@ -235,7 +231,7 @@ def _text(
         span = f"{_when(search.start)} to {_when(search.end)}"
         if search.slots:
             lines.append(
-                f"{_who(result.clinician)}: {plural(len(search.slots), 'start time')} for {what} "
+                f"{result.clinician.who}: {plural(len(search.slots), 'start time')} for {what} "
                 f"({span}):"
             )
             for slot in search.slots:
@@ -245,7 +241,7 @@ def _text(
                     lines.append(f"      warning: {said}")
         else:
             lines.append(
-                f"{_who(result.clinician)}: nowhere from {span} does {what} fit inside your "
+                f"{result.clinician.who}: nowhere from {span} does {what} fit inside your "
                 "boundaries."
             )
         if len(search.slots) < count:  # it ran out: say why

@@ -28,6 +28,11 @@ class ClinicianSettings(Policy):
     email: str | None
     calendars: tuple[CalendarSettings, ...]
 
+    @property
+    def who(self) -> str:
+        """How output names the clinician: ``Sam Lee (sam)``, or the id alone."""
+        return f"{self.name} ({self.id})" if self.name else self.id
+
     def calendar(self, calendar_id: str) -> CalendarSettings:
         return next(c for c in self.calendars if c.id == calendar_id)
 
