@@ -98,12 +98,13 @@ def report(
 
     settings = load_settings(config_path)
     now = parse_now(now_text, settings)
-    views, problems, unread = week_views(settings, now, parse_week(week_text, now), clinician_id)
+    day = parse_week(week_text, now)
+    views, problems, unread = week_views(settings, now, day, clinician_id)
     for line in problems:
         click.echo(line, err=True)
     failed = bool(unread)
     if practice:
-        _practice(settings, views, unread, fmt, output, parse_week(week_text, now))
+        _practice(settings, views, unread, fmt, output, day)
     elif fmt == "text":
         _emit("\n".join(render_text(v) for v in views), output)
     elif fmt == "json":
