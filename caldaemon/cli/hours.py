@@ -106,11 +106,10 @@ def hours(
 
     settings = load_settings(config_path)
     now = parse_now(now_text, settings)
-    chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
     wanted = (_date(from_text, "--from"), _date(to_text, "--to"))
     logs: list[tuple[ClinicianSettings, HoursLog, list[Source]]] = []
     failed = False
-    for clinician in chosen:
+    for clinician in settings.chosen(clinician_id):
         first, last = _range(*wanted, today=now.astimezone(clinician.tz).date())
         begin = datetime.combine(first, time(), clinician.tz)
         end = min(datetime.combine(last + timedelta(days=1), time(), clinician.tz), now)

@@ -48,11 +48,10 @@ def week_views(
     from caldaemon.service.weekly import read_week
     from caldaemon.text import WEEKDAYS
 
-    chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
     views: list[WeekView] = []
     problems: list[str] = []
     unread: list[str] = []
-    for clinician in chosen:
+    for clinician in settings.chosen(clinician_id):
         start = week_start(day, WEEKDAYS.index(clinician.rules.week_starts))
         read = read_week(settings, clinician, now, start)
         problems += [f"warning: {w}" for w in read.warnings]

@@ -77,6 +77,10 @@ class Settings:
         # millisecond each time (issue 15).
         return {c.id: c for c in reversed(self.clinicians)}  # the first of an id wins
 
+    def chosen(self, clinician_id: str | None) -> tuple[ClinicianSettings, ...]:
+        """The clinician ``--clinician`` names (an unknown id: ConfigError), or all of them."""
+        return (self.clinician(clinician_id),) if clinician_id else self.clinicians
+
     def clinician(self, clinician_id: str) -> ClinicianSettings:
         found = self._clinicians_by_id.get(clinician_id)
         if found is not None:
