@@ -209,9 +209,12 @@ def _store(
             color = event.color if (event.color or "").lower() in known_colors else None
             cached = replace(event, color=color) if color != event.color else event
             rules = title_rules(c, event.title)
+            found = tags_of(event)
             # Decided now, while the title is at hand; marks are applied when read.
-            decided = classify(event, c, busy_only=busy_only, tz=clinician.tz)
-            tags = frozenset(tags_of(event) & known_tags)
+            decided = classify(
+                event, c, busy_only=busy_only, tz=clinician.tz, tags=tuple(sorted(found))
+            )
+            tags = frozenset(found & known_tags)
             keep.append(Cached(cached, tags, matches, rules, decided.kind.value, decided.level))
         else:
             drop.append(event.id)
