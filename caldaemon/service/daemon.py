@@ -34,7 +34,7 @@ from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
 from caldaemon.service.cycle import Cycle, CycleReport
 from caldaemon.service.providers import Providers
 from caldaemon.service.sharing import Sharing
-from caldaemon.service.systemd import notify_systemd, watchdog_interval
+from caldaemon.service.systemd import notify_systemd, under_systemd, watchdog_interval
 from caldaemon.service.weekly import WeeklyOutcome, send_if_due
 from caldaemon.state import State
 from caldaemon.state.lock import StateLock
@@ -359,7 +359,8 @@ class Daemon:
                 notify_systemd("RELOADING=1")
                 self.reload()
                 notify_systemd("READY=1")
-            if self.healthy():
+            # The status line reads the state: only worth it when systemd listens.
+            if under_systemd() and self.healthy():
                 notify_systemd("WATCHDOG=1\nSTATUS=" + self.status_line())
         notify_systemd("STOPPING=1\nSTATUS=finishing the current cycle")
         log.info("stopping: finishing running cycles")

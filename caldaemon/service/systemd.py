@@ -10,6 +10,11 @@ import socket
 log = logging.getLogger("caldaemon.daemon")
 
 
+def under_systemd() -> bool:
+    """Whether systemd listens for sd_notify(3) messages (so a STATUS is worth making)."""
+    return bool(os.environ.get("NOTIFY_SOCKET"))
+
+
 def notify_systemd(message: str) -> bool:
     """sd_notify(3): one datagram to $NOTIFY_SOCKET; False when not under systemd."""
     address = os.environ.get("NOTIFY_SOCKET")
