@@ -81,7 +81,7 @@ def examine(
     """Every check, in order: each calendar of each (or one) clinician, the notices'
     way out, the state folder."""
     patience = Patience(sleep=sleep) if sleep is not None else Patience()
-    chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
+    chosen = settings.chosen(clinician_id)
     start = now or datetime.now(settings.tz)
     for clinician in chosen:
         for calendar_id in (c.id for c in clinician.calendars):

@@ -66,7 +66,7 @@ def check(
     """Read the calendars live and evaluate: what ``caldaemon check`` shows. The state is
     only read (when the daemon has one), so what is shown is what ``run`` would do: not
     the buffers the user took over, with the levels marked and the violations accepted."""
-    chosen = [settings.clinician(clinician_id)] if clinician_id else list(settings.clinicians)
+    chosen = settings.chosen(clinician_id)
     horizon = horizon or settings.daemon.horizon
     with fewer_collections():
         return [_check_one(settings, clinician, now, horizon) for clinician in chosen]
