@@ -373,13 +373,14 @@ class Daemon:
         """Cycles are completing: every clinician's last run is recent enough."""
         limit = max(self.settings.daemon.poll_interval * 3, timedelta(minutes=5))
         now = self.clock()
+        held = self.sharing.held if self.sharing is not None else None
         with self.health.lock:
             if now - self.health.started < limit:
                 return True
             return all(
                 now - self.health.last_cycle.get(c.id, self.health.started) < limit
                 for c in self.settings.clinicians
-                if self.sharing is None or c.id in self.sharing.held
+                if held is None or c.id in held
             )
 
     def status_line(self) -> str:
