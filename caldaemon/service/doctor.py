@@ -214,10 +214,8 @@ def _state(settings: Settings) -> Finding:
     )
     if isinstance(state, Finding):
         return state
-    try:
-        version = state.schema_version()
-    finally:
-        state.close()
+    version = state.found_version or 0
+    state.close()
     upgrade = "" if version == SCHEMA_VERSION else f"; the daemon upgrades it to {SCHEMA_VERSION}"
     return Finding(True, "state", f"{found.detail}; {file.name} opens (schema {version}{upgrade})")
 
