@@ -8,7 +8,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -58,6 +58,14 @@ def load_settings(config_path: str | None) -> Settings:
     from caldaemon import config
 
     return config.load(config_path)
+
+
+def parse_date(text: str, option: str) -> date:
+    """A date option (``--from``, ``--to``, ``--week``, ``--until``): YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Error(f"{option}: {text!r} is not a date like 2026-11-30") from None
 
 
 def parse_now(text: str | None, settings: Settings) -> datetime:

@@ -18,6 +18,7 @@ from caldaemon.cli.app import (
     load_settings,
     main,
     now_option,
+    parse_date,
     parse_now,
     user_errors,
 )
@@ -37,12 +38,7 @@ _CSV_NAMES = ("client", "supervision", "peer_support", "admin", "personal")
 
 
 def _date(text: str | None, option: str) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Error(f"{option}: {text!r} is not a date like 2026-01-31") from None
+    return None if text is None else parse_date(text, option)
 
 
 def default_first(last: date) -> date:

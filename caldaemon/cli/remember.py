@@ -3,7 +3,6 @@ event or a violation, kept in the daemon's state by id (DESIGN.md §10)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING
 
 import click
@@ -14,6 +13,7 @@ from caldaemon.cli.app import (
     load_settings,
     main,
     now_option,
+    parse_date,
     parse_now,
     user_errors,
 )
@@ -119,12 +119,7 @@ def ack(
     settings = load_settings(config_path)
     now = parse_now(now_text, settings)
     clinician = _clinician(settings, clinician_id)
-    until = None
-    if until_text is not None:
-        try:
-            until = date.fromisoformat(until_text)
-        except ValueError:
-            raise Error(f"--until: {until_text!r} is not a date like 2026-12-31") from None
+    until = None if until_text is None else parse_date(until_text, "--until")
     if len(violation_id) < MIN_ID:
         raise Error(f"give at least {MIN_ID} characters of the violation's id")
     [assessment] = read_and_assess(settings, now, clinician.id)

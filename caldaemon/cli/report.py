@@ -18,6 +18,7 @@ from caldaemon.cli.app import (
     load_settings,
     main,
     now_option,
+    parse_date,
     parse_now,
     user_errors,
 )
@@ -31,12 +32,7 @@ FORMATS = ("text", "json", "html", "png")
 
 
 def parse_week(text: str | None, now: datetime) -> date:
-    if not text:
-        return now.date()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Error(f"--week: {text!r} is not a date like 2026-11-30") from None
+    return parse_date(text, "--week") if text else now.date()
 
 
 def week_views(
