@@ -18,14 +18,13 @@ On a DST change day the skipped hour has no start and the repeated hour has both
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from itertools import accumulate
 from zoneinfo import ZoneInfo
 
+from caldaemon.core.intervals import Intervals
 from caldaemon.core.policy import ClassificationSettings
 from caldaemon.core.rules.context import Context, Session
 from caldaemon.core.rules.hours import is_day_off, minute_of_day
@@ -178,24 +177,6 @@ class Grid:
                 continue  # over already, and not made worse
             return rule
         return None
-
-
-class Intervals:
-    """Busy time: "does anything overlap [a, b)?" by bisection."""
-
-    def __init__(self, spans: list[tuple[datetime, datetime]]) -> None:
-        spans = sorted(spans)
-        self.starts = [a for a, _ in spans]
-        self.ends = [b for _, b in spans]
-        self.max_end = list(accumulate(self.ends, max))
-
-    def overlaps(self, start: datetime, end: datetime) -> bool:
-        index = bisect_left(self.starts, end) - 1
-        while index >= 0 and self.max_end[index] > start:
-            if self.ends[index] > start:
-                return True
-            index -= 1
-        return False
 
 
 def _instants(day: date, minute: int, tz: ZoneInfo) -> list[datetime]:

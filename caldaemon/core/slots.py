@@ -52,9 +52,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from caldaemon.core.assess import Evaluation, evaluate
+from caldaemon.core.intervals import Intervals
 from caldaemon.core.policy import ClassificationSettings, Policy
 from caldaemon.core.rules.context import Context
-from caldaemon.core.slot_grid import Grid, Intervals
+from caldaemon.core.slot_grid import Grid
 from caldaemon.model import Buffer, Classified, Event, Kind, Severity, Violation
 
 DEFAULT_STEP = timedelta(minutes=15)

@@ -5,11 +5,11 @@ and says so with a ``buffers`` warning; otherwise it is a ``buffers`` violation.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import insort
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import accumulate
 
+from caldaemon.core.intervals import Intervals
 from caldaemon.core.rules.context import Context, Session
 from caldaemon.core.rules.settings import BufferRule
 from caldaemon.model import Buffer, Kind, Severity, Violation
@@ -33,21 +33,17 @@ class BusyIndex:
             )
             for c in ctx.busy
         )
-        self.starts = [utc[0] for utc, _ in spans]
-        self.ends = [utc[1] for utc, _ in spans]
+        # Already in start order, so the index keeps it: its positions are the spans'.
+        self.events = Intervals(utc for utc, _ in spans)
         self.spans = [own for _, own in spans]
-        self.max_end = list(accumulate(self.ends, max))
         # (UTC start, UTC end, start, end) of each block planned so far, by start.
         self.planned: list[tuple[datetime, datetime, datetime, datetime]] = []
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         start, end = start.astimezone(UTC), end.astimezone(UTC)
-        index = bisect_left(self.starts, end) - 1
-        while index >= 0 and self.max_end[index] > start:
-            if self.ends[index] > start:
-                return True
-            index -= 1
-        return any(a < end and start < b for a, b, _, _ in self.planned)
+        return self.events.overlaps(start, end) or any(
+            a < end and start < b for a, b, _, _ in self.planned
+        )
 
     def free_after(self, start: datetime, limit: timedelta) -> timedelta:
         """How long from ``start`` (up to ``limit``) nothing is busy."""
@@ -68,12 +64,7 @@ class BusyIndex:
     def _overlapping(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The events and planned blocks that overlap [start, end), as they were given."""
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-        found = []
-        index = bisect_left(self.starts, utc_end) - 1
-        while index >= 0 and self.max_end[index] > utc_start:
-            if self.ends[index] > utc_start:
-                found.append(self.spans[index])
-            index -= 1
+        found = [self.spans[i] for i in self.events.overlapping(utc_start, utc_end)]
         found += [(a, b) for ua, ub, a, b in self.planned if ua < utc_end and utc_start < ub]
         return found
 

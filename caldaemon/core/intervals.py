@@ -1,0 +1,36 @@
+"""Spans of time searched by "which overlap [start, end)?": what buffer planning
+(:class:`~caldaemon.core.rules.buffers.BusyIndex`) and ``caldaemon slots``
+(:mod:`~caldaemon.core.slot_grid`) both ask of busy time, thousands of times a run."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from itertools import accumulate
+
+
+class Intervals:
+    """Spans ``[a, b)`` sorted by start, with the running maximum of their ends: a bisect
+    finds the last span starting before ``end``, and the scan back stops at the first
+    whose running maximum cannot reach ``start`` (spans may nest or overlap). Give UTC
+    instants: comparing aware datetimes of different zones costs a ``utcoffset`` call on
+    both every time."""
+
+    def __init__(self, spans: Iterable[tuple[datetime, datetime]]) -> None:
+        ordered = sorted(spans)
+        self.starts = [a for a, _ in ordered]
+        self.ends = [b for _, b in ordered]
+        self.max_end = list(accumulate(self.ends, max))
+
+    def overlapping(self, start: datetime, end: datetime) -> Iterator[int]:
+        """The positions (in start order) of the spans that overlap ``[start, end)``,
+        latest first."""
+        index = bisect_left(self.starts, end) - 1
+        while index >= 0 and self.max_end[index] > start:
+            if self.ends[index] > start:
+                yield index
+            index -= 1
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return next(self.overlapping(start, end), None) is not None
