@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from caldaemon.model import Severity, Violation
@@ -174,11 +174,8 @@ def _fact(first: _Draft, members: list[_Draft], tz: ZoneInfo) -> Fact:
         line = f"every {_WEEKDAYS[start.weekday()]}{times}: {_clauses(first)}; {dates}"
     elif len(first.violations) > 1:
         session = next((v for v in first.violations if v.rule != "buffers"), head)
-        line = f"{span(_local(session.start, tz), _local(session.end, tz))}: {_clauses(first)}"
+        start, end = session.start.astimezone(tz), session.end.astimezone(tz)
+        line = f"{span(start, end)}: {_clauses(first)}"
     else:
         line = head.message
     return Fact(group, violations, line, first.dates[0])
-
-
-def _local(moment: datetime, tz: ZoneInfo) -> datetime:
-    return moment.astimezone(tz)
