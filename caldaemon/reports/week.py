@@ -17,7 +17,7 @@ from caldaemon.core.assess import Assessment, P
 from caldaemon.core.policy import ClassificationSettings
 from caldaemon.core.rules.context import Context
 from caldaemon.core.rules.hours import is_day_off
-from caldaemon.model import Classified, Kind, Severity, Violation
+from caldaemon.model import Classified, Kind, Violation
 
 # Kinds whose hours the week counts apart from client sessions (a licensure log's lines).
 COUNTED_KINDS = (Kind.SUPERVISION, Kind.PEER_SUPPORT, Kind.PERSONAL, Kind.ADMIN)
@@ -211,7 +211,7 @@ def _block(c: Classified, flagged: set[str]) -> Block | None:
 def _mark(v: Violation) -> Mark:
     return Mark(
         rule=v.rule,
-        severity=v.severity.value if isinstance(v.severity, Severity) else str(v.severity),
+        severity=v.severity.value,
         start=v.start,
         end=v.end,
         message=v.message,
