@@ -40,15 +40,14 @@ def week_views(
 ) -> tuple[list[WeekView], list[str], list[str]]:
     """The week containing ``day`` for each chosen clinician, read live; the problems
     met; the clinicians whose calendars could not be read (they get no view)."""
-    from caldaemon.reports.week import week_start
+    from caldaemon.core.rules.context import week_start
     from caldaemon.service.weekly import read_week
-    from caldaemon.text import WEEKDAYS
 
     views: list[WeekView] = []
     problems: list[str] = []
     unread: list[str] = []
     for clinician in settings.chosen(clinician_id):
-        start = week_start(day, WEEKDAYS.index(clinician.rules.week_starts))
+        start = week_start(day, clinician.rules.week_starts)
         read = read_week(settings, clinician, now, start)
         problems += [f"warning: {w}" for w in read.warnings]
         if read.view is None:
@@ -117,9 +116,8 @@ def _practice(
     output: Path | None,
     day: date,
 ) -> None:
+    from caldaemon.core.rules.context import week_start
     from caldaemon.reports import practice
-    from caldaemon.reports.week import week_start
-    from caldaemon.text import WEEKDAYS
 
     if fmt == "png":
         raise Error("--practice: the format is text, html or json (a table, not a picture)")
@@ -128,7 +126,7 @@ def _practice(
         rows[clinician] = practice.unreadable(clinician, settings.clinician(clinician).name or "")
     ordered = [rows[c.id] for c in settings.clinicians if c.id in rows]
     first = settings.clinicians[0].rules.week_starts if settings.clinicians else "mon"
-    week = views[0].start if views else week_start(day, WEEKDAYS.index(first))
+    week = views[0].start if views else week_start(day, first)
     render = {
         "text": practice.practice_text,
         "json": practice.practice_json,

@@ -108,10 +108,6 @@ class WeekView:
             yield from day.marks
 
 
-def week_start(day: date, starts_on: int) -> date:
-    return day - timedelta(days=(day.weekday() - starts_on) % 7)
-
-
 def build(
     assessment: Assessment[P],
     classification: ClassificationSettings,

@@ -18,9 +18,10 @@ from datetime import date, datetime, time, timedelta
 
 from caldaemon.config import ClinicianSettings, Settings
 from caldaemon.config.schema import WeeklyReport
+from caldaemon.core.rules.context import week_start
 from caldaemon.errors import CalendarError
 from caldaemon.notices import outbox
-from caldaemon.reports.week import WeekView, build, week_start
+from caldaemon.reports.week import WeekView, build
 from caldaemon.state import State
 from caldaemon.text import WEEKDAYS, day_name
 
@@ -80,8 +81,7 @@ def week_of(clinician: ClinicianSettings, moment: datetime) -> date:
     """The week a report sent at ``moment`` shows: the one that begins on the moment's day
     or next (sent on Monday morning: this week; on Friday: the next)."""
     day = moment.astimezone(clinician.tz).date()
-    starts_on = WEEKDAYS.index(clinician.rules.week_starts)
-    begins = week_start(day, starts_on)
+    begins = week_start(day, clinician.rules.week_starts)
     return begins if begins == day else begins + timedelta(days=7)
 
 
