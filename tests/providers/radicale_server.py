@@ -5,7 +5,9 @@ A server's own WSGI application is served by a threaded wsgiref server on 127.0.
 (port chosen by the OS) over a temporary storage folder. Every request is recorded in
 ``requests``, so a test can count what a provider sent; ``fail_next`` answers the next
 requests with a status instead, and ``rewrite_next`` changes the next reply to a method
-(a reply a real server may give but these two never do, such as a truncated multistatus).
+(a reply a real server may give but these two never do, such as a truncated multistatus;
+a rewrite that sets ``content-length`` to "" sends the body without one, to the end of
+the connection as HTTP/1.0 allows).
 The server object also acts as the user's own calendar app: it makes calendars and PUTs
 and DELETEs objects with plain HTTP, never through the provider under test.
 """
@@ -160,10 +162,11 @@ class DavServer:
             self.rewrite_errors.append(exc)
             raise
         kept = [(k, v) for k, v in reply.headers.items() if k != "content-length"]
-        start_response(
-            f"{reply.status} Rewritten", [*kept, ("Content-Length", str(len(reply.body)))]
-        )
-        return [reply.body]
+        if reply.headers.get("content-length") != "":
+            kept.append(("Content-Length", str(len(reply.body))))
+        start_response(f"{reply.status} Rewritten", kept)
+        # In pieces: wsgiref gives a one-piece body a Content-Length of its own.
+        return [reply.body[i : i + 65536] for i in range(0, len(reply.body), 65536)] or [b""]
 
     def fail_next(self, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` instead of serving them."""
@@ -210,11 +213,20 @@ class DavServer:
         except urllib.error.HTTPError as exc:
             return Reply(exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
 
-    def make_calendar(self, name: str | None = None, path: str | None = None) -> str:
-        """A new, empty calendar collection (at ``path``, else under ``home``); returns
-        its path."""
+    def make_calendar(
+        self, name: str | None = None, path: str | None = None, components: str = ""
+    ) -> str:
+        """A new, empty calendar collection (at ``path``, else under ``home``) that takes
+        the ``components`` named (say "VTODO"; default: the server's choice); returns its
+        path."""
         path = path or f"{self.home}{uuid.uuid4().hex}/"
         display = f"<D:displayname>{escape(name)}</D:displayname>" if name else ""
+        if components:
+            display += (
+                "<C:supported-calendar-component-set>"
+                + "".join(f'<C:comp name="{c}"/>' for c in components.split())
+                + "</C:supported-calendar-component-set>"
+            )
         body = (
             '<?xml version="1.0" encoding="utf-8"?>'
             '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'

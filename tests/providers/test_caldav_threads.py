@@ -1,6 +1,7 @@
-"""CalDAV calendars add no thread each (issue 15): a CalDAV calendar has its own session
-(its credentials ride on it), and under urllib3-future, which niquests runs on, each
-session's pool used to start an ``idle_conn_watch_task`` thread."""
+"""CalDAV calendars add no thread each (issue 15). The calendars of one account share
+one requests session (caldaemon.providers.caldav.http); before, each calendar had a
+session of its own under niquests, and urllib3-future, which niquests runs on, started
+an ``idle_conn_watch_task`` thread for each session's pool."""
 
 from __future__ import annotations
 
@@ -25,6 +26,6 @@ def test_the_process_threads_do_not_grow_with_the_caldav_calendars(tmp_path: Pat
         at_50 = threading.active_count()
         for provider in providers:
             provider.close()
-    # A watcher per session made this 49 more; the server's handler threads for the
+    # A thread per calendar made this 49 more; the server's handler threads for the
     # connections of the moment may differ by one or two.
     assert at_50 <= at_1 + 2

@@ -1,84 +1,50 @@
-"""WebDAV over HTTP for the caldav provider: the niquests session, requests with our
-timeout and retries, multistatus replies (RFC 4918 §13) and the XML bodies of the
-requests the provider sends.
+"""HTTP for the caldav provider: one requests session per server account, shared by its
+calendars, and each WebDAV request sent with our timeout, retries and bounds.
 
-python-caldav is used only to find the account's calendars (principal,
-calendar-home-set); every other request is plain WebDAV over niquests (the HTTP client
-python-caldav uses), so each request, its timeout and its retries are ours.
+Every request is ours: no client library stands between the provider and the server, so
+each one has the calendar's timeout, our retries (:mod:`caldaemon.retry`), a bound on
+the size of its reply and, in discovery, a bound on the redirects followed.
 """
 
 from __future__ import annotations
 
-import math
 import re
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
+
+import requests
+import requests.adapters
+import requests.auth
 
 from caldaemon.errors import AuthorizationError, CalendarError, ConfigError, TransientError
+from caldaemon.providers.caldav.webdav import own_status
+from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES
 from caldaemon.retry import RetryVerdict, parse_retry_after, with_retries
 from caldaemon.secret import read_secret
 
 if TYPE_CHECKING:
-    import niquests
-
     from caldaemon.providers.base import ProviderContext
     from caldaemon.providers.caldav.settings import CaldavCalendar
 
 USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
-DAV, CALDAV, CS = "{DAV:}", "{urn:ietf:params:xml:ns:caldav}", "{http://calendarserver.org/ns/}"
-XML = {"Content-Type": "application/xml; charset=utf-8"}
-ICS = {"Content-Type": "text/calendar; charset=utf-8"}
-_HEAD = '<?xml version="1.0" encoding="utf-8"?>'
-_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
-#: PROPFIND for what tells a calendar collection and its version apart.
-VERSION_PROPS = (
-    f'{_HEAD}<D:propfind {_NS} xmlns:CS="http://calendarserver.org/ns/"><D:prop>'
-    "<D:resourcetype/><D:sync-token/><CS:getctag/></D:prop></D:propfind>"
-).encode()
-#: PROPFIND for what the logged-in user may do (RFC 3744 §5.4).
-PRIVILEGE_PROPS = (
-    f"{_HEAD}<D:propfind {_NS}><D:prop><D:current-user-privilege-set/></D:prop></D:propfind>"
-).encode()
-GETETAG_PROPS = f"{_HEAD}<D:propfind {_NS}><D:prop><D:getetag/></D:prop></D:propfind>".encode()
+# A reply holds at most a calendar's worth of objects (a calendar-query of the window),
+# and a calendar is refused past this size when read from a file or feed too.
+MAX_REPLY_BYTES = MAX_CALENDAR_BYTES
+# Connections kept per host by an account's session: one per worker thread (the daemon
+# runs at most 32, caldaemon/service/daemon.py), so none is opened only to be dropped.
+POOL_SIZE = 32
+# Servers move a DAV root in a hop or two (RFC 6764 §5: /.well-known/caldav redirects to
+# the context path); more is a loop or a trap.
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PIECE = 64 * 1024
 _FORBIDDEN = "the server does not let this user read the calendar (403)"
-
-
-def sync_collection(token: str) -> bytes:
-    """RFC 6578 §3.2: the members changed since ``token``, with their ETags."""
-    return (
-        f"{_HEAD}<D:sync-collection {_NS}><D:sync-token>{escape(token)}"
-        "</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/>"
-        "</D:prop></D:sync-collection>"
-    ).encode()
-
-
-def calendar_query(start: datetime, end: datetime) -> bytes:
-    """RFC 4791 §7.8: the objects with a VEVENT overlapping [start, end) (§9.9, in UTC),
-    with their ETags and data."""
-    start_utc, end_utc = (t.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") for t in (start, end))
-    return (
-        f"{_HEAD}<C:calendar-query {_NS}><D:prop><D:getetag/><C:calendar-data/>"
-        '</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter '
-        f'name="VEVENT"><C:time-range start="{start_utc}" end="{end_utc}"/>'
-        "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
-    ).encode()
-
-
-def uid_query(uid: str) -> bytes:
-    """RFC 4791 §7.8, §9.7.5: the objects whose VEVENT's UID contains ``uid`` (text-match
-    is a substring match: callers compare the UID they get), with ETags and data."""
-    return (
-        f"{_HEAD}<C:calendar-query {_NS}><D:prop><D:getetag/><C:calendar-data/>"
-        '</D:prop><C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter '
-        'name="VEVENT"><C:prop-filter name="UID"><C:text-match collation="i;octet">'
-        f"{escape(uid)}</C:text-match></C:prop-filter></C:comp-filter></C:comp-filter>"
-        "</C:filter></C:calendar-query>"
-    ).encode()
 
 
 @dataclass(frozen=True)
@@ -99,12 +65,67 @@ class _Busy(Exception):
     """A reply worth trying again (408, 429, 5xx); ``args[0]`` is the reply."""
 
 
+class _Slow(Exception):
+    """The reply's body was still arriving when the timeout had passed."""
+
+
+class _TooLarge(Exception):
+    """The reply is larger than the bound; ``args[0]`` is the bound in bytes."""
+
+
 class NotFound(CalendarError):
     """The collection answered 404."""
 
 
+class _Account:
+    """What the calendars of one server account share: a session (its connection pools,
+    its cookies) and the credentials, read once and read again after the server refuses
+    them.
+
+    One session per calendar meant a connection pool per calendar (issue 15); shared,
+    connections follow the hosts and worker threads. requests does not document a
+    Session as thread-safe (psf/requests#2766, closed with no known problem left); what
+    threads share here is safe: the session is not changed once made (credentials go on
+    each request, never on the session), urllib3's pools lock their own state and the
+    cookie jar locks too. HTTPDigestAuth keeps its per-request state per thread."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.lock = threading.Lock()
+        self.auth: requests.auth.AuthBase | None = None
+        self.loaded = False
+        weakref.finalize(self, self.session.close)
+
+
+_accounts: weakref.WeakValueDictionary[tuple[str | None, ...], _Account] = (
+    weakref.WeakValueDictionary()
+)
+_accounts_lock = threading.Lock()
+
+
+def _account(config: CaldavCalendar, url: str) -> _Account:
+    """The account of ``config`` (server, user, where its password is kept), shared with
+    every calendar of the same account for as long as one of them is open."""
+    parts = urlsplit(url)
+    key = (
+        f"{parts.scheme}://{parts.netloc}".lower(),
+        config.username,
+        str(config.password_file) if config.password_file else None,
+        config.password_env,
+    )
+    with _accounts_lock:
+        account = _accounts.get(key)
+        if account is None:
+            account = _accounts[key] = _Account()
+        return account
+
+
 class DavClient:
-    """One provider's WebDAV requests, over a session opened on first use.
+    """One provider's WebDAV requests, over its account's shared session.
 
     Errors name the provider's calendar (``calendar_id``, ``describe()``). ``context()``
     is asked for the provider's context at each use rather than once, so a context
@@ -125,12 +146,30 @@ class DavClient:
         self.describe = describe
         self.context = context
         self.timeout = config.timeout.total_seconds()
-        self._session: niquests.Session | None = None
+        self._account: _Account | None = None
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        """Lets go of the account's session; it closes when its last calendar does."""
+        self._account = None
+
+    def account(self) -> _Account:
+        if self._account is None:
+            self._account = _account(self.config, self.url)
+        return self._account
+
+    def _auth(self, account: _Account) -> requests.auth.AuthBase | None:
+        with account.lock:
+            if not account.loaded:
+                username, password = self.credentials()
+                # Basic from the first request spares a 401 round trip; a server that
+                # asks for Digest only gets Digest (see send).
+                account.auth = (
+                    requests.auth.HTTPBasicAuth(username, password)
+                    if username is not None and password is not None
+                    else None
+                )
+                account.loaded = True
+            return account.auth
 
     def credentials(self) -> tuple[str | None, str | None]:
         try:
@@ -143,58 +182,51 @@ class DavClient:
             ) from None
         return self.config.username, password
 
-    def session(self) -> niquests.Session:
-        if self._session is None:
-            import niquests
-
-            self._session = niquests.Session()
-            self._session.headers["User-Agent"] = USER_AGENT
-            for adapter in self._session.adapters.values():
-                if isinstance(adapter, niquests.adapters.HTTPAdapter):
-                    # No idle_conn_watch_task thread per pool (urllib3-future's watcher of
-                    # idle connections, which pings HTTP/2 and HTTP/3 peers): with a
-                    # session per calendar it was a thread per calendar (issue 15). A kept
-                    # connection is still checked when it is next taken from the pool.
-                    adapter.poolmanager.connection_pool_kw["background_watch_delay"] = None
-            username, password = self.credentials()
-            if username is not None and password is not None:
-                # Basic from the first request spares a 401 round trip; a server that
-                # asks for Digest only gets Digest (see send).
-                self._session.auth = niquests.auth.HTTPBasicAuth(username, password)
-        return self._session
-
-    def send(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> Reply:
-        import niquests
-
+    def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        max_bytes: int = MAX_REPLY_BYTES,
+    ) -> Reply:
         def attempt() -> Reply:
-            session = self.session()
-            response = session.request(
+            account = self.account()
+            auth = self._auth(account)
+            started = time.monotonic()
+            response = account.session.request(
                 method,
                 url,
                 data=body or None,
                 headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
+                stream=True,
+                auth=auth,
             )
-            offered = {
-                s.lower()
-                for s in re.findall(
-                    r"(?:^|,)\s*(Basic|Digest)\b",
-                    response.headers.get("WWW-Authenticate", ""),
-                    re.IGNORECASE,
-                )
-            }
-            if (
-                response.status_code == 401
-                and offered == {"digest"}
-                and isinstance(session.auth, niquests.auth.HTTPBasicAuth)
-            ):
-                basic = session.auth
-                session.auth = niquests.auth.HTTPDigestAuth(
-                    _text(basic.username), _text(basic.password)
-                )
-                return attempt()
-            reply = Reply(response.status_code or 0, response.headers, response.content or b"")
+            with response:
+                offered = {
+                    s.lower()
+                    for s in re.findall(
+                        r"(?:^|,)\s*(Basic|Digest)\b",
+                        response.headers.get("WWW-Authenticate", ""),
+                        re.IGNORECASE,
+                    )
+                }
+                if (
+                    response.status_code == 401
+                    and offered == {"digest"}
+                    and isinstance(auth, requests.auth.HTTPBasicAuth)
+                ):
+                    with account.lock:
+                        if account.auth is auth:
+                            account.auth = requests.auth.HTTPDigestAuth(
+                                _text(auth.username), _text(auth.password)
+                            )
+                    return attempt()
+                data = _body(response, max_bytes, started + self.timeout)
+            reply = Reply(response.status_code, response.headers, data)
             # 501: the server does not do this at all; asking again cannot help.
             if reply.status in (408, 429) or (reply.status >= 500 and reply.status != 501):
                 raise _Busy(reply)
@@ -208,76 +240,61 @@ class DavClient:
                 self.describe(),
                 f"the server answered {exc.args[0].status}; trying again next poll",
             ) from None
-        except niquests.exceptions.RequestException as exc:
+        except _TooLarge as exc:
+            raise CalendarError(
+                self.calendar_id,
+                self.describe(),
+                f"the server's reply to a {method} is larger than {_size(exc.args[0])}; "
+                "refused unread",
+            ) from None
+        except (requests.exceptions.RequestException, _Slow) as exc:
             kind = TransientError if self.classify(exc) else CalendarError
             raise kind(self.calendar_id, self.describe(), _network(exc)) from None
         if reply.status == 401:
-            self.close()  # the next poll reads the password again: it may be fixed by then
+            with self.account().lock:  # the next request reads the password again
+                self.account().loaded = False
             raise self.refused()
         return reply
 
-    def calendars(self) -> list[tuple[str, str]]:
-        """(URL, display name) of each of the account's calendars, found through
-        python-caldav (RFC 4791 §6.2.1)."""
-        import niquests
-        from caldav.davclient import DAVClient
-        from caldav.lib import error as dav_error
-
-        username, password = self.credentials()
-        client = DAVClient(
-            url=self.url,
-            username=username,
-            password=password,
-            timeout=math.ceil(self.timeout),
-            headers={"User-Agent": USER_AGENT},
-            enable_rfc6764=False,
+    def follow(
+        self, method: str, url: str, body: bytes, headers: dict[str, str], *, max_bytes: int
+    ) -> tuple[str, Reply]:
+        """``send``, following up to MAX_REDIRECTS redirects to the same method (a DAV
+        root moved, RFC 6764 §5); the URL that answered and its reply. A redirect from
+        https to http is refused: the password would travel in clear."""
+        for _ in range(MAX_REDIRECTS + 1):
+            reply = self.send(method, url, body, headers, max_bytes=max_bytes)
+            location = reply.headers.get("Location")
+            if reply.status not in _REDIRECTS or not location:
+                return url, reply
+            target = urljoin(url, location)
+            if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+                raise CalendarError(
+                    self.calendar_id,
+                    self.describe(),
+                    f"the server redirects {redact(url)} to {redact(target)}, which is not "
+                    "https; refused (the password would be sent in clear)",
+                )
+            url = target
+        raise CalendarError(
+            self.calendar_id,
+            self.describe(),
+            f"more than {MAX_REDIRECTS} redirects, the last to {redact(url)}",
         )
-        try:
-            return with_retries(
-                lambda: [(str(c.url), _display_name(c)) for c in client.get_calendars()],
-                classify=self.classify,
-                sleep=self.context().sleep,
-            )
-        except dav_error.AuthorizationError as exc:
-            if getattr(exc, "status", 401) == 403:
-                raise CalendarError(self.calendar_id, self.describe(), _FORBIDDEN) from None
-            raise self.refused() from None
-        except (dav_error.DAVError, niquests.exceptions.RequestException) as exc:
-            kind = TransientError if self.classify(exc) else CalendarError
-            why = type(exc).__name__ if isinstance(exc, dav_error.DAVError) else _network(exc)
-            raise kind(
-                self.calendar_id, self.describe(), f"cannot find the account's calendars ({why})"
-            ) from None
-        finally:
-            client.close()
-
-    def privileges(self, url: str) -> list[str] | None:
-        """The local names of the privileges in ``url``'s DAV:current-user-privilege-set
-        (RFC 3744 §5.4: each DAV:privilege holds one), in the server's order; None when
-        the server does not report the property."""
-        reply = self.send("PROPFIND", url, PRIVILEGE_PROPS, {"Depth": "0", **XML})
-        found = members(self.multistatus(reply, url))
-        element = found[0][1].get(f"{DAV}current-user-privilege-set") if found else None
-        if element is None:
-            return None
-        return [
-            held.tag.rpartition("}")[2]
-            for privilege in element.findall(f"{DAV}privilege")
-            for held in privilege
-        ]
 
     def classify(self, exc: BaseException) -> RetryVerdict | None:
-        from caldav.lib import error as dav_error
-        from niquests import exceptions
-
         if isinstance(exc, _Busy):
             return RetryVerdict(
                 parse_retry_after(exc.args[0].headers.get("Retry-After"), self.context().clock)
             )
-        if isinstance(exc, dav_error.RateLimitError):
-            return RetryVerdict(exc.retry_after_seconds)
         if isinstance(
-            exc, (exceptions.ConnectionError, exceptions.Timeout, exceptions.ChunkedEncodingError)
+            exc,
+            (
+                _Slow,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ),
         ):
             return RetryVerdict()
         return None
@@ -324,60 +341,35 @@ class DavClient:
         )
 
 
-def members(root: ElementTree.Element) -> list[tuple[str, dict[str, ElementTree.Element]]]:
-    """(href, properties) of each DAV:response (RFC 4918 §14.16, §14.24); a response or
-    propstat whose status is not 200 contributes nothing."""
-    found = []
-    for response in root.findall(f"{DAV}response"):
-        if _status(response.findtext(f"{DAV}status")) not in (None, 200):
-            continue
-        props = {
-            prop.tag: prop
-            for propstat in response.findall(f"{DAV}propstat")
-            if _status(propstat.findtext(f"{DAV}status")) in (None, 200)
-            for prop in propstat.findall(f"{DAV}prop/*")
-        }
-        found.append(((response.findtext(f"{DAV}href") or "").strip(), props))
-    return found
+def _body(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+    """The body, a piece at a time: refused once it passes ``max_bytes`` (as inflated,
+    so a compressed bomb is refused too) or once ``deadline`` (monotonic) has passed
+    between two pieces; each piece waits at most the timeout for the socket."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _TooLarge(max_bytes)
+    pieces: list[bytes] = []
+    size = 0
+    for piece in response.iter_content(_PIECE):
+        size += len(piece)
+        if size > max_bytes:
+            raise _TooLarge(max_bytes)
+        if time.monotonic() > deadline:
+            raise _Slow()
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
-def own_status(root: ElementTree.Element, url: str) -> int | None:
-    """The status a multistatus gives the requested resource itself, when it has a
-    DAV:response of its own with one: 404 (gone), 507 (RFC 6578 §3.6: the reply was cut
-    short), a refused precondition, …; None when it has none."""
-    path = unquote(urlsplit(url).path).rstrip("/")
-    for response in root.findall(f"{DAV}response"):
-        href = unquote(urlsplit((response.findtext(f"{DAV}href") or "").strip()).path)
-        if href.rstrip("/") == path:
-            status = _status(response.findtext(f"{DAV}status"))
-            if status is not None:
-                return status
-    return None
-
-
-def _status(line: str | None) -> int | None:
-    match = re.match(r"\s*HTTP/\S+\s+(\d{3})", line or "")
-    return int(match.group(1)) if match else None
-
-
-def text(element: ElementTree.Element | None) -> str | None:
-    return element.text.strip() if element is not None and element.text else None
+def _size(count: int) -> str:
+    return f"{count // (1024 * 1024)} MiB" if count >= 1024 * 1024 else f"{count} bytes"
 
 
 def _network(exc: BaseException) -> str:
     """What went wrong on the wire, without the URL."""
-    from niquests import exceptions
-
-    if isinstance(exc, exceptions.Timeout):
+    if isinstance(exc, (_Slow, requests.exceptions.Timeout)):
         return "the server did not answer in time"
     match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
     return f"cannot reach the server ({match.group(1).strip() if match else type(exc).__name__})"
-
-
-def _display_name(calendar: Any) -> str:
-    """A calendar's display name (the synchronous client never answers a coroutine)."""
-    name = calendar.get_display_name()
-    return name if isinstance(name, str) else ""
 
 
 def _text(value: str | bytes) -> str:

@@ -17,18 +17,18 @@ a listing cut short is never taken for the whole window. An owner marker binds o
 the object caldaemon's write of it made: the event is ``owner`` only when its UID is
 ``buffer_uid(marker)``, else merely ``marked``.
 
-The WebDAV and HTTP side (session, retries, multistatus replies, request bodies, and
-python-caldav finding a calendar named by display name or not at all) is in
-:mod:`caldaemon.providers.caldav.http`; the objects written and how a marker binds, in
-:mod:`caldaemon.providers.caldav.objects`.
+Beside this module: the HTTP side (the account's shared session, retries, bounds) in
+:mod:`~caldaemon.providers.caldav.http`; the request bodies and multistatus replies in
+:mod:`~caldaemon.providers.caldav.webdav`; finding a calendar named by display name (or
+not at all) in :mod:`~caldaemon.providers.caldav.discovery`; the stored sync token in
+:mod:`~caldaemon.providers.caldav.tokens`; the objects written and how a marker binds,
+in :mod:`~caldaemon.providers.caldav.objects`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from urllib.parse import quote, urljoin
 
 import icalendar
@@ -36,28 +36,27 @@ import icalendar
 from caldaemon.errors import CalendarError, RemoteGone, TransientError, WriteConflict
 from caldaemon.model import Buffer, Event, Remote, Window
 from caldaemon.providers.base import Listing, Provider, ProviderContext, WriteAccess
-from caldaemon.providers.caldav.http import (
+from caldaemon.providers.caldav.discovery import calendar_named
+from caldaemon.providers.caldav.http import DavClient, NotFound, Reply, redact, slash
+from caldaemon.providers.caldav.objects import bind, bound_to, object_body, uids
+from caldaemon.providers.caldav.settings import CaldavCalendar
+from caldaemon.providers.caldav.tokens import Version, make_token, read_token, refused
+from caldaemon.providers.caldav.webdav import (
     CALDAV,
     CS,
     DAV,
     GETETAG_PROPS,
     ICS,
+    PRIVILEGE_PROPS,
     VERSION_PROPS,
     XML,
-    DavClient,
-    NotFound,
-    Reply,
     calendar_query,
     members,
     own_status,
-    redact,
-    slash,
     sync_collection,
     text,
     uid_query,
 )
-from caldaemon.providers.caldav.objects import bind, bound_to, object_body, uids
-from caldaemon.providers.caldav.settings import CaldavCalendar
 from caldaemon.providers.ics.mapping import (
     block_ended,
     buffer_component,
@@ -72,14 +71,6 @@ from caldaemon.providers.ics.reader import Reader
 # granting only one of the two (Radicale's write share grants write-content) still lets
 # caldaemon write there.
 _WRITING = frozenset({"all", "write", "write-content", "bind"})
-
-
-@dataclass(frozen=True)
-class _Version:
-    """A collection at one moment: its sync-token and its ctag."""
-
-    sync: str | None
-    ctag: str | None
 
 
 class CaldavProvider(Provider):
@@ -102,7 +93,7 @@ class CaldavProvider(Provider):
             context=lambda: self.context,
         )
         self._collection: str | None = None
-        self._seen: _Version | None = None  # read while finding the collection
+        self._seen: Version | None = None  # read while finding the collection
         self._hrefs: dict[str, str] = {}  # UID → URL of the buffers in the last listing
 
     def describe(self) -> str:
@@ -122,7 +113,7 @@ class CaldavProvider(Provider):
     # -- reading -----------------------------------------------------------------------
 
     def changes(self, window: Window, token: str | None) -> Listing:
-        known = _read_token(token, self._fingerprint)
+        known = read_token(token, self._fingerprint)
         try:
             if known is None or not known[2].covers(window):
                 return self._full(window, None)
@@ -139,7 +130,7 @@ class CaldavProvider(Provider):
             self._collection = None  # a calendar found by name has moved: look again
             return self._full(window, None)
 
-    def _changed(self, old: _Version) -> tuple[bool, _Version | None]:
+    def _changed(self, old: Version) -> tuple[bool, Version | None]:
         """Whether the collection changed since ``old``, asked in one request; and the
         version seen (None: unknown, the full listing asks for it)."""
         collection = self._resolve()
@@ -149,7 +140,7 @@ class CaldavProvider(Provider):
             reply = self._dav.send(
                 "REPORT", collection, sync_collection(old.sync), {"Depth": "0", **XML}
             )
-            if _refused(reply):
+            if refused(reply):
                 return True, None
             root = self._dav.multistatus(reply, collection)
             if own_status(root, collection) not in (None, 200):
@@ -157,14 +148,14 @@ class CaldavProvider(Provider):
                 # any other: the token refused inside the multistatus. Read it all.
                 return True, None
             token = (root.findtext(f"{DAV}sync-token") or "").strip()
-            version = _Version(token, None) if token else None
+            version = Version(token, None) if token else None
             return bool(root.findall(f"{DAV}response")) or version is None, version
         if old.ctag:
             version = self._version(collection)
             return version is None or version.ctag != old.ctag, version
         return True, None
 
-    def _full(self, window: Window, version: _Version | None) -> Listing:
+    def _full(self, window: Window, version: Version | None) -> Listing:
         collection = self._resolve()
         # The version is read before the events: a change made in between is seen by
         # the next poll rather than missed.
@@ -222,7 +213,7 @@ class CaldavProvider(Provider):
                 found.append((href, text(props.get(f"{DAV}getetag")), data.encode()))
         return found
 
-    def _version(self, url: str, probe: bool = False) -> _Version | None:
+    def _version(self, url: str, probe: bool = False) -> Version | None:
         """The sync-token and ctag of ``url``; None when it is not a calendar (nor,
         ``probe``, when the server redirects elsewhere: a server's front page)."""
         reply = self._dav.send("PROPFIND", url, VERSION_PROPS, {"Depth": "0", **XML})
@@ -233,12 +224,12 @@ class CaldavProvider(Provider):
         kind = props.get(f"{DAV}resourcetype")
         if kind is None or kind.find(f"{CALDAV}calendar") is None:
             return None
-        return _Version(text(props.get(f"{DAV}sync-token")), text(props.get(f"{CS}getctag")))
+        return Version(text(props.get(f"{DAV}sync-token")), text(props.get(f"{CS}getctag")))
 
     def _resolve(self) -> str:
         """The collection's URL: configured (``calendar`` as a URL, or ``url`` when it is
-        a calendar), or found once through python-caldav (RFC 4791 §6.2.1) by display
-        name, else the principal's first calendar."""
+        a calendar), or found once by display name, else the account's first calendar
+        (:mod:`~caldaemon.providers.caldav.discovery`)."""
         if self._collection is None:
             calendar = self.config.calendar
             if self._named_by_url:
@@ -246,43 +237,33 @@ class CaldavProvider(Provider):
             elif not calendar and (seen := self._version(self._url, probe=True)) is not None:
                 self._collection, self._seen = slash(self._url), seen
             else:
-                self._collection = self._discover(calendar)
+                self._collection = calendar_named(self._dav, calendar)
         return self._collection
 
-    def _discover(self, name: str | None) -> str:
-        found = self._dav.calendars()
-        named = [
-            url for url, display in found if name is None or display.casefold() == name.casefold()
-        ]
-        if named:
-            return slash(named[0])
-        names = ", ".join(repr(d) for _, d in found if d) or "none"
-        raise CalendarError(
-            self.id,
-            self.describe(),
-            f"no calendar named {name!r} (found: {names})"
-            if name
-            else "the account has no calendars",
-        )
-
-    def _token(self, version: _Version | None, window: Window) -> str:
-        version = version or _Version(None, None)
-        return json.dumps(
-            {
-                "source": self._fingerprint,
-                "collection": self._resolve(),
-                "sync": version.sync,
-                "ctag": version.ctag,
-                "window": [window.start.isoformat(), window.end.isoformat()],
-            }
-        )
+    def _token(self, version: Version | None, window: Window) -> str:
+        return make_token(self._fingerprint, self._resolve(), version, window)
 
     def write_access(self) -> WriteAccess:
         """The collection's privileges for the logged-in user (RFC 3744 §5.4)."""
-        held = self._dav.privileges(self._resolve())
+        held = self._privileges(self._resolve())
         if held is None:
             return WriteAccess(None, "the server does not report privileges (RFC 3744)")
         return WriteAccess(bool(_WRITING & set(held)), f"privileges: {', '.join(held) or 'none'}")
+
+    def _privileges(self, url: str) -> list[str] | None:
+        """The local names of the privileges in ``url``'s DAV:current-user-privilege-set
+        (RFC 3744 §5.4: each DAV:privilege holds one), in the server's order; None when
+        the server does not report the property."""
+        reply = self._dav.send("PROPFIND", url, PRIVILEGE_PROPS, {"Depth": "0", **XML})
+        found = members(self._dav.multistatus(reply, url))
+        element = found[0][1].get(f"{DAV}current-user-privilege-set") if found else None
+        if element is None:
+            return None
+        return [
+            held.tag.rpartition("}")[2]
+            for privilege in element.findall(f"{DAV}privilege")
+            for held in privilege
+        ]
 
     # -- writing -----------------------------------------------------------------------
 
@@ -403,26 +384,3 @@ class CaldavProvider(Provider):
         return CalendarError(
             self.id, self.describe(), f"cannot {what} a buffer: the server answered {reply.status}"
         )
-
-
-def _refused(reply: Reply) -> bool:
-    """A sync-collection answered with an error: the stored token refused (RFC 6578
-    §3.2 names the precondition valid-sync-token; Radicale sends it with 403, Xandikos
-    with 412, others 409) or the REPORT itself refused. Either way only a full listing
-    helps; one refused for good (403 on the collection) fails there, with its reason."""
-    if reply.status == 207:
-        return False
-    return b"valid-sync-token" in reply.body or (400 <= reply.status < 500 and reply.status != 404)
-
-
-def _read_token(token: str | None, fingerprint: str) -> tuple[str, _Version, Window] | None:
-    """(collection, version, window) from a token of this configuration; None for no
-    token, another configuration's or one we cannot read: that costs a full listing."""
-    try:
-        data = json.loads(token or "null")
-        if data["source"] != fingerprint:
-            return None
-        start, end = (datetime.fromisoformat(t) for t in data["window"])
-        return str(data["collection"]), _Version(data["sync"], data["ctag"]), Window(start, end)
-    except (KeyError, TypeError, ValueError):
-        return None
