@@ -18,10 +18,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
-import requests
-import requests.adapters
-import requests.auth
-
 from caldaemon.errors import AuthorizationError, CalendarError, ConfigError, TransientError
 from caldaemon.providers.caldav.webdav import own_status
 from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES
@@ -29,6 +25,9 @@ from caldaemon.retry import RetryVerdict, parse_retry_after, with_retries
 from caldaemon.secret import read_secret
 
 if TYPE_CHECKING:
+    import requests
+    import requests.auth
+
     from caldaemon.providers.base import ProviderContext
     from caldaemon.providers.caldav.settings import CaldavCalendar
 
@@ -90,6 +89,8 @@ class _Account:
     cookie jar locks too. HTTPDigestAuth keeps its per-request state per thread."""
 
     def __init__(self) -> None:
+        import requests.adapters  # imported at first use, as the other providers' clients
+
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
@@ -158,6 +159,8 @@ class DavClient:
         return self._account
 
     def _auth(self, account: _Account) -> requests.auth.AuthBase | None:
+        import requests.auth
+
         with account.lock:
             if not account.loaded:
                 username, password = self.credentials()
@@ -191,6 +194,8 @@ class DavClient:
         *,
         max_bytes: int = MAX_REPLY_BYTES,
     ) -> Reply:
+        import requests.auth
+
         def attempt() -> Reply:
             account = self.account()
             auth = self._auth(account)
@@ -283,6 +288,8 @@ class DavClient:
         )
 
     def classify(self, exc: BaseException) -> RetryVerdict | None:
+        import requests
+
         if isinstance(exc, _Busy):
             return RetryVerdict(
                 parse_retry_after(exc.args[0].headers.get("Retry-After"), self.context().clock)
@@ -366,6 +373,8 @@ def _size(count: int) -> str:
 
 def _network(exc: BaseException) -> str:
     """What went wrong on the wire, without the URL."""
+    import requests
+
     if isinstance(exc, (_Slow, requests.exceptions.Timeout)):
         return "the server did not answer in time"
     match = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
