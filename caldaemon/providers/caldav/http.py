@@ -1,17 +1,16 @@
-"""HTTP for the caldav provider: one requests session per server account, shared by its
-calendars, and each WebDAV request sent with our timeout, retries and bounds.
+"""HTTP for the caldav provider: each WebDAV request sent over the account's shared
+session (:mod:`~caldaemon.providers.caldav.session`) with our timeout, retries and bounds.
 
 Every request is ours: no client library stands between the provider and the server, so
-each one has the calendar's timeout, our retries (:mod:`caldaemon.retry`), a bound on
-the size of its reply and, in discovery, a bound on the redirects followed.
+each one has the calendar's timeout (per read, and over the whole body between pieces),
+our retries (:mod:`caldaemon.retry`), a bound on the size of its reply and, in
+discovery, a bound on the redirects followed.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
 from caldaemon.errors import AuthorizationError, CalendarError, ConfigError, TransientError
+from caldaemon.providers.caldav.session import Account, account_of
 from caldaemon.providers.caldav.webdav import own_status
 from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES
 from caldaemon.retry import RetryVerdict, parse_retry_after, with_retries
@@ -31,13 +31,9 @@ if TYPE_CHECKING:
     from caldaemon.providers.base import ProviderContext
     from caldaemon.providers.caldav.settings import CaldavCalendar
 
-USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
 # A reply holds at most a calendar's worth of objects (a calendar-query of the window),
 # and a calendar is refused past this size when read from a file or feed too.
 MAX_REPLY_BYTES = MAX_CALENDAR_BYTES
-# Connections kept per host by an account's session: one per worker thread (the daemon
-# runs at most 32, caldaemon/service/daemon.py), so none is opened only to be dropped.
-POOL_SIZE = 32
 # Servers move a DAV root in a hop or two (RFC 6764 §5: /.well-known/caldav redirects to
 # the context path); more is a loop or a trap.
 MAX_REDIRECTS = 5
@@ -76,55 +72,6 @@ class NotFound(CalendarError):
     """The collection answered 404."""
 
 
-class _Account:
-    """What the calendars of one server account share: a session (its connection pools,
-    its cookies) and the credentials, read once and read again after the server refuses
-    them.
-
-    One session per calendar meant a connection pool per calendar (issue 15); shared,
-    connections follow the hosts and worker threads. requests does not document a
-    Session as thread-safe (psf/requests#2766, closed with no known problem left); what
-    threads share here is safe: the session is not changed once made (credentials go on
-    each request, never on the session), urllib3's pools lock their own state and the
-    cookie jar locks too. HTTPDigestAuth keeps its per-request state per thread."""
-
-    def __init__(self) -> None:
-        import requests.adapters  # imported at first use, as the other providers' clients
-
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        self.lock = threading.Lock()
-        self.auth: requests.auth.AuthBase | None = None
-        self.loaded = False
-        weakref.finalize(self, self.session.close)
-
-
-_accounts: weakref.WeakValueDictionary[tuple[str | None, ...], _Account] = (
-    weakref.WeakValueDictionary()
-)
-_accounts_lock = threading.Lock()
-
-
-def _account(config: CaldavCalendar, url: str) -> _Account:
-    """The account of ``config`` (server, user, where its password is kept), shared with
-    every calendar of the same account for as long as one of them is open."""
-    parts = urlsplit(url)
-    key = (
-        f"{parts.scheme}://{parts.netloc}".lower(),
-        config.username,
-        str(config.password_file) if config.password_file else None,
-        config.password_env,
-    )
-    with _accounts_lock:
-        account = _accounts.get(key)
-        if account is None:
-            account = _accounts[key] = _Account()
-        return account
-
-
 class DavClient:
     """One provider's WebDAV requests, over its account's shared session.
 
@@ -147,18 +94,18 @@ class DavClient:
         self.describe = describe
         self.context = context
         self.timeout = config.timeout.total_seconds()
-        self._account: _Account | None = None
+        self._account: Account | None = None
 
     def close(self) -> None:
         """Lets go of the account's session; it closes when its last calendar does."""
         self._account = None
 
-    def account(self) -> _Account:
+    def account(self) -> Account:
         if self._account is None:
-            self._account = _account(self.config, self.url)
+            self._account = account_of(self.config, self.url)
         return self._account
 
-    def _auth(self, account: _Account) -> requests.auth.AuthBase | None:
+    def _auth(self, account: Account) -> requests.auth.AuthBase | None:
         import requests.auth
 
         with account.lock:

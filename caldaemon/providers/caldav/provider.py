@@ -17,8 +17,9 @@ a listing cut short is never taken for the whole window. An owner marker binds o
 the object caldaemon's write of it made: the event is ``owner`` only when its UID is
 ``buffer_uid(marker)``, else merely ``marked``.
 
-Beside this module: the HTTP side (the account's shared session, retries, bounds) in
-:mod:`~caldaemon.providers.caldav.http`; the request bodies and multistatus replies in
+Beside this module: the HTTP side (retries, bounds) in
+:mod:`~caldaemon.providers.caldav.http`, over the account's shared session of
+:mod:`~caldaemon.providers.caldav.session`; the request bodies and multistatus replies in
 :mod:`~caldaemon.providers.caldav.webdav`; finding a calendar named by display name (or
 not at all) in :mod:`~caldaemon.providers.caldav.discovery`; the stored sync token in
 :mod:`~caldaemon.providers.caldav.tokens`; the objects written and how a marker binds,
