@@ -28,7 +28,7 @@ def _verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller scale")
-    everything = ["evaluation", "api", "scale", "startup", "year", "slots"]
+    everything = ["evaluation", "api", "scale", "startup", "year", "slots", "config"]
     parser.add_argument("--only", choices=everything, nargs="*")
     args = parser.parse_args(argv)
     only = set(args.only or everything)
@@ -195,6 +195,25 @@ def main(argv: list[str] | None = None) -> int:
             f"{sl['month_high_open']['slots']} slots), on a 5-minute grid "
             f"{sl['month_high_open_5m']['s'] * 1000:.0f} ms."
         )
+
+    if "config" in only:
+        from . import config_load
+
+        sizes = (1_000, 5_000) if args.quick else config_load.SIZES
+        print(f"config: reading configs of {', '.join(map(str, sizes))} clinicians …", flush=True)
+        c = config_load.run(sizes, runs=1 if args.quick else 3)
+        largest = c["rows"][-1]
+        rows.append(
+            _row(
+                f"config of {largest['clinicians']:,} clinicians "
+                f"({largest['bytes'] / 1e6:.1f} MB): `config.load` CPU, `validate` CPU",
+                f"{largest['load_cpu_s']:.2f} s, {largest['validate_cpu_s']:.2f} s; peak RSS "
+                f"{largest['validate_rss_mb']:.0f} MB",
+                "a few seconds for 20,000 clinicians (issue 15)",
+                _verdict(largest["validate_exit"] == 0 and largest["validate_cpu_s"] < 5),
+            )
+        )
+        notes.append("config load by size:\n\n" + config_load.table(c) + "\n")
 
     table = ["| benchmark | figure | target | verdict |", "|---|---|---|---|", *rows]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

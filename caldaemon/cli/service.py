@@ -110,12 +110,13 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> Checked:
     """The folders the unit must be allowed to write, the secrets systemd hands the system
     unit, and why the service would not start (a config that does not load, a path the
     sandbox hides, a secret its user cannot read)."""
-    from caldaemon.config import load
+    from caldaemon.config.load import Loaded, read
     from caldaemon.service.sandbox import HIDDEN, credentials, hidden, others_can_read
 
     problems: list[str] = []
+    loaded: Loaded | None = None
     try:
-        settings = load(config)
+        loaded = read(config)  # once: the credentials below come from the same reading
     except ConfigError as exc:
         quoted = shlex.quote(str(config))
         fix = (
@@ -124,10 +125,9 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> Checked:
             else f"`caldaemon init --config {quoted}` writes one"
         )
         problems.append(f"the service would not start: the config does not load ({exc}); {fix}")
-        settings = None
     if where.scope == "user":
         linux = where.platform == "linux"
-        writable = _written_folders(settings, where) if settings is not None and linux else []
+        writable = _written_folders(loaded.settings, where) if loaded and linux else []
         return Checked(writable=tuple(writable), problems=tuple(problems))
     problems += [
         f"{path} is under {', '.join(map(str, HIDDEN))}, which the system "
@@ -143,9 +143,9 @@ def _checks(where: Target, command: tuple[str, ...], config: Path) -> Checked:
             "folder (it holds no secret: key and password files go beside it, mode 0600, "
             "named bare in the config, and reach the service by LoadCredential=)"
         )
-    if settings is None:
+    if loaded is None:
         return Checked(problems=tuple(problems))
-    handed, refused = credentials(config)
+    handed, refused = credentials(config, loaded)
     return Checked(credentials=handed, problems=(*problems, *refused))
 
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from caldaemon.cli.app import config_option, json_option, load_settings, main, user_errors
+from caldaemon.cli.app import config_option, json_option, main, user_errors
 from caldaemon.errors import ConfigError
 
 
@@ -19,11 +19,12 @@ def validate(config_path: str | None, as_json: bool) -> None:
     """Check the config file; print every problem with file:line, or a short summary.
     Also warns (on stderr) about calendar files that do not exist yet and relative paths.
     Exit 0: valid, warnings or not; 2: problems."""
+    from caldaemon.config.load import read
     from caldaemon.config.paths import path_warnings
     from caldaemon.core.rules.registry import rules_on
 
     try:
-        settings = load_settings(config_path)
+        loaded = read(config_path)
     except ConfigError as exc:
         if not as_json:
             raise
@@ -33,7 +34,8 @@ def validate(config_path: str | None, as_json: bool) -> None:
         ]
         click.echo(json.dumps({"ok": False, "problems": problems}))
         sys.exit(2)
-    warnings = path_warnings(settings)
+    settings = loaded.settings
+    warnings = path_warnings(loaded)
     calendars = sum(len(c.calendars) for c in settings.clinicians)
     rules = sorted(
         {rule_id for c in settings.clinicians for rule in rules_on(c.rules) for rule_id in rule.ids}

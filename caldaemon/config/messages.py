@@ -35,12 +35,14 @@ class Problems:
     def __init__(self, doc: yaml.Document) -> None:
         self.doc = doc
         self.items: list[Problem] = []
+        self._seen: set[Problem] = set()  # a list search made 10,000 problems quadratic
 
     def add(self, path: yaml.Path, message: str, *, line: int | None = None) -> None:
         if line is None:
             line = self.doc.line_of(path)
         problem = Problem(self.doc.file, line, yaml.format_path(path), message)
-        if problem not in self.items:
+        if problem not in self._seen:
+            self._seen.add(problem)
             self.items.append(problem)
 
     def sorted(self) -> list[Problem]:

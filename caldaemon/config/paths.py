@@ -8,25 +8,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import pydantic
 from pydantic import BaseModel
 
-from caldaemon.config import schema, yaml
-from caldaemon.config.checks import levels_of
-from caldaemon.config.settings import Settings
+from caldaemon.config import yaml
+from caldaemon.config.load import Loaded, path_keys
 from caldaemon.errors import Problem
-from caldaemon.fields import PathRole, path_role
+from caldaemon.fields import PathRole
 from caldaemon.providers.ics.settings import IcsCalendar
 
 
-def path_warnings(settings: Settings) -> list[Problem]:
-    """Every warning about the paths of the config ``settings`` was loaded from, in the
-    order of the file."""
-    try:
-        doc = yaml.load(settings.path.read_text(encoding="utf-8"), str(settings.path))
-        config = schema.Config.model_validate(doc.data, context={"levels": levels_of(doc.data)})
-    except (OSError, UnicodeDecodeError, pydantic.ValidationError):
-        return []  # changed since it was loaded: the next validate sees the new file
+def path_warnings(loaded: Loaded) -> list[Problem]:
+    """Every warning about the paths of a config just read, in the order of the file.
+    The keys as written and their lines are the ones the loader read: the file is not
+    read again (it was, once per validate: twice the time for a platform's config)."""
+    settings, config, doc = loaded.settings, loaded.written, loaded.doc
     found: list[Problem] = []
 
     def warn(where: yaml.Path, message: str) -> None:
@@ -61,12 +56,13 @@ def path_warnings(settings: Settings) -> list[Problem]:
 def _relative_paths(model: BaseModel, where: yaml.Path) -> Iterator[tuple[yaml.Path, Path]]:
     """The keys written in ``model`` (and the models in it) that are relative file paths.
     Secrets are left out: relative is how systemd's credentials are named."""
+    roles = dict(path_keys(type(model)))
     for key, field in type(model).model_fields.items():
         if key not in model.model_fields_set:
             continue
         value = getattr(model, key)
         here = (*where, field.alias or key)
-        if path_role(type(model), key) is PathRole.FILE:
+        if roles.get(key) is PathRole.FILE:
             if value is not None and not Path(value).expanduser().is_absolute():
                 yield here, Path(value)
         elif isinstance(value, BaseModel):

@@ -10,7 +10,7 @@ import re
 import stat
 from pathlib import Path
 
-from caldaemon.config.load import written_secrets
+from caldaemon.config.load import Loaded, written_secrets
 
 # ProtectHome=yes hides these from the service.
 HIDDEN = (Path("/home"), Path("/root"), Path("/run/user"))
@@ -39,14 +39,15 @@ def others_can_read(path: Path, *, private_tmp: bool = True) -> bool:
         return False
 
 
-def credentials(config: Path) -> tuple[tuple[tuple[str, Path], ...], list[str]]:
-    """A LoadCredential= for each key or password file the config names by a bare name
-    (the loader looks it up in $CREDENTIALS_DIRECTORY under the unit: config/load.py),
-    read by systemd, as root, from beside the config; and why any other would fail."""
+def credentials(config: Path, loaded: Loaded) -> tuple[tuple[tuple[str, Path], ...], list[str]]:
+    """A LoadCredential= for each key or password file the config at ``config`` (read as
+    ``loaded``) names by a bare name (the loader looks it up in $CREDENTIALS_DIRECTORY
+    under the unit: config/load.py), read by systemd, as root, from beside the config; and
+    why any other would fail."""
     folder = config.parent
     handed: dict[str, Path] = {}
     problems: list[str] = []
-    for key, path in written_secrets(config):
+    for key, path in written_secrets(loaded):
         name = path.name
         setting = key.rpartition(".")[2]
         beside = f"{folder / name} (root's, mode 0600) and write `{setting}: {name}`"
