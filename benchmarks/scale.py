@@ -92,7 +92,6 @@ _BOOT = (
     "[logging.getLogger(n).setLevel(logging.WARNING) for n in "
     "('googleapiclient', 'msal', 'urllib3', 'apscheduler.scheduler')]; "
     "import caldaemon.config.load; "
-    "sys.modules['caldaemon.config.load'].MAX_CONFIG_BYTES = 64 << 20; "
     "sys.argv = ['caldaemon', '-v', *sys.argv[1:]]; "
     "from caldaemon.cli import main; main()"
 )
