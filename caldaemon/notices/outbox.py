@@ -125,7 +125,10 @@ def record_violations(
     notices = settings.notices
     today = now.astimezone(clinician.tz).date()
     current = {v.fingerprint: v for v in violations}
-    with state.transaction() as tables:
+    # Not durable (caldaemon.state.db): lost to a power cut, the same verdicts are
+    # recorded and their notices queued again by the next cycle; claiming a notice for
+    # delivery is durable, and makes this durable with it.
+    with state.transaction(durable=False) as tables:
         known = tables.violations.open(clinician.id)
         for violation in current.values():
             tables.violations.seen(violation, now)

@@ -239,7 +239,7 @@ class Cycle:
                 "%s: not every calendar was read; no violations are recorded this cycle",
                 clinician.id,
             )
-        with self.state.transaction() as tables:
+        with self.state.transaction(durable=False) as tables:
             tables.prune(
                 clinician.id,
                 now,

@@ -205,7 +205,7 @@ def _state(settings: Settings) -> Finding:
     file = settings.state_file.expanduser()
     if not found.ok or not file.exists():
         return found
-    from caldaemon.state.db import SCHEMA_VERSION
+    from caldaemon.state.schema import SCHEMA_VERSION
 
     state = _open(
         file,
@@ -224,7 +224,7 @@ def _database(settings: Settings, folder: Finding) -> Finding:
     """A PostgreSQL state (``daemon.state``): it answers, read-only, with the password
     from its file or variable, and was not written by a newer caldaemon. The folder is
     still checked first: tokens and Maildir notices live there."""
-    from caldaemon.state.db import SCHEMA_VERSION
+    from caldaemon.state.schema import SCHEMA_VERSION
 
     where = settings.state_location
     state = _open(

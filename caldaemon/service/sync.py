@@ -133,7 +133,7 @@ def sync_calendar(
             provider.id,
             clinician.id,
         )
-        with state.transaction() as tables:
+        with state.transaction(durable=False) as tables:
             tables.calendars.record_empty_read(clinician.id, provider.id)
         return SyncResult(provider.id, ok=True, trusted=False, warnings=listing.warnings)
     _store(settings, clinician, state, provider.id, listing, window, vocab, now, row)
@@ -227,7 +227,9 @@ def _store(
         and window.start <= row.last_success
     )
     history_from = row.history_from if continuous and row and row.history_from else window.start
-    with state.transaction() as tables:
+    # Not durable (caldaemon.state.db): lost to a power cut, the listing is read again
+    # from the token before it.
+    with state.transaction(durable=False) as tables:
         if listing.full:
             first = min((e.start for e in listing.events), default=now)
             tables.events.replace_listed(clinician.id, calendar, window, min(now, first))

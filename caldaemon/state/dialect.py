@@ -59,8 +59,9 @@ class Connection(ABC):
     def executemany(self, sql: str, rows: Iterable[Params], /) -> None: ...
 
     @abstractmethod
-    def begin(self) -> None:
-        """Start a transaction that writes (taking whatever lock the database needs)."""
+    def begin(self, *, durable: bool = True) -> None:
+        """Start a transaction that writes (taking whatever lock the database needs);
+        unless ``durable``, its commit does not wait for the disk (:mod:`.db`)."""
 
     def lock_schema(self) -> None:
         """Within :meth:`begin`: keep other processes from migrating at the same time."""
@@ -84,7 +85,7 @@ class Connection(ABC):
         """Every table of caldaemon's schema, by name."""
 
     def run_ddl(self, statement: str) -> None:
-        """One statement of a migration, as written in :data:`caldaemon.state.db.MIGRATIONS`."""
+        """One statement of a migration, as written in :data:`caldaemon.state.schema.MIGRATIONS`."""
         self.execute(statement)
 
 
@@ -122,6 +123,7 @@ class SqliteConnection(Connection):
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         db.row_factory = sqlite3.Row
+        self._relaxed = False
 
     def execute(self, sql: str, params: Params = (), /) -> Cursor:
         return self.db.execute(sql, params)
@@ -129,16 +131,33 @@ class SqliteConnection(Connection):
     def executemany(self, sql: str, rows: Iterable[Params], /) -> None:
         self.db.executemany(sql, rows)
 
-    def begin(self) -> None:
+    def begin(self, *, durable: bool = True) -> None:
+        if not durable:
+            # The safety level is the connection's and may not change inside a
+            # transaction: NORMAL for this one (in WAL mode its commit writes the WAL
+            # without an fsync), FULL again once it ends.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._relaxed = True
         # IMMEDIATE takes the write lock now: a reader (``caldaemon status``) never turns
         # a transaction that has begun into SQLITE_BUSY halfway.
         self.db.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
-        self.db.commit()
+        try:
+            self.db.commit()
+        finally:
+            self._restore()
 
     def rollback(self) -> None:
-        self.db.rollback()
+        try:
+            self.db.rollback()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self._relaxed:
+            self._relaxed = False
+            self.db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         self.db.close()

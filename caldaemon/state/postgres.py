@@ -132,8 +132,12 @@ class PostgresConnection(Connection):
         with self.conn.cursor() as cursor:
             cursor.executemany(to_psycopg(sql), rows)
 
-    def begin(self) -> None:
+    def begin(self, *, durable: bool = True) -> None:
         self.conn.execute("BEGIN")
+        if not durable:
+            # The commit returns before its WAL record reaches the disk; a later
+            # synchronous commit flushes it (postgresql.org/docs/current/wal-async-commit.html).
+            self.conn.execute("SET LOCAL synchronous_commit TO off")
 
     def lock_schema(self) -> None:
         # Instances starting together: one migrates, the others wait and find it done.

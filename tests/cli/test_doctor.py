@@ -124,7 +124,7 @@ def test_a_state_file_from_a_newer_caldaemon_fails(setup: Setup) -> None:
 
 def test_the_daemons_own_state_file_opens_read_only_unchanged(setup: Setup) -> None:
     from caldaemon.state import State
-    from caldaemon.state.db import SCHEMA_VERSION
+    from caldaemon.state.schema import SCHEMA_VERSION
 
     setup.write(["{id: work, provider: ics, path: work.ics}"])
     setup.make_state()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from caldaemon.state import State
-from caldaemon.state.db import SCHEMA_VERSION
+from caldaemon.state.schema import SCHEMA_VERSION
 from tests.cli.doctor_support import Setup, line
 from tests.state.postgres import Postgres, start_postgres
 

@@ -14,6 +14,7 @@ import pytest
 
 from caldaemon.service.cycle import REASSESS_EVERY, Cycle, CycleReport
 from caldaemon.service.daemon import Daemon
+from caldaemon.state.dialect import SqliteConnection
 from tests import state_view
 from tests.fakes.google_calendar import GoogleCalendarServer
 from tests.providers.test_contract_google import write_client, write_token
@@ -166,3 +167,38 @@ def test_a_poll_from_a_token_someone_else_stored_is_judged_again(world: World) -
     report = world.cycle()
     assert world.last_seen() == {world.clock.now}
     assert report.ok and report.violations == 1
+
+
+def _commits(world: World, cycle_minutes: float = 1) -> list[str]:
+    """The safety level of each commit of one cycle ("FULL": it waited for the disk),
+    from the statements SQLite ran."""
+    connection = world.daemon.state.db
+    assert isinstance(connection, SqliteConnection)
+    statements: list[str] = []
+    connection.db.set_trace_callback(statements.append)
+    try:
+        world.cycle(cycle_minutes)
+    finally:
+        connection.db.set_trace_callback(None)
+    level, levels = "FULL", []
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous="):
+            level = statement.partition("=")[2]
+        elif statement == "COMMIT":
+            levels.append(level)
+    return levels
+
+
+def test_an_unchanged_poll_commits_without_waiting_for_the_disk(world: World) -> None:
+    _settle(world)
+    levels = _commits(world)
+    assert levels and set(levels) == {"NORMAL"}
+
+
+def test_a_buffer_write_is_recorded_before_and_after_with_the_disk(world: World) -> None:
+    _settle(world)
+    world.session("session0001", MON_10 + timedelta(hours=2))
+    levels = _commits(world)
+    # The intent before the calendar write and its result after it wait for the disk
+    # (crash safety, core/reconcile.py); the listing, verdicts and pruning do not.
+    assert levels.count("FULL") == 2 and "NORMAL" in levels

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from caldaemon.state import SCHEMA_VERSION, State, StateError
-from caldaemon.state.db import MIGRATIONS
+from caldaemon.state.schema import MIGRATIONS
 from tests.support import NOW
 
 

@@ -18,7 +18,8 @@ from caldaemon.providers.registry import open_provider
 from caldaemon.service.providers import provider_context
 from caldaemon.service.sync import sync_calendar
 from caldaemon.state import SCHEMA_VERSION, State
-from caldaemon.state.db import MIGRATIONS, Location
+from caldaemon.state.db import Location
+from caldaemon.state.schema import MIGRATIONS
 from tests.support import TZ, at, make_settings
 
 # The rules look back 14 days (cadence): the window every listing covers.

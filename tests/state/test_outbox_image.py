@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from caldaemon.state import SCHEMA_VERSION, State
-from caldaemon.state.db import MIGRATIONS
+from caldaemon.state.schema import MIGRATIONS
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
