@@ -251,16 +251,22 @@ def clinician_entry(clinician: str, calendar: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_config(
-    path: Path, clinicians: list[dict[str, Any]], *, poll_interval: str, horizon: str
+    path: Path,
+    clinicians: list[dict[str, Any]],
+    *,
+    poll_interval: str,
+    horizon: str,
+    daemon: dict[str, str] | None = None,
 ) -> Path:
     """A practice's config file; its state (and the Maildir the notices go to) live next
-    to it."""
+    to it, unless ``daemon`` names another state (``state``, ``state_password_file``)."""
     data = {
         "timezone": ZONE,
         "daemon": {
             "state_dir": str(path.parent / "state"),
             "poll_interval": poll_interval,
             "horizon": horizon,
+            **(daemon or {}),
         },
         "classification": CLASSIFICATION,
         "clinicians": clinicians,

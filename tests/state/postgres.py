@@ -1,150 +1,18 @@
-"""A real PostgreSQL for tests: Debian's ``postgresql`` package, a throwaway cluster made
-with ``initdb`` in a temporary folder and started with ``pg_ctl`` on a unix socket in that
-folder (no TCP port, nothing shared with a server the machine may run), stopped and removed
-at the end.
-
-initdb refuses to run as root, so as root the cluster belongs to an unprivileged user
-(``postgres`` when the package made it, else ``nobody``) through ``runuser``. Every
-connection needs the superuser's password (scram-sha-256), which caldaemon reads from
-``daemon.state_password_file`` as a deployment would. Where PostgreSQL is missing or cannot
-start, :func:`start_postgres` skips the test with the reason.
-"""
+"""A real PostgreSQL for tests: a throwaway cluster (:mod:`tests.state.cluster`), or the
+test skipped with the reason where PostgreSQL is missing or cannot start."""
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import secrets
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from itertools import count
-from pathlib import Path
-
 import pytest
 
-from caldaemon.state.postgres import PostgresLocation
+from tests.state.cluster import ClusterUnavailable, Postgres, start_cluster
 
-DEADLINE = 60  # seconds for initdb, start or stop; here each takes about a second
-USER = "caldaemon"
-_PORT = 5432  # only names the socket file (.s.PGSQL.5432): the server listens on no port
-
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    # Debian keeps the server's programs out of PATH, one folder per major version.
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _owner() -> str | None:
-    """The unprivileged user the cluster runs as, when this process is root."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return name
-    return None
-
-
-@dataclass
-class Postgres:
-    root: Path  # the cluster, its socket and its log
-    owner: str | None
-    pg_ctl: str
-    password: str
-    password_file: Path
-    _numbers: Iterator[int] = field(default_factory=lambda: count(1))
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.root / "socket"
-
-    def url(self, database: str) -> str:
-        return f"postgresql://{USER}@/{database}?host={self.socket_dir}&port={_PORT}"
-
-    def location(self, database: str) -> PostgresLocation:
-        return PostgresLocation(self.url(database), password_file=self.password_file)
-
-    def create_database(self) -> str:
-        """A new empty database: each test starts from nothing."""
-        import psycopg
-
-        name = f"test_{next(self._numbers)}"
-        with psycopg.connect(self.url("postgres"), password=self.password, autocommit=True) as db:
-            db.execute(f'CREATE DATABASE "{name}"')
-        return name
-
-    def stop(self) -> None:
-        _run(self.owner, [self.pg_ctl, "-D", str(self.root / "data"), "-m", "immediate", "stop"])
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _run(owner: str | None, command: list[str]) -> subprocess.CompletedProcess[str]:
-    if owner is not None:
-        command = ["runuser", "-u", owner, "--", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE, check=False)
+__all__ = ["Postgres", "start_postgres"]
 
 
 def start_postgres() -> Postgres:
     """A running throwaway cluster; skips the test where there can be none."""
     try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'caldaemon[postgresql]')")
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
-    if initdb is None or pg_ctl is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
-    owner = _owner()
-    if os.geteuid() == 0 and owner is None:
-        pytest.skip("running as root with no unprivileged user for initdb")
-    root = Path(tempfile.mkdtemp(prefix="caldaemon-pg-"))
-    password = secrets.token_urlsafe(16)
-    (root / "socket").mkdir()
-    server_password = root / "superuser-password"
-    server_password.write_text(password)
-    if owner is not None:
-        entry = pwd.getpwnam(owner)
-        for path in (root, root / "socket", server_password):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
-    made = _run(
-        owner,
-        [
-            initdb,
-            "-D",
-            str(root / "data"),
-            "-U",
-            USER,
-            "--auth=scram-sha-256",
-            f"--pwfile={server_password}",
-            # Byte-order collation by default; caldaemon asks for it on its columns anyway.
-            "--locale=C",
-            "--encoding=UTF8",
-            "--no-sync",
-        ],
-    )
-    if made.returncode != 0:
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"initdb failed here: {(made.stderr or made.stdout).strip()[-300:]}")
-    options = f"-k {root / 'socket'} -c listen_addresses='' -p {_PORT} -c fsync=off"
-    started = _run(
-        owner,
-        [pg_ctl, "-D", str(root / "data"), "-o", options, "-l", str(root / "log"), "-w", "start"],
-    )
-    if started.returncode != 0:
-        log = (root / "log").read_text(errors="replace") if (root / "log").exists() else ""
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"PostgreSQL cannot start here: {(log or started.stderr).strip()[-300:]}")
-    # caldaemon's copy of the password, as a deployment keeps it: readable by its user only.
-    password_file = root / "state-password"
-    password_file.write_text(password + "\n")
-    password_file.chmod(0o600)
-    return Postgres(root, owner, pg_ctl, password, password_file)
+        return start_cluster()
+    except ClusterUnavailable as exc:
+        pytest.skip(str(exc))
