@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from caldaemon.fields import PathRole, path_role
+from caldaemon.providers.registry import PROVIDERS
+
 # A value written without quotes only when it cannot be read back as anything else: no
 # ':' or '#' (YAML syntax), not a number, a boolean or null, and not starting with a
 # digit (an unquoted 09:30 is a number to YAML 1.1 tools, and an editor shows it so).
@@ -93,8 +96,15 @@ class Answers:
     system: bool = False
 
 
-# The keys init writes that name a key or password file (SecretPath in the settings).
-SECRET_KEYS = frozenset({"credentials", "client_secret_file", "password_file"})
+# The calendar keys that name a key or password file: a SecretPath in a provider's
+# settings, the marker the loader resolves by (config/load.py), so a new one is never
+# missing here and is written by its bare name for the system unit.
+SECRET_KEYS = frozenset(
+    field.alias or key
+    for kind in PROVIDERS.values()
+    for key, field in kind.settings.model_fields.items()
+    if path_role(kind.settings, key) is PathRole.SECRET
+)
 
 
 def secret_files(answers: Answers) -> tuple[tuple[str, str], ...]:
