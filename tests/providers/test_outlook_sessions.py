@@ -114,3 +114,35 @@ def test_the_shared_session_keeps_no_cookie_from_one_calendar_for_another(
         request = urllib.request.Request(f"https://{host}/token")
         assert not session.cookies.get_policy().set_ok(cookie, request)
     assert len(session.cookies) == 0
+
+
+def _token_requests(server: MicrosoftServer) -> int:
+    return sum(1 for r in server.requests if r.path.endswith("/oauth2/v2.0/token"))
+
+
+def test_the_mailboxes_of_one_app_share_its_token(practice: Practice) -> None:
+    for _ in range(20):
+        practice.calendar()
+    # An app-only token is the app's, whichever mailbox it reads: one for twenty.
+    assert _token_requests(practice.server) == 1
+
+
+def test_an_expired_app_token_is_replaced_once_for_all_its_mailboxes(
+    practice: Practice,
+) -> None:
+    providers = [practice.calendar() for _ in range(20)]
+    practice.server.expire_access_tokens()
+    practice.server.clear_requests()
+    for provider in providers:
+        assert provider.changes(WINDOW, None).full
+    # The first mailbox refused gets a new token; the others find it already replaced.
+    assert _token_requests(practice.server) == 1
+
+
+def test_another_secret_for_the_same_app_is_another_sign_in(practice: Practice) -> None:
+    practice.calendar()
+    practice.secret.write_text("rotated-secret\n")
+    practice.server.register_client(CLIENT, secret="rotated-secret")
+    practice.server.clear_requests()
+    practice.calendar()
+    assert _token_requests(practice.server) == 1

@@ -10,14 +10,17 @@ Two ways (``auth`` in the calendar's config):
 
 The token cache is msal-extensions' file persistence (a lock file around every change)
 with writes made atomic here: a temporary file, 0600, renamed over the cache, in a 0700
-directory. One cache per calendar: ``state_dir/tokens/{clinician}-{calendar}.msal.json``.
+directory. One cache per calendar: ``state_dir/tokens/{clinician}-{calendar}.msal.json``;
+under ``client_credentials`` the calendars of one app share its token (:class:`AppToken`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,7 +132,10 @@ def open_cache(path: Path, *, own_directory: bool) -> PersistedTokenCache:
 
 
 def build_app(
-    calendar: OutlookCalendar, cache: PersistedTokenCache, session: GraphSession
+    calendar: OutlookCalendar,
+    cache: PersistedTokenCache,
+    session: GraphSession,
+    credential: str | dict[str, str] | None = None,
 ) -> msal.ClientApplication:
     """An msal app using our HTTP session (so ``ca_file`` and timeouts apply). Instance
     discovery is off: it would ask login.microsoftonline.com about any authority, and the
@@ -142,7 +148,7 @@ def build_app(
     }
     if calendar.auth == "client_credentials":
         return msal.ConfidentialClientApplication(
-            calendar.client_id, client_credential=_credential(calendar), **options
+            calendar.client_id, client_credential=credential or _credential(calendar), **options
         )
     return msal.PublicClientApplication(calendar.client_id, **options)
 
@@ -169,6 +175,55 @@ def _unreadable(path: Path | None, exc: OSError | None) -> Error:
     return Error(f"cannot read the certificate {path}: {exc.strerror if exc else ''}")
 
 
+class AppToken:
+    """The access token of one app under ``client_credentials``, shared by every mailbox
+    it reads in this process: an app-only token is the app's, not a mailbox's ("the
+    access token is for the application itself", learn.microsoft.com/graph/auth-v2-service).
+    One token per mailbox meant a token request and a cache written to disk per mailbox
+    whenever tokens expired: 5,000 of each in one poll for a practice of 5,000 (issue 15).
+
+    The cache is the file of the calendar that opened the app first (where ``caldaemon
+    auth`` put the token it checked). When Graph refuses a token, only the first mailbox
+    to say so gets a new one; the others find it already replaced."""
+
+    def __init__(self, app: msal.ConfidentialClientApplication, scope: str) -> None:
+        self.app = app
+        self.scope = scope
+        self.lock = threading.Lock()
+
+    def acquire(self, rejected: str | None) -> dict[str, Any]:
+        with self.lock:
+            if rejected is not None:
+                current = self.app.acquire_token_for_client(scopes=[self.scope])
+                if current.get("access_token") not in (None, rejected):
+                    return dict(current)
+                self.app.remove_tokens_for_client()
+            return dict(self.app.acquire_token_for_client(scopes=[self.scope]))
+
+
+# The apps of the calendars open in this process, while any of them is: by authority,
+# client id, the credential's digest (a changed secret, read again on reload, is another
+# app) and HTTP session.
+_apps: weakref.WeakValueDictionary[tuple[str, str, str, int], AppToken] = (
+    weakref.WeakValueDictionary()
+)
+_apps_lock = threading.Lock()
+
+
+def app_token(calendar: OutlookCalendar, path: Path, session: GraphSession) -> AppToken:
+    credential = _credential(calendar)
+    digest = hashlib.sha256(repr(credential).encode()).hexdigest()
+    key = (authority_of(calendar), calendar.client_id, digest, id(session))
+    with _apps_lock:
+        shared = _apps.get(key)
+        if shared is None:
+            cache = open_cache(path, own_directory=calendar.token is None)
+            app = build_app(calendar, cache, session, credential)
+            assert isinstance(app, msal.ConfidentialClientApplication)
+            shared = _apps[key] = AppToken(app, app_scope(calendar))
+        return shared
+
+
 class TokenSource:
     """Access tokens for one calendar's account, from the persistent cache (refreshed by
     msal as needed). Failures that need a person raise AuthorizationError naming the
@@ -184,6 +239,8 @@ class TokenSource:
         self.where = describe(calendar)
         self.command = auth_command(clinician, calendar.id)
         self._app: msal.ClientApplication | None = None
+        self._app_token: AppToken | None = None
+        self._last: str | None = None
         self._account: str | None = None
         self._lock = threading.Lock()
 
@@ -227,19 +284,19 @@ class TokenSource:
         except ValueError as exc:  # msal: the authority's OpenID configuration is unusable
             raise CalendarError(self.calendar.id, self.where, f"sign-in service: {exc}") from None
         if "access_token" in result:
-            return str(result["access_token"])
+            self._last = str(result["access_token"])
+            return self._last
         raise self._failure(result)
 
     def _acquire(self, scopes: list[str], force: bool) -> dict[str, Any]:
+        if self.app_only:
+            if self._app_token is None:
+                self._app_token = app_token(self.calendar, self.path, self.session)
+            return self._app_token.acquire(self._last if force else None)
         if self._app is None:
             cache = open_cache(self.path, own_directory=self.calendar.token is None)
             self._app = build_app(self.calendar, cache, self.session)
         app = self._app
-        if self.app_only:
-            assert isinstance(app, msal.ConfidentialClientApplication)
-            if force:
-                app.remove_tokens_for_client()
-            return dict(app.acquire_token_for_client(scopes=[app_scope(self.calendar)]))
         accounts = app.get_accounts()
         if not accounts:
             raise self._fail("not signed in to Microsoft 365")
