@@ -5,11 +5,11 @@ job at once, missed runs coalesced, phases spread and jittered so a practice's
 clinicians do not all poll in the same second), a digest job per clinician, a weekly
 report job per clinician (``notices.weekly_report``, on its weekday and time in the
 clinician's zone; each poll also sends one that is due and was missed), and the outbox
-job. The main thread waits for signals: SIGHUP (or a change of the config file)
-reloads — a broken new config is reported and the old one keeps running — and SIGTERM
-lets the running cycles finish, then exits 0. Under systemd it reports READY, STATUS and
-WATCHDOG through $NOTIFY_SOCKET; the watchdog is pinged only while cycles keep
-completing, so a hung daemon gets restarted.
+job (scheduled by :mod:`.jobs`). The main thread waits for signals: SIGHUP (or a change
+of the config file) reloads — a broken new config is reported and the old one keeps
+running — and SIGTERM lets the running cycles finish, then exits 0. Under systemd it
+reports READY, STATUS and WATCHDOG through $NOTIFY_SOCKET; the watchdog is pinged only
+while cycles keep completing, so a hung daemon gets restarted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from caldaemon.errors import CalendarError, ConfigError, Error
 from caldaemon.notices import compose, outbox
 from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
 from caldaemon.service.cycle import Cycle, CycleReport
+from caldaemon.service.jobs import new_scheduler, schedule
 from caldaemon.service.providers import Providers
 from caldaemon.service.sharing import Sharing
 from caldaemon.service.systemd import notify_systemd, under_systemd, watchdog_interval
@@ -223,61 +224,8 @@ class Daemon:
     # -- the service -------------------------------------------------------------------
 
     def _schedule(self) -> None:
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
         assert self.scheduler is not None
-        for job in self.scheduler.get_jobs():
-            job.remove()
-        poll = self.settings.daemon.poll_interval.total_seconds()
-        # Each clinician gets its own phase, spread evenly over the interval, so a
-        # practice's calendars are not all polled in the same second (and a reload does
-        # not queue them all at once). The random jitter on top stays small: APScheduler
-        # 3 adds it to every run, counted from the last jittered one, so polls drift
-        # later by half of it each time.
-        jitter = min(1, int(poll / 60)) or None
-        first = datetime.now(UTC)
-        count = max(len(self.settings.clinicians), 1)
-        for index, clinician in enumerate(self.settings.clinicians):
-            phase = timedelta(seconds=poll * index / count)
-            self.scheduler.add_job(
-                self.run_clinician,
-                IntervalTrigger(seconds=poll, jitter=jitter),
-                args=[clinician.id],
-                id=f"cycle:{clinician.id}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=int(poll),
-                next_run_time=first + phase,
-            )
-            if self.settings.notices.mode == "digest":
-                at = self.settings.notices.digest_at
-                self.scheduler.add_job(
-                    self.digest,
-                    CronTrigger(hour=at // 60, minute=at % 60, timezone=clinician.tz),
-                    args=[clinician.id],
-                    id=f"digest:{clinician.id}",
-                    max_instances=1,
-                    coalesce=True,
-                )
-            weekly = self.settings.notices.weekly_report
-            if weekly is not None:
-                self.scheduler.add_job(
-                    self.send_weekly,
-                    CronTrigger(
-                        day_of_week=weekly.day,
-                        hour=weekly.at // 60,
-                        minute=weekly.at % 60,
-                        timezone=clinician.tz,
-                    ),
-                    args=[clinician.id],
-                    id=f"weekly:{clinician.id}",
-                    max_instances=1,
-                    coalesce=True,
-                )
-        self.scheduler.add_job(
-            self.deliver, IntervalTrigger(seconds=30), id="outbox", max_instances=1, coalesce=True
-        )
+        schedule(self.scheduler, self.settings, self)
 
     def reload(self) -> bool:
         """Load the config again; keep running the old one if the new one is broken."""
@@ -320,13 +268,7 @@ class Daemon:
         return True
 
     def serve(self) -> int:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        workers = max(2, min(32, len(self.settings.clinicians) + 2))
-        self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(workers)}, timezone=UTC
-        )
+        self.scheduler = new_scheduler(self.settings)
         self._schedule()
         self.heartbeat()
 
