@@ -90,6 +90,19 @@ class RemoteGone(Error):
         super().__init__(f"{calendar}: event {remote_id} no longer exists")
 
 
+class LeaseLost(Error):
+    """This instance no longer holds the clinician (several instances on one PostgreSQL
+    state): it was stopped or paused past its lease and another took the clinician over.
+    Nothing more is written for it here."""
+
+    def __init__(self, clinician: str) -> None:
+        self.clinician = clinician
+        super().__init__(
+            f"{clinician}: the lease ran out while the cycle ran (this instance was paused?); "
+            "the instance that holds it now does its writes"
+        )
+
+
 class DeliveryError(Error):
     """A notice could not be delivered. A temporary failure is retried with backoff; a
     permanent one waits for the config to change (a certificate, STARTTLS, a password)

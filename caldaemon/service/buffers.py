@@ -12,7 +12,13 @@ from datetime import datetime
 
 from caldaemon import failpoints
 from caldaemon.core.reconcile import Evidence, Plan, plan
-from caldaemon.errors import CalendarError, CalendarPaused, RemoteGone, WriteConflict
+from caldaemon.errors import (
+    CalendarError,
+    CalendarPaused,
+    LeaseLost,
+    RemoteGone,
+    WriteConflict,
+)
 from caldaemon.model import (
     Buffer,
     BufferStatus,
@@ -94,7 +100,7 @@ def reconcile(
         for write in actions.writes:
             log.warning("dry run: would %s", _describe(write))
         return outcome
-    _record_plan(state, clinician, calendar, actions, now)
+    _record_plan(state, clinician, calendar, actions, now, clock())
     if not actions.writes:
         return outcome
     provider = target.provider()
@@ -121,10 +127,16 @@ def reconcile(
     return outcome
 
 
-def _record_plan(state: State, clinician: str, calendar: str, actions: Plan, now: datetime) -> None:
+def _record_plan(
+    state: State, clinician: str, calendar: str, actions: Plan, now: datetime, moment: datetime
+) -> None:
     """Adoptions, new statuses and the intent of every write, committed before any write
-    is sent (see core/reconcile.py on crash safety)."""
+    is sent (see core/reconcile.py on crash safety); on a shared state, only while this
+    instance still holds the clinician at ``moment``
+    (:meth:`caldaemon.state.leases.Leases.confirm`)."""
     with state.transaction() as tables:
+        if state.holder is not None and not tables.leases.confirm(clinician, state.holder, moment):
+            raise LeaseLost(clinician)
         for adopt in actions.adopt:
             if adopt.buffer is not None:
                 tables.buffers.save(

@@ -28,7 +28,7 @@ from caldaemon import config as config_module
 from caldaemon import failpoints
 from caldaemon.clock import Clock, system_clock
 from caldaemon.config import Settings
-from caldaemon.errors import CalendarError, ConfigError, Error
+from caldaemon.errors import CalendarError, ConfigError, Error, LeaseLost
 from caldaemon.notices import compose, outbox
 from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
 from caldaemon.service.cycle import Cycle, CycleReport
@@ -148,6 +148,9 @@ class Daemon:
             return None  # removed by a reload while this run was queued
         try:
             report = self.cycle.run(clinician)
+        except LeaseLost as exc:
+            log.warning("%s", exc)
+            return None
         except Error as exc:
             log.error("cycle for %s failed: %s", clinician_id, exc)
             self.failed_cycles.append(f"{clinician_id}: {exc}")

@@ -51,6 +51,8 @@ class Connection(ABC):
     # instances sharing a PostgreSQL state); nothing on SQLite, whose single writer
     # holds the whole file.
     skip_locked = ""
+    # What a SELECT ends with to lock the rows it reads until the transaction ends.
+    for_update = ""
 
     @abstractmethod
     def execute(self, sql: str, params: Params = (), /) -> Cursor: ...

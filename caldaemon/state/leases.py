@@ -86,6 +86,19 @@ class Leases:
             ((clinician, iso(now)) for clinician in clinicians),
         )
 
+    def confirm(self, clinician: str, holder: str, now: datetime) -> bool:
+        """Within a transaction that comes before a calendar write: whether ``holder``
+        still holds the clinician at ``now``. On PostgreSQL the lease's row stays locked
+        until the transaction ends, so no other instance takes it over meanwhile (its
+        heartbeat skips locked rows). This is the fence of an instance that was paused
+        past its lease (a stopped process, a suspended VM): its cycle resumes, finds the
+        lease gone, and writes nothing."""
+        row = self.db.execute(
+            f"SELECT expires FROM leases WHERE clinician=? AND holder=?{self.db.for_update}",
+            (clinician, holder),
+        ).fetchone()
+        return row is not None and str(row[0]) > iso(now)
+
     def held(self, holder: str, clinicians: Collection[str]) -> set[str]:
         rows = self.db.execute("SELECT clinician FROM leases WHERE holder=?", (holder,))
         return {row[0] for row in rows if row[0] in clinicians}

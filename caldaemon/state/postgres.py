@@ -118,6 +118,7 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], PgRow]:
 class PostgresConnection(Connection):
     dialect = "postgresql"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    for_update = " FOR UPDATE"
 
     def __init__(self, conn: psycopg.Connection[PgRow]) -> None:
         import psycopg

@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from caldaemon.cli.status import render
+from caldaemon.errors import LeaseLost
 from caldaemon.service.daemon import Daemon
 from caldaemon.service.sharing import LEASE_POLLS
-from tests.service.shared_world import CLINICIANS, POLL, START, write_world
+from tests.service.shared_world import (
+    CLINICIANS,
+    POLL,
+    START,
+    practice,
+    sessions,
+    write_world,
+)
 from tests.state.postgres import Postgres, start_postgres
 
 
@@ -89,3 +97,35 @@ def test_a_clean_exit_hands_the_clinicians_over_at_once(tmp_path: Path, postgres
     staying.heartbeat()
     assert cycled(staying) == set(CLINICIANS)
     staying.close()
+
+
+def test_an_instance_paused_past_its_lease_writes_nothing_when_its_cycle_resumes(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    config = write_world(tmp_path, postgres.location(postgres.create_database()))
+    clock = Clock(START)
+    paused, other = Daemon(str(config), clock=clock), Daemon(str(config), clock=clock)
+    try:
+        for daemon in (paused, other, paused, other):
+            daemon.heartbeat()
+        [clinician, *_] = sorted(cycled(paused))
+        cycled(other)
+        # A new session needs a buffer; meanwhile the first instance is paused (SIGSTOP,
+        # a suspended VM) with a cycle under way, past its lease, and the other takes over.
+        folder = tmp_path / clinician
+        (folder / "practice.ics").write_text(practice(sessions([2, 3])))
+        before = (folder / "buffers.ics").read_text()
+        clock.now += timedelta(seconds=POLL * LEASE_POLLS + 1)
+        other.heartbeat()
+        # The paused cycle resumes: its reading is done, its writes are fenced off.
+        with pytest.raises(LeaseLost):
+            paused.cycle.run(paused.settings.clinician(clinician))
+        assert (folder / "buffers.ics").read_text() == before
+        report = other.run_clinician(clinician)
+        assert report is not None and report.created == 1
+        assert (folder / "buffers.ics").read_text().count("BEGIN:VEVENT") == before.count(
+            "BEGIN:VEVENT"
+        ) + 1
+    finally:
+        paused.close()
+        other.close()

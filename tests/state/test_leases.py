@@ -63,6 +63,16 @@ def test_a_holder_that_stops_renewing_loses_its_clinicians_when_its_leases_run_o
     assert beat(alive, "alive", 33) == set(CLINICIANS)  # run out at 32: all taken over
 
 
+def test_a_lease_is_confirmed_to_its_holder_only_until_it_runs_out(location: Location) -> None:
+    state = State(location)
+    beat(state, "a", 0)
+    with state.transaction() as tables:
+        assert tables.leases.confirm("c0", "a", NOW + TTL - timedelta(seconds=1))
+        assert not tables.leases.confirm("c0", "a", NOW + TTL)
+        assert not tables.leases.confirm("c0", "b", NOW)
+        assert not tables.leases.confirm("unknown", "a", NOW)
+
+
 def test_a_clean_exit_gives_every_lease_back_at_once(location: Location) -> None:
     leaving, staying = State(location), State(location)
     beat(leaving, "leaving", 0)
