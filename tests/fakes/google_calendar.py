@@ -261,8 +261,8 @@ class GoogleCalendarServer:
 
     def share(self, calendar_id: str, role: str) -> None:
         """Set the account's role on a calendar (owner, writer, reader, freeBusyReader), as
-        its owner sharing it would; events.list reports it as ``accessRole``. Only the
-        report is modelled: writes are not refused by role."""
+        its owner sharing it would; events.list reports it as ``accessRole``, and a reader
+        or freeBusyReader's writes are refused (403 requiredAccessLevel, Store.check_role)."""
         with self._seeding() as store:
             store.calendar(calendar_id).access_role = role
 

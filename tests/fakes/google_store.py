@@ -54,6 +54,11 @@ class Calendar:
     access_role: str = "owner"
 
 
+# The roles that see a calendar but may not change it (CalendarList accessRole: "reader",
+# "freeBusyReader"; https://developers.google.com/calendar/api/v3/reference/calendarList).
+READ_ONLY_ROLES = frozenset({"reader", "freeBusyReader"})
+
+
 @dataclass(frozen=True)
 class SyncState:
     calendar_id: str
@@ -210,8 +215,26 @@ class Store:
                 403, "quotaExceeded", "Calendar usage limits exceeded.", domain="usageLimits"
             )
 
+    @staticmethod
+    def check_role(cal: Calendar) -> None:
+        """A write to a calendar the account may only read answers 403 requiredAccessLevel
+        (domain calendar), whatever the event, before anything else is looked at:
+        {"domain": "calendar", "reason": "requiredAccessLevel", "message": "You need to
+        have writer access to this calendar."} as reported for events.insert
+        (spatie/laravel-google-calendar #95, derekantrican/GAS-ICS-Sync #131) and for
+        writes in general (phw198/OutlookGoogleCalendarSync #968, inovex/CalendarSync
+        #251, all on read-only calendars). Retrying does not help."""
+        if cal.access_role in READ_ONLY_ROLES:
+            raise ApiError(
+                403,
+                "requiredAccessLevel",
+                "You need to have writer access to this calendar.",
+                domain="calendar",
+            )
+
     def insert(self, calendar_id: str, body: JSON) -> JSON:
         cal = self.calendar(calendar_id)
+        self.check_role(cal)
         event_id = body.get("id")
         if event_id is None:
             event_id = new_event_id()
@@ -231,6 +254,7 @@ class Store:
         Forbidden; it cannot be brought back through the API (google-api-ruby-client #1811:
         insert → 409, then update → 403). The UI's "restore from trash" is
         :meth:`GoogleCalendarServer.put_event`."""
+        self.check_role(cal)
         current = self.require(cal, event_id, if_match)
         if current.get("status") == "cancelled":
             raise ApiError(403, "forbidden", "Forbidden")
@@ -257,6 +281,7 @@ class Store:
 
     def delete(self, calendar_id: str, event_id: str, if_match: str | None) -> None:
         cal = self.calendar(calendar_id)
+        self.check_role(cal)
         current = self.require(cal, event_id, if_match)
         if current.get("status") == "cancelled":
             # Deleting a deleted event: 410 "Resource has been deleted"

@@ -37,6 +37,7 @@ from .graph_model import (
     new_id,
     note_change,
     note_reads,
+    parse_occurrence_id,
     validate_event,
 )
 from .graph_read import (
@@ -60,6 +61,7 @@ __all__ = [
     "Paging",
     "build_event",
     "calendar_view",
+    "check_can_edit",
     "create_event",
     "delete_instance",
     "list_events",
@@ -85,6 +87,23 @@ DUPLICATE_TRANSACTION_MESSAGE = (
 
 
 # -- changes --------------------------------------------------------------------------
+
+
+def check_can_edit(mailbox: Mailbox, calendar: Calendar | None, tail: list[str]) -> None:
+    """A write (POST, PATCH, DELETE) to a calendar the user may only view (``canEdit``
+    false: shared with them to read) answers 403 ErrorAccessDenied "Access is denied.
+    Check credentials and try again.", as Graph does for creates and updates without
+    write access (RogerSelwyn/MS365-Calendar #53; msgraph-sdk-java #830); ``canEdit`` is
+    "true if the user can write to the calendar" (calendar resource). The target is the
+    calendar in the path, else the event's, else the default calendar."""
+    if calendar is None and len(tail) >= 2:
+        parsed = parse_occurrence_id(tail[1])
+        stored = mailbox.events.get(parsed[0] if parsed else tail[1])
+        calendar = mailbox.calendars.get(stored.calendar_id) if stored else None
+    if not (calendar or mailbox.default_calendar).can_edit:
+        raise GraphError(
+            403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+        )
 
 
 def create_event(mailbox: Mailbox, calendar: Calendar, request: GraphRequest) -> Routed:

@@ -242,7 +242,7 @@ class MicrosoftServer:
         self, user: str, name: str, *, default: bool = False, can_edit: bool = True
     ) -> str:
         """A calendar in ``user``'s mailbox; ``can_edit`` False: one shared with them to
-        view only (Graph reports ``canEdit: false``; writes are not refused by the fake)."""
+        view only (Graph reports ``canEdit: false`` and refuses writes with 403)."""
         with self._lock:
             return self._graph.add_calendar(self._user(user), name, default, can_edit)
 

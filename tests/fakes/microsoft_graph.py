@@ -58,6 +58,7 @@ from .graph_events import (
     Paging,
     build_event,
     calendar_view,
+    check_can_edit,
     create_event,
     delete_instance,
     list_events,
@@ -343,6 +344,7 @@ class Graph:
             require_permission(grant, "Calendars.Read", "Calendars.ReadWrite")
         else:
             require_permission(grant, "Calendars.ReadWrite")
+            check_can_edit(mailbox, calendar, tail)
         if tail_names == ["events"]:
             if method == "POST":
                 target = calendar or mailbox.default_calendar

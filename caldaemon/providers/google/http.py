@@ -47,6 +47,11 @@ RATE_LIMITED = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "RATE_LI
 # prolongs it (RESEARCH.md, "Google Calendar API v3"; "Handle API errors", 403 usage
 # limits). Never retried: the calendar is paused (CalendarPaused).
 USAGE_LIMITS = "quotaExceeded"
+# A write to a calendar the account may only read (accessRole reader or freeBusyReader):
+# 403 requiredAccessLevel, "You need to have writer access to this calendar."
+# (spatie/laravel-google-calendar #95). Retrying cannot help until a person shares the
+# calendar for writing: the calendar is paused (CalendarPaused) as for usage limits.
+NO_WRITE_ACCESS = "requiredAccessLevel"
 # Timeouts, resets, truncated bodies (http.client.IncompleteRead), a failed token request.
 TRANSPORT_ERRORS = (
     TimeoutError,
@@ -297,6 +302,14 @@ class CalendarClient:
                 where,
                 "Google Calendar's usage limits were exceeded (quotaExceeded), which keeps "
                 "the calendar read-only for some hours",
+            )
+        if NO_WRITE_ACCESS in error_reasons(exc.content):
+            return CalendarPaused(
+                self.calendar_id,
+                where,
+                f"this account may only read calendar '{self.config.calendar}' (Google "
+                f"answered {describe_error(exc)}); buffers_to needs a calendar it may change: "
+                "share it with 'Make changes to events', or name another calendar in buffers_to",
             )
         if self.verdict(exc) is not None:
             return TransientError(

@@ -19,6 +19,10 @@ Graph as it is (RESEARCH.md, "Microsoft Graph"):
   refuse most IANA names (:func:`~caldaemon.providers.outlook.mapping.block_times`).
 * Once a batch fails for good on an outage (:class:`TransientError` after its retries),
   the later batches are not sent: each would wait out the same outage.
+* A calendar the account may only view (``canEdit`` false) refuses every write with 403
+  ``ErrorAccessDenied`` (RogerSelwyn/MS365-Calendar #53): the calendar is paused
+  (:class:`CalendarPaused`) until a person grants edit rights or names another
+  buffers_to, and the later writes are not sent.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from caldaemon.errors import CalendarError, Error, RemoteGone, TransientError, WriteConflict
+from caldaemon.errors import (
+    CalendarError,
+    CalendarPaused,
+    Error,
+    RemoteGone,
+    TransientError,
+    WriteConflict,
+)
 from caldaemon.model import Create, Delete, Remote, Update, Write, WriteResult
 from caldaemon.providers.base import BatchProvider, ProviderContext
 from caldaemon.providers.outlook import mapping
@@ -44,6 +55,10 @@ from caldaemon.providers.outlook.sync import Marker, key_of
 
 if TYPE_CHECKING:
     from caldaemon.providers.outlook.settings import OutlookCalendar
+
+# What stops the later batches: an outage (after its retries) or a calendar that refuses
+# writes until a person acts.
+_STOPPING = (TransientError, CalendarPaused)
 
 
 class GraphWrites(BatchProvider):
@@ -101,14 +116,14 @@ class GraphWrites(BatchProvider):
             replies = self.client.batch([self._item(writes[i]) for i in chunk])
         except CalendarError as exc:
             results.update({i: WriteResult(writes[i], error=exc) for i in chunk})
-            return exc if isinstance(exc, TransientError) else None
+            return exc if isinstance(exc, _STOPPING) else None
         outage: Error | None = None
         for index, reply in zip(chunk, replies, strict=True):
             if isinstance(writes[index], Create) and _duplicate_transaction(reply):
                 adopt[index] = _named_event(reply)
                 continue
             results[index] = self._result(writes[index], reply)
-            if isinstance(results[index].error, TransientError):
+            if isinstance(results[index].error, _STOPPING):
                 outage = outage or results[index].error
         return outage
 
@@ -152,11 +167,22 @@ class GraphWrites(BatchProvider):
             return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
         if isinstance(write, Delete) and reply.status == 412:
             return WriteResult(write, error=WriteConflict(self.id, write.remote.id))
+        if reply.status == 403:
+            return WriteResult(write, error=self._refused(reply.status, body))
         kind = TransientError if retryable_status(reply.status) else CalendarError
         error: Error = kind(
             self.id, self.describe(), "Microsoft Graph answered " + error_text(reply.status, body)
         )
         return WriteResult(write, error=error)
+
+    def _refused(self, status: int, body: Mapping[str, Any]) -> CalendarPaused:
+        return CalendarPaused(
+            self.id,
+            self.describe(),
+            f"this account may not change the calendar (Microsoft Graph answered "
+            f"{error_text(status, body)}); buffers_to needs a calendar it can edit: ask its "
+            "owner to share it with edit rights, or name another calendar in buffers_to",
+        )
 
     def _settle(self, write: Update) -> WriteResult:
         """412 on an update sent more than once: the user changed the event, Graph changed
