@@ -85,7 +85,8 @@ class GraphMailer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         from caldaemon.providers.outlook.auth import MAIL_SCOPES, TokenSource, graph_endpoint_of
-        from caldaemon.providers.outlook.http import GraphClient, GraphSession
+        from caldaemon.providers.outlook.http import GraphClient
+        from caldaemon.providers.outlook.session import GraphSession
 
         self.calendar = calendar
         self.session = GraphSession(calendar.ca_file, calendar.timeout.total_seconds())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from caldaemon.providers.outlook.http import GraphSession
+from caldaemon.providers.outlook.session import GraphSession
 from tests.fakes.microsoft import MicrosoftServer
 
 

@@ -41,8 +41,8 @@ from caldaemon.notices.delivery import mailer_for
 from caldaemon.notices.graph import GraphMailer
 from caldaemon.providers.base import BUFFER_DESCRIPTION, OWNER_CATEGORY
 from caldaemon.providers.outlook import auth as outlook_auth
-from caldaemon.providers.outlook import http as outlook_http
 from caldaemon.providers.outlook import mapping
+from caldaemon.providers.outlook import session as outlook_session
 from caldaemon.providers.outlook.provider import OutlookProvider
 from tests.fakes.microsoft import DEFAULT_USER, Fault, MicrosoftServer, RecordedRequest
 from tests.providers.contract import TZ, WINDOW, buffer
@@ -523,7 +523,7 @@ def test_eight_threads_on_one_mailbox_keep_at_most_four_requests_in_flight(
 ) -> None:
     seed(harness.server, 1)
     providers = [harness.provider() for _ in range(8)]
-    cap = outlook_http.MAX_CONCURRENT_PER_MAILBOX
+    cap = outlook_session.MAX_CONCURRENT_PER_MAILBOX
     lock = threading.Lock()
     in_flight = [0, 0]  # now, peak
     full = threading.Event()
@@ -574,7 +574,7 @@ def test_every_request_has_a_timeout_and_the_configured_ca(monkeypatch: pytest.M
         raise requests.ConnectionError("offline")
 
     monkeypatch.setattr(requests.Session, "request", record)
-    session = outlook_http.GraphSession("/etc/caldaemon/ca.pem", 12.0)
+    session = outlook_session.GraphSession("/etc/caldaemon/ca.pem", 12.0)
     for call in (
         lambda: session.get("https://x.example"),
         lambda: session.post("https://x.example", timeout=None, verify=True),

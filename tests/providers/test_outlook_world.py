@@ -16,7 +16,7 @@ import pytest
 
 from caldaemon.errors import RemoteGone, TransientError, WriteConflict
 from caldaemon.model import Create, Delete, Remote, Update, written_identity
-from caldaemon.providers.outlook.http import mailbox_slots
+from caldaemon.providers.outlook.session import mailbox_slots
 from caldaemon.retry import RetryPolicy
 from tests.fakes.microsoft import DEFAULT_USER, Fault, MicrosoftServer, RecordedRequest
 from tests.providers.contract import WINDOW, buffer

@@ -32,7 +32,7 @@ from msal_extensions import FilePersistence, PersistedTokenCache
 
 from caldaemon.errors import AuthorizationError, CalendarError, Error, TransientError
 from caldaemon.providers.base import token_file
-from caldaemon.providers.outlook.http import GraphSession
+from caldaemon.providers.outlook.session import GraphSession
 from caldaemon.secret import read_secret
 
 if TYPE_CHECKING:

@@ -37,8 +37,8 @@ from caldaemon.providers.outlook.http import (
     error_code,
     error_text,
     json_of,
-    shared_session,
 )
+from caldaemon.providers.outlook.session import shared_session
 from caldaemon.providers.outlook.sync import (
     Marker,
     PagingError,
@@ -98,7 +98,7 @@ class OutlookProvider(GraphWrites):
 
     def close(self) -> None:
         """Nothing to release: the session is shared with the other calendars on the same
-        CA and timeout (:func:`~caldaemon.providers.outlook.http.shared_session`), and
+        CA and timeout (:func:`~caldaemon.providers.outlook.session.shared_session`), and
         goes when the last of them does."""
 
     # -- the calendar ----------------------------------------------------------------------
