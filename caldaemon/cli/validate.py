@@ -59,9 +59,7 @@ def validate(config_path: str | None, as_json: bool) -> None:
         )
         return
     click.echo(f"{settings.path}: ok")
-    click.echo(
-        f"  {len(settings.clinicians)} clinician(s): {', '.join(c.id for c in settings.clinicians)}"
-    )
+    click.echo(f"  {len(settings.clinicians)} clinician(s): {settings.some_ids()}")
     click.echo(f"  {calendars} calendar(s); rules checked: {', '.join(rules) or 'none'}")
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)

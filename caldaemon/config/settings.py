@@ -85,7 +85,20 @@ class Settings:
         found = self._clinicians_by_id.get(clinician_id)
         if found is not None:
             return found
-        known = ", ".join(c.id for c in self.clinicians)
         raise ConfigError(
-            [Problem(str(self.path), None, "", f"no clinician '{clinician_id}' (known: {known})")]
+            [
+                Problem(
+                    str(self.path),
+                    None,
+                    "",
+                    f"no clinician '{clinician_id}' (known: {self.some_ids()})",
+                )
+            ]
         )
+
+    def some_ids(self, shown: int = 10) -> str:
+        """The clinicians' ids for a message: a platform's thousands would fill screens,
+        so the first ``shown`` and how many more (``validate --json`` lists them all)."""
+        ids = ", ".join(c.id for c in self.clinicians[:shown])
+        more = len(self.clinicians) - shown
+        return f"{ids} and {more:,} more" if more > 0 else ids

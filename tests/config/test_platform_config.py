@@ -61,7 +61,8 @@ def test_thousands_of_clinicians_validate_in_a_file_right_at_the_bound(tmp_path)
     assert path.stat().st_size == loader.MAX_CONFIG_BYTES
     result = CliRunner().invoke(main, ["validate", "--config", str(path)])
     assert result.exit_code == 0, result.output
-    assert f"{CLINICIANS} clinician(s): c00000, c00001" in result.output
+    named = ", ".join(f"c{n:05d}" for n in range(10))
+    assert f"  {CLINICIANS} clinician(s): {named} and {CLINICIANS - 10:,} more\n" in result.output
     assert f"{2 * CLINICIANS} calendar(s)" in result.output
 
 
@@ -75,6 +76,17 @@ def test_one_byte_over_the_bound_is_refused_naming_the_file(tmp_path):
         f"{path}: the config is larger than {megabytes} MB; is this the right file?\n"
     )
     assert megabytes >= 10  # 20,000 clinicians of about 400 bytes fit
+
+
+def test_an_unknown_clinician_among_thousands_is_named_with_a_few_known_ones(tmp_path):
+    path = tmp_path / "platform.yaml"
+    path.write_text(platform(CLINICIANS))
+    result = CliRunner().invoke(main, ["check", "--config", str(path), "--clinician", "kim"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"{path}: no clinician 'kim' (known: c00000, c00001, c00002, c00003, c00004, "
+        f"c00005, c00006, c00007, c00008, c00009 and {CLINICIANS - 10:,} more)\n"
+    )
 
 
 def test_every_clash_among_thousands_is_reported_on_its_own_line(tmp_path):
