@@ -24,7 +24,8 @@ def table(figures: dict[str, Any]) -> str:
     lines = [
         f"{figures['calendars']:,} calendars ({figures['google']:,} Google + "
         f"{figures['graph']:,} Graph), {state}; poll 60 s, "
-        f"{figures['latency_s'] * 1000:.0f} ms per request; measured round "
+        f"{figures['latency_s'] * 1000:.0f} ms per request; first round (every calendar's "
+        f"first cycle) {figures['first_round_s']:.0f} s; measured round "
         f"{figures['round_s']:.1f} s for {figures['round_cycles']:,} cycles; unchanged cycle "
         f"{figures['unchanged_cpu_ms']:.2f} ms CPU; peak RSS {figures['rss_mb']:.0f} MB "
         f"(largest process); most threads {figures['threads']}; {figures['open_fds']} open "
