@@ -84,8 +84,8 @@ if yaml.__with_libyaml__:
     class _LibyamlLoader(CParser, _Refusing, SafeConstructor, _CoreResolver):
         """LibYAML's scanner and parser (in C) under the same composer: a platform's
         config of 10,000 clinicians (3.5 MB) took 9.5 s to read in Python, 2 s this way
-        (issue 15). Only a file that parses cleanly is read this way; any syntax error is
-        read again by :class:`_Loader`, so messages stay PyYAML's."""
+        (issue 15). A syntax error in a config of up to 1 MB is worded by :class:`_Loader`
+        (see :func:`load`), so its messages stay PyYAML's."""
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
@@ -129,49 +129,49 @@ def load(text: str, file: str) -> Document:
     """Parse ``text``; syntax errors and duplicate keys are recorded in ``problems``."""
     doc = Document(data=None, file=file)
     try:
-        loader = _Loader(text)
+        python = _Loader(text)
     except yaml.YAMLError as exc:  # the reader refuses control characters up front
         doc.problems.append(((), None, f"not valid YAML: {str(exc).splitlines()[0]}"))
         return doc
-    fast = _parsed_in_c(text)
-    if fast is not None:
-        node, loader = fast
-        if node is not None:
-            doc.data = _convert(node, (), doc, loader)
-        return doc
-    try:
-        node = loader.get_single_node()
-    except _Refused as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        doc.problems.append(((), line, str(exc.problem)))
-        return doc
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        doc.problems.append(((), line, f"not valid YAML: {exc.problem or exc.context}"))
-        return doc
-    except yaml.YAMLError as exc:
-        doc.problems.append(((), None, f"not valid YAML: {exc}"))
-        return doc
-    finally:
-        loader.dispose()
-    if node is not None:
+    loader: Any = python
+    if _FastLoader is not None:
+        loader = _FastLoader(text)
+        node = _composed(loader, doc, worded=len(text) > _WORDED_BY_PYTHON)
+        if node is _FAILED and not doc.problems:
+            loader = python  # a syntax error, worded by PyYAML
+    if loader is python:
+        node = _composed(python, doc)
+    if node is not _FAILED and node is not None:
         doc.data = _convert(node, (), doc, loader)
     return doc
 
 
-def _parsed_in_c(text: str) -> tuple[Any, Any] | None:
-    """The document's node and its loader when LibYAML is there and parses ``text`` with
-    no problem; else None, and the Python loader reads it again for its messages."""
-    if _FastLoader is None:
-        return None
-    loader = _FastLoader(text)
+# A syntax error LibYAML finds is worded by PyYAML, reading the file again in Python, up
+# to this size (about 2 s); past it LibYAML's own words are shown (the line is the same):
+# a platform's 7 MB config with a mistake on its last line took 23 s to read again.
+_WORDED_BY_PYTHON = 1024 * 1024
+_FAILED: Any = object()
+
+
+def _composed(loader: Any, doc: Document, *, worded: bool = True) -> Any:
+    """The document's node (None for an empty one), or _FAILED with the problem recorded;
+    a syntax error is not recorded unless ``worded``."""
     try:
-        return loader.get_single_node(), loader
-    except yaml.YAMLError:
-        return None
+        return loader.get_single_node()
+    except _Refused as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        doc.problems.append(((), line, str(exc.problem)))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        if worded:
+            doc.problems.append(((), line, f"not valid YAML: {exc.problem or exc.context}"))
+    except yaml.YAMLError as exc:
+        if worded:
+            doc.problems.append(((), None, f"not valid YAML: {exc}"))
     finally:
         loader.dispose()
+    return _FAILED
 
 
 def _convert(node: yaml.Node, path: Path, doc: Document, loader: _Loader) -> Any:
