@@ -19,6 +19,7 @@ import gzip
 import shutil
 import socket
 import socketserver
+import ssl
 import tempfile
 import threading
 import time
@@ -36,6 +37,7 @@ from xml.sax.saxutils import escape
 
 import radicale
 import radicale.config
+import trustme
 
 USER = "lee"
 PASSWORD = "correct horse battery staple"
@@ -83,7 +85,11 @@ class DavServer:
     #: What a test may call it (pytest ids, messages).
     name: str
 
-    def __init__(self, application: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, application: Callable[..., Iterable[bytes]], tls: trustme.CA | None = None
+    ) -> None:
+        """``tls``: serve https with a certificate of this CA (the client side of a test
+        trusts it through REQUESTS_CA_BUNDLE)."""
         self.requests: list[Request] = []
         self.drop_put_etag = False  # a server that sends no ETag after PUT (RFC 4791 §5.3.4)
         self._faults: list[tuple[int, dict[str, str]]] = []
@@ -95,7 +101,14 @@ class DavServer:
             "127.0.0.1", 0, self._counting(application), server_class=_Server, handler_class=_Quiet
         )
         self.port = self._server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self._client_tls: ssl.SSLContext | None = None
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.issue_cert("127.0.0.1").configure_cert(context)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._client_tls = ssl.create_default_context()
+            tls.configure_trust(self._client_tls)
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.02,), daemon=True
         )
@@ -206,7 +219,7 @@ class DavServer:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
+            with urllib.request.urlopen(request, timeout=10, context=self._client_tls) as reply:
                 return Reply(
                     reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.read()
                 )
@@ -284,8 +297,11 @@ class Radicale(DavServer):
     name = "radicale"
     home = f"/{USER}/"
 
-    def __init__(self, folder: Path, rights: str | None = None) -> None:
-        """``rights``: a rights file (Radicale's ``from_file``) instead of owner_only."""
+    def __init__(
+        self, folder: Path, rights: str | None = None, tls: trustme.CA | None = None
+    ) -> None:
+        """``rights``: a rights file (Radicale's ``from_file``) instead of owner_only;
+        ``tls``: over https (see :class:`DavServer`)."""
         self.folder = folder
         users = folder / "users"
         users.write_text(f"{USER}:{PASSWORD}\n")
@@ -309,7 +325,7 @@ class Radicale(DavServer):
             "tests",
         )
         configuration.update({"storage": {"_filesystem_fsync": "False"}}, "tests", privileged=True)
-        super().__init__(radicale.Application(configuration))
+        super().__init__(radicale.Application(configuration), tls)
 
     def forget_sync_tokens(self) -> None:
         """Radicale keeps the collection states its sync-tokens name in
@@ -327,9 +343,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def radicale_server(rights: str | None = None) -> Iterator[Radicale]:
+def radicale_server(rights: str | None = None, tls: trustme.CA | None = None) -> Iterator[Radicale]:
     with tempfile.TemporaryDirectory(prefix="radicale-") as folder:
-        server = Radicale(Path(folder), rights)
+        server = Radicale(Path(folder), rights, tls)
         try:
             yield server
         finally:

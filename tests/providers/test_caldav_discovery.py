@@ -1,7 +1,8 @@
 """Finding a CalDAV calendar by display name, on real Radicale and Xandikos servers:
 through /.well-known/caldav from a bare host (RFC 6764), from a principal's URL, a name
 no calendar has, a name two calendars have, a task list of the same name, redirects that
-never end and replies over the bound; and a server that asks for Digest only."""
+never end or leave https, and replies over the bound; and a server that asks for Digest
+only."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import trustme
 
 from caldaemon.errors import CalendarError, TransientError
 from caldaemon.providers.caldav.discovery import MAX_DISCOVERY_BYTES
 from caldaemon.providers.caldav.http import MAX_REDIRECTS
 from tests.providers.contract import MONDAY_10, WINDOW, UserEvent, by_id
-from tests.providers.radicale_server import USER, DavServer, Reply
+from tests.providers.radicale_server import USER, DavServer, Reply, free_port, radicale_server
 from tests.providers.test_caldav_provider import requests_during
 from tests.providers.test_contract_caldav import SERVERS, CaldavBackend, calendar_object
 from tests.providers.xandikos_server import xandikos_server
@@ -171,3 +173,23 @@ def test_a_server_that_asks_for_digest_only_gets_digest(tmp_path: Path) -> None:
         before = len(server.requests)
         assert not provider.changes(WINDOW, listing.token).full
         assert [r.status for r in server.requests[before:]] == [207]
+
+
+def test_a_redirect_from_https_to_http_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with radicale_server(tls=ca) as server:
+        backend = CaldavBackend(server, tmp_path)
+        # Nothing listens there: a client that followed would fail to connect instead.
+        plain = f"http://127.0.0.1:{free_port()}/"
+        server.rewrite_next("PROPFIND", lambda reply: Reply(301, {"location": plain}, b""))
+        provider = backend.provider(url=server.base, calendar="Work")
+        with pytest.raises(CalendarError, match="which is not https; refused") as raised:
+            provider.changes(WINDOW, None)
+        assert not isinstance(raised.value, TransientError)
+        # Over https throughout, the same calendar is found.
+        assert provider.changes(WINDOW, None).full
