@@ -32,7 +32,7 @@ from caldaemon.errors import CalendarError, ConfigError, Error, LeaseLost
 from caldaemon.notices import compose, outbox
 from caldaemon.notices.delivery import Mailer, deliver_due, mailer_for
 from caldaemon.service.cycle import Cycle, CycleReport
-from caldaemon.service.jobs import new_scheduler, schedule
+from caldaemon.service.jobs import follow, new_scheduler, schedule
 from caldaemon.service.providers import Providers
 from caldaemon.service.sharing import Sharing
 from caldaemon.service.systemd import notify_systemd, under_systemd, watchdog_interval
@@ -116,6 +116,8 @@ class Daemon:
         self._wake = threading.Event()
         self._mtime = _mtime(self.settings.path)
         self.scheduler: BackgroundScheduler | None = None
+        # The clinicians whose polls are scheduled, when instances share them.
+        self._polling: set[str] | None = None
 
     # -- one cycle ---------------------------------------------------------------------
 
@@ -137,9 +139,13 @@ class Daemon:
         return self.sharing is None or self.sharing.holds(clinician_id)
 
     def heartbeat(self) -> None:
-        """Renew and share out the leases (when shared)."""
-        if self.sharing is not None:
-            self.sharing.heartbeat([c.id for c in self.settings.clinicians])
+        """Renew and share out the leases (when shared), and poll the clinicians held."""
+        if self.sharing is None:
+            return
+        held = self.sharing.heartbeat([c.id for c in self.settings.clinicians])
+        if self.scheduler is not None and held != self._polling:
+            follow(self.scheduler, self.settings, self, held)
+            self._polling = held
 
     def _run_clinician(self, clinician_id: str) -> CycleReport | None:
         try:
@@ -228,7 +234,8 @@ class Daemon:
 
     def _schedule(self) -> None:
         assert self.scheduler is not None
-        schedule(self.scheduler, self.settings, self)
+        self._polling = self.sharing.held if self.sharing is not None else None
+        schedule(self.scheduler, self.settings, self, self._polling)
 
     def reload(self) -> bool:
         """Load the config again; keep running the old one if the new one is broken."""
