@@ -1,6 +1,8 @@
-"""Outlook calendars share their HTTP session (issue 15): one session, one connection pool
-and, under urllib3-future, one ``idle_conn_watch_task`` thread per host for every calendar
-with the same CA and timeout, where there used to be one of each per calendar."""
+"""Outlook calendars share their HTTP session (issue 15): one session and one connection
+pool for every calendar with the same CA and timeout, where there used to be one of each
+per calendar (and, under urllib3-future, which caldaemon's CalDAV provider used to pull
+in, an ``idle_conn_watch_task`` thread per pool); the mailboxes of one app share its
+token."""
 
 from __future__ import annotations
 

@@ -139,11 +139,11 @@ def shared_session(ca_file: Path | str | None, timeout: float) -> GraphSession:
     """The session every calendar with this CA and timeout uses (and its msal app), as
     long as one of them is open.
 
-    One session per calendar meant one connection pool per calendar, and under
-    urllib3-future (which niquests, a dependency of caldav, installs as ``urllib3`` under
-    requests too) each pool starts an ``idle_conn_watch_task`` thread: 1,000 Outlook
-    calendars ran 1,000 threads and held 1,000 connections (issue 15). Shared, the
-    threads and connections follow the hosts and worker threads, not the calendars.
+    One session per calendar meant one connection pool per calendar: 1,000 Outlook
+    calendars held 1,000 connections, and under urllib3-future (installed as ``urllib3``
+    by niquests, which caldaemon needed for CalDAV until issue 15, and left behind by an
+    upgrade in place) ran 1,000 ``idle_conn_watch_task`` threads. Shared, the threads and
+    connections follow the hosts and worker threads, not the calendars.
 
     Nothing of one calendar rides along to another: credentials go on each request
     (``GraphClient``, msal), never on the session, and the session keeps no cookies (the
