@@ -28,7 +28,7 @@ def _verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer runs, smaller scale")
-    everything = ["evaluation", "api", "scale", "startup", "year", "slots", "config"]
+    everything = ["evaluation", "api", "scale", "cycles", "startup", "year", "slots", "config"]
     parser.add_argument("--only", choices=everything, nargs="*")
     args = parser.parse_args(argv)
     only = set(args.only or everything)
@@ -111,6 +111,25 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         notes.append("scale (per round; CPU share of one core):\n\n" + scale.table(s) + "\n")
+
+    if "cycles" in only:
+        from . import cycles
+
+        calendars, horizons = (20, [7, 14]) if args.quick else (100, [7, 14, 28, 56])
+        print(f"cycles: CPU per cycle by kind, {calendars} clinicians …", flush=True)
+        cy = cycles.run(calendars, horizons)
+        widest = cy["by_horizon"][horizons[-1]]
+        rows.append(
+            _row(
+                f"one cycle's CPU, {horizons[-1]}-day horizon: unchanged poll / "
+                f"judged again / {cycles.MOVES[0]} session moved",
+                f"{widest['unchanged']:.2f} / {widest['reassess']:.2f} / "
+                f"{widest[f'moved {cycles.MOVES[0]}']:.2f} ms",
+                "unchanged ≤ 3 ms (issue 15)",
+                _verdict(widest["unchanged"] <= 3),
+            )
+        )
+        notes.append("cycles:\n\n" + cycles.table(cy) + "\n")
 
     if "startup" in only:
         from . import startup
