@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import icalendar
+from icalendar.parser.content_line import UFOLD
 
 from caldaemon.model import Window
 from caldaemon.providers.base import OWNER_PROPERTY
+from caldaemon.providers.ics import lean
 from caldaemon.providers.ics.mapping import PRODID, block_ended, buffer_etag, buffer_uid
 
 # One line with its end: CRLF (RFC 5545 §3.1), LF or CR. Not str.splitlines, which also
@@ -45,6 +47,19 @@ _SLACK = timedelta(days=2)
 # What ties a VEVENT to others of its UID or repeats it (RFC 5545 §3.8.4.4, §3.8.5): such
 # a block reaches wherever its series does and is always parsed.
 _SERIES = ("RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID")
+# icalendar's line ends are CRLF and LF only; a lone CR joins two lines into one.
+_LONE_CR = re.compile(r"\r(?!\n)")
+# A BEGIN:VCALENDAR line, and an X-WR-TIMEZONE (whose zone turns the file's UTC and
+# floating times into local ones: read by x-wr-timezone on the icalendar path).
+_VCALENDAR = re.compile(r"(?im)^\ufeff?begin[ \t]*:[ \t]*vcalendar[ \t]*\r?$")
+_X_WR_TIMEZONE = re.compile(r"(?im)^x-wr-timezone[;:]")
+# A line that icalendar reads as a BEGIN or END (its name without the spaces in it).
+_ICAL_BEGIN_END = re.compile(
+    r"^[ \t]*(b[ \t]*e[ \t]*g[ \t]*i[ \t]*n|e[ \t]*n[ \t]*d)[ \t]*([:;])([^\n]*)",
+    re.IGNORECASE | re.MULTILINE,
+)
+# What follows a block and would be folded into its END line (icalendar's UFOLD).
+_FOLDED_ON = re.compile(r"(?:\r?\n)*[ \t]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +73,24 @@ class Span:
 
     uid: str | None
     stretch: tuple[datetime, datetime] | None
+    # Whether DTSTART and DTEND are both UTC or both DATEs, so that their order as written
+    # is their order in time. Times in a zone can be written in order and lie in reverse
+    # (another zone's DTEND, a DTSTART in a daylight-saving gap): such an event is
+    # skipped with a warning, which a block left out unparsed would not give.
+    ordered: bool = False
 
     @classmethod
     def of(cls, properties: dict[str, str]) -> Span:
         uid = properties.get("UID")
-        start, end = _when(properties.get("DTSTART")), _when(properties.get("DTEND"))
+        written = properties.get("DTSTART"), properties.get("DTEND")
+        start, end = _when(written[0]), _when(written[1])
         if any(name in properties for name in _SERIES) or not start or not end or end < start:
             return cls(uid, None)
-        return cls(uid, (start - _SLACK, end + _SLACK))
+        plain = "DTSTART;" not in properties and "DTEND;" not in properties
+        ordered = plain and (
+            all(w and w.endswith("Z") for w in written) or all(w and len(w) == 8 for w in written)
+        )
+        return cls(uid, (start - _SLACK, end + _SLACK), ordered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +101,7 @@ class Selection:
 
     data: bytes
     left_out: frozenset[int]
+    plain: tuple[tuple[int, lean.Plain], ...] = ()
 
 
 class Document:
@@ -97,16 +123,20 @@ class Document:
         self.spans: dict[int, Span] = {}
         self.changed = False
         self.removed = 0
+        self._plain: dict[int, lean.Plain | None] = {}  # block index → its lean reading
         # BEGIN:VEVENT lines at any depth: when some are not blocks of their own (a bare
         # VEVENT, one nested in another component), no block is left out of a read.
         self.vevents = 0
         depth = 0
         block_at: int | None = None  # where the open block starts
         raw_at = 0  # where the text since the last block starts
+        seen: list[str] = []
         for line in _BEGIN_END.finditer(text):
             word = line.group().strip().upper()
             if line.start() == 0:
                 word = word.removeprefix("\ufeff")
+            if word.startswith(("BEGIN:", "END:")):
+                seen.append(word)
             if word.startswith("BEGIN:"):
                 depth += 1
                 self.vevents += word == "BEGIN:VEVENT"
@@ -119,6 +149,10 @@ class Document:
                     block_at, raw_at = None, line.end()
                 depth -= 1
         self.pieces.append(text[raw_at:])
+        # Whether icalendar sees the components this cut sees: not so when a BEGIN or END
+        # line is folded, follows a lone CR, or is written in a way icalendar reads
+        # otherwise. Then no block is left out of a read.
+        self._cuttable = seen == _components(text.removeprefix("\ufeff"))
         self.end_at = (self.pieces[-1] or "").upper().rfind("END:VCALENDAR")
 
     @property
@@ -132,21 +166,30 @@ class Document:
         self.spans[len(self.pieces)] = span
         self.pieces.append(text)
 
-    def within(self, window: Window) -> Selection:
+    def within(
+        self, window: Window, plain: bool = False, attendees: bool = False, trusted: bool = True
+    ) -> Selection:
         """The file as icalendar needs it for ``window``: every byte but the VEVENT blocks
         that surely lie outside it. Kept whatever their times: VTIMEZONEs and every other
         component, a block of a recurring series or of a UID that several blocks share
         (a series and its moved instances reach into the window from anywhere), and a
-        block without a UID (its id is numbered among those alike)."""
+        block without a UID (its id is numbered among those alike).
+
+        With ``plain``, the blocks that :mod:`.lean` reads are left out too and given read
+        (``attendees``: whether ATTENDEE lines matter, and a block with them is parsed).
+        Without ``trusted``, a block is left out for its times only when :mod:`.lean`
+        reads it (then nothing in it could have been warned about)."""
         start = window.start.astimezone(UTC).replace(tzinfo=None)
         end = window.end.astimezone(UTC).replace(tzinfo=None)
-        if len(self.spans) != self.vevents:
+        if len(self.spans) != self.vevents or not self._cuttable:
             return Selection(self.render(), frozenset())
+        uids = self._uid_counts() if plain and self._plain_file() else None
         kept: list[str] = []
         left_out: set[int] = set()
+        read: list[tuple[int, lean.Plain]] = []
         number = 0
-        spans, by_uid = self.spans, self.by_uid
-        for index, piece in enumerate(self.pieces):
+        spans, by_uid, pieces = self.spans, self.by_uid, self.pieces
+        for index, piece in enumerate(pieces):
             span = spans.get(index)
             if not piece or span is None:
                 kept.append(piece or "")
@@ -158,13 +201,60 @@ class Document:
                 and (stretch[1] < start or stretch[0] > end)
                 and span.uid is not None
                 and len(by_uid[span.uid]) == 1
+                and ((trusted and span.ordered) or self._read(index) is not None)
             ):
                 left_out.add(number)
-            else:
-                kept.append(piece)
+                continue
+            if uids is not None and stretch is not None:
+                found = self._read(index)
+                if (
+                    found is not None
+                    and uids.get(found.uid) == 1
+                    and _uid_key(span.uid) == found.uid
+                    and not (attendees and found.attendees)
+                    and not _FOLDED_ON.match(self._after(index))
+                ):
+                    read.append((number, found))
+                    continue
+            kept.append(piece)
         return Selection(
-            "".join(kept).encode("utf-8", errors="surrogateescape"), frozenset(left_out)
+            "".join(kept).encode("utf-8", errors="surrogateescape"),
+            frozenset(left_out),
+            tuple(read),
         )
+
+    def _plain_file(self) -> bool:
+        """Whether the text around the blocks lets :mod:`.lean` read them: one VCALENDAR
+        (the events' METHOD is its), no X-WR-TIMEZONE, and no lone CR."""
+        around = "".join(p for i, p in enumerate(self.pieces) if p and i not in self.spans)
+        return (
+            len(_VCALENDAR.findall(around)) == 1
+            and not _X_WR_TIMEZONE.search(around)
+            and not _LONE_CR.search(around)
+        )
+
+    def _uid_counts(self) -> dict[str, int]:
+        """How many blocks have each UID as icalendar reads it (about: two UIDs that
+        may be the same count as the same)."""
+        counts: dict[str, int] = {}
+        for index, span in self.spans.items():
+            if self.pieces[index] is not None:
+                key = _uid_key(span.uid)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _after(self, index: int) -> str:
+        """The text that follows block ``index`` in the file as it is rendered."""
+        pieces = self.pieces
+        for after in range(index + 1, len(pieces)):
+            if pieces[after]:
+                return pieces[after] or ""
+        return ""
+
+    def _read(self, index: int) -> lean.Plain | None:
+        if index not in self._plain:
+            self._plain[index] = lean.read(self.pieces[index] or "")
+        return self._plain[index]
 
     def find(self, uid: str) -> int | None:
         """The block with this UID; with several (a series and its moved instances, or
@@ -233,6 +323,7 @@ class Document:
         text, etag = self._serialize(component)
         self.pieces[index] = text
         self.spans[index] = Span.of(_properties(text))
+        self._plain.pop(index, None)
         self.changed = True
         return etag
 
@@ -249,6 +340,25 @@ class Document:
         return "".join(p for p in self.pieces if p).encode("utf-8", errors="surrogateescape")
 
 
+def _components(text: str) -> list[str]:
+    """The BEGIN and END lines as icalendar reads them (unfolded, split at CRLF and LF
+    only), each as "BEGIN:NAME"; a line it would read as one in any other way than
+    :class:`Document` does (spaces in the name, parameters, escapes) as "?"."""
+    found: list[str] = []
+    for line in _ICAL_BEGIN_END.finditer(UFOLD.sub("", text)):
+        kind, separator, value = line.groups()
+        value = value.removesuffix("\r")
+        plain = separator == ":" and kind.isalpha() and value.strip() == value
+        found.append(f"{kind}:{value}".upper() if plain and "\\" not in value else "?")
+    return found
+
+
+def _uid_key(uid: str | None) -> str:
+    """A block's UID (first found, stripped) as icalendar reads it, near enough that two
+    blocks whose UIDs icalendar reads alike get the same key."""
+    return lean.unescape(uid).strip() if uid is not None else "\0"
+
+
 def _when(value: str | None) -> datetime | None:
     found = _WHEN.fullmatch(value.strip()) if value else None
     if found is None:
@@ -261,13 +371,17 @@ def _when(value: str | None) -> datetime | None:
 
 
 def _properties(block: str) -> dict[str, str]:
-    """Property name → value of one VEVENT's own lines (first occurrence wins)."""
+    """Property name → value of one VEVENT's own lines (first occurrence wins), and
+    "DTSTART;" and "DTEND;" → their parameters, where they have some."""
     props: dict[str, str] = {}
     depth = 0
     for line in _LINE.findall(re.sub(r"(\r\n|\n|\r)[ \t]", "", block)):
         line = line.rstrip("\r\n")
         name, _, value = line.partition(":")
-        name = name.split(";", 1)[0].strip().upper()
+        name, parameters, _ = name.partition(";")
+        name = name.strip().upper()
+        if parameters and depth == 1 and name in ("DTSTART", "DTEND"):
+            props.setdefault(name + ";", parameters)
         if name == "BEGIN":
             depth += 1
         elif name == "END":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import icalendar
 
 from caldaemon.errors import CalendarError
+from caldaemon.providers.ics.lean import Plain
 
 _LF = b"\n"
 BOM = b"\xef\xbb\xbf"
@@ -61,11 +62,13 @@ _KNOWN = frozenset(
 class Parsed:
     """The calendars of a file, the components left out because they cannot be read
     (each a sentence), and the numbers of the VEVENTs among them (1 = the file's first
-    VEVENT), so that the events that remain keep their numbers in warnings."""
+    VEVENT), so that the events that remain keep their numbers in warnings; and the
+    VEVENTs read from their lines instead (:mod:`.lean`), which icalendar did not see."""
 
     calendars: list[icalendar.Component]
     skipped: list[str] = field(default_factory=list)
     dropped_events: frozenset[int] = frozenset()
+    plain: tuple[tuple[int, Plain], ...] = ()  # VEVENTs read from their lines, by number
 
 
 def blank(data: bytes) -> bool:

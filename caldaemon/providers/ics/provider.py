@@ -44,9 +44,11 @@ from caldaemon.providers.ics.reader import Reader
 from caldaemon.providers.ics.settings import IcsCalendar
 from caldaemon.secret import read_secret
 
-# A file with fewer VEVENTs than this is parsed whole when it is first read: cutting it
-# (:meth:`.Document.within`) would save less than the scan costs. (Once this provider has
-# written the file, the document it wrote is cut, whatever its size.)
+# A file with fewer VEVENTs than this, read for the first time, has no block left out for
+# its times as written (:attr:`.Span.ordered`) but only those :mod:`.lean` reads: a
+# broken block outside the window is then still parsed and warned about, as when small
+# files were parsed whole. (Once this provider has written the file, its own blocks are
+# left out by their times, whatever its size.)
 SELECTIVE_FROM = 200
 
 
@@ -89,7 +91,7 @@ class IcsProvider(BatchProvider):
             reader.note("the file is empty; read as a calendar without events")
         for skipped in parsed.skipped:
             reader.note(skipped)
-        events = reader.events(parsed.calendars, window, parsed.dropped_events)
+        events = reader.events(parsed.calendars, window, parsed.dropped_events, parsed.plain)
         return Listing(
             events=tuple(events),
             removed=(),
@@ -106,17 +108,31 @@ class IcsProvider(BatchProvider):
         source = self.describe()
         if self.config.url or blank(data):
             return parse_file(data, self.id, source)
+        small = False
         if not self._known.holds(data):
-            if vevent_count(data) < SELECTIVE_FROM:
-                return parse_file(data, self.id, source)
+            small = vevent_count(data) < SELECTIVE_FROM
             check_limits(data, self.id, source)  # the whole file's, before it is scanned
-        selection = self._known.document(data).within(window)
+        document = self._known.document(data)
+        # VEVENTs of no series are read from their lines (:mod:`.lean`); when the rest
+        # is not one readable VCALENDAR, the file is read as if they had not been.
+        attendees = bool(self.context.self_addresses)
+        selection = document.within(window, plain=True, attendees=attendees, trusted=not small)
         parsed = parse_file(selection.data, self.id, source)
+        if selection.plain and (parsed.skipped or len(parsed.calendars) != 1):
+            if small:
+                return parse_file(data, self.id, source)
+            selection = document.within(window)
+            parsed = parse_file(selection.data, self.id, source)
         if parsed.skipped:
             # Something in the selection cannot be read: said in the terms of the whole
             # file (its line and event numbers), by the whole file's parse.
             return parse_file(data, self.id, source)
-        return Parsed(parsed.calendars, dropped_events=selection.left_out)
+        plain_numbers = {number for number, _ in selection.plain}
+        return Parsed(
+            parsed.calendars,
+            dropped_events=selection.left_out | plain_numbers,
+            plain=selection.plain,
+        )
 
     def _fetch(self, version: str | None) -> tuple[bytes | None, str]:
         """The calendar's bytes, or None when ``version`` says it has not changed."""

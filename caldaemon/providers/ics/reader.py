@@ -26,9 +26,11 @@ from zoneinfo import ZoneInfo
 import icalendar
 import x_wr_timezone
 from icalendar.timezone import tzp
+from recurring_ical_events.util import time_span_contains_event
 
 from caldaemon.errors import CalendarError
 from caldaemon.model import Event, Window
+from caldaemon.providers.ics.lean import Plain
 from caldaemon.providers.ics.mapping import buffer_uid
 from caldaemon.providers.ics.series import (
     Adapter,
@@ -108,10 +110,14 @@ class Reader:
         calendars: Iterable[icalendar.Component],
         window: Window,
         dropped: Collection[int] = (),
+        plain: Iterable[tuple[int, Plain]] = (),
     ) -> list[Event]:
         """The events of ``calendars`` in ``window``. ``dropped``: numbers of VEVENTs the
-        parser left out (:class:`~.parse.Parsed`), so the others keep their numbers."""
+        parser left out (:class:`~.parse.Parsed`), so the others keep their numbers.
+        ``plain``: VEVENTs read from their lines (:mod:`.lean`) by their numbers, of the
+        one calendar there then is; their events take their places among the others."""
         found: list[Event] = []
+        waiting = list(plain)
         for top in calendars:
             if top.name != "VCALENDAR":
                 self.note("events outside a VCALENDAR (RFC 5545 §3.4); read anyway")
@@ -124,19 +130,28 @@ class Reader:
                 )
             # iTIP (RFC 5546 §3.2.5): every event of a METHOD:CANCEL object is cancelled.
             cancelled = str(top.get("METHOD", "")).upper() == "CANCEL"
-            for uid, group in self._groups(top, dropped).items():
+            at = 0
+            firsts: dict[str, int] = {}
+            for uid, group in self._groups(top, dropped, firsts).items():
+                while at < len(waiting) and waiting[at][0] < firsts[uid]:
+                    found.extend(self._plain(*waiting[at], window, cancelled))
+                    at += 1
                 found.extend(self._series(uid, group, window, cancelled))
+            for number, event in waiting[at:]:
+                found.extend(self._plain(number, event, window, cancelled))
+            waiting = []
         for text, numbers in self._zones.items():
             self.note(text.format(events=_numbered(numbers)))
         self._zones = {}
         return found
 
     def _groups(
-        self, top: icalendar.Component, dropped: Collection[int]
+        self, top: icalendar.Component, dropped: Collection[int], firsts: dict[str, int]
     ) -> dict[str, list[Adapter]]:
         """The VEVENTs of one calendar by UID (a series: RFC 5545 §3.8.4.4 RECURRENCE-ID
         ties a moved or cancelled instance to its series by UID). A VEVENT that ends
-        before it starts makes its whole series unreadable (an empty group)."""
+        before it starts makes its whole series unreadable (an empty group). ``firsts``
+        gets the number of each group's first VEVENT."""
         walker = self._x_wr_walker(top)
         groups: dict[str, list[Adapter]] = {}
         broken: set[str] = set()
@@ -147,6 +162,7 @@ class Reader:
             number = self._counted
             uid = vevent.get("UID")
             key = str(uid) if uid is not None else self._anonymous_id(vevent)
+            firsts.setdefault(key, number)
             if key in broken:
                 continue
             self._numbers[id(vevent)] = number
@@ -272,6 +288,40 @@ class Reader:
                 f"more than {MAX_EVENTS:,} events in the window: not a clinician's calendar",
             )
         return events
+
+    def _plain(self, number: int, plain: Plain, window: Window, cancelled: bool) -> list[Event]:
+        """The event of a VEVENT read from its lines, as :meth:`_series` makes it of a
+        series of one: kept when recurring-ical-events would yield it for the window and
+        it overlaps the window."""
+        if not time_span_contains_event(window.start, window.end, plain.start, plain.end):
+            return []
+        start = self._moment(plain.start)
+        end = max(self._moment(plain.end), start)
+        if not window.overlaps(start, end):
+            return []
+        self._total += 1
+        if self._total > MAX_EVENTS:
+            raise CalendarError(
+                self.calendar,
+                self.source,
+                f"more than {MAX_EVENTS:,} events in the window: not a clinician's calendar",
+            )
+        return [
+            Event(
+                calendar=self.calendar,
+                id=plain.uid,
+                start=start,
+                end=end,
+                all_day=not isinstance(plain.start, datetime),
+                title=plain.title,
+                description=plain.description,
+                categories=plain.categories,
+                color=plain.color,
+                cancelled=cancelled or plain.cancelled,
+                busy=plain.busy,
+                out_of_office=plain.out_of_office,
+            )
+        ]
 
     def _event(
         self,
