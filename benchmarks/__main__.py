@@ -254,6 +254,21 @@ def main(argv: list[str] | None = None) -> int:
         "the C encoder (check vs reference: 1.24× → 1.20× on the same machine).",
         "",
     ]
+    from .runs import recorded
+
+    kept = recorded()
+    long_runs = (
+        [
+            "## Long runs",
+            "",
+            "Kept by `python -m benchmarks.scale … --record` (benchmarks/runs/), each with "
+            "its machine and load.",
+            "",
+            *(part for run in kept for part in (run, "")),
+        ]
+        if kept
+        else []
+    )
     text = "\n".join(
         [
             "# Benchmark results",
@@ -265,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *[f"- {n}" for n in notes],
             "",
+            *long_runs,
             *history,
         ]
     )
