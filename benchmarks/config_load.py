@@ -7,9 +7,11 @@ written with ``benchmarks.servers``; then, each in a new process:
 - ``config.load``: the CPU of the call alone (``time.process_time`` around it), median of
   ``runs``, and the process's peak RSS;
 - ``caldaemon validate``: the whole command's CPU (user + system, start-up included) and
-  peak RSS, from ``wait4``.
+  peak RSS.
 
-A baseline process that only imports the loader gives the RSS that is not the config's.
+Peak RSS is the child's own VmHWM (/proc/self/status), written as it exits: ``getrusage``'s
+ru_maxrss would count this process's size at the fork too. A baseline process that only
+imports the loader gives the RSS that is not the config's. Linux only.
 Nothing here is timed against a target: the figures are printed.
 
     python -m benchmarks.config_load [--sizes 1000 5000 10000 20000] [--runs 3]
@@ -18,7 +20,7 @@ Nothing here is timed against a target: the figures are printed.
 from __future__ import annotations
 
 import argparse
-import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,12 +32,21 @@ from .servers import clinician_entry, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1_000, 5_000, 10_000, 20_000)
-_LOAD = (
-    "import sys, time; from caldaemon.config import load; "
+# Each child writes its peak RSS (VmHWM, kB) to stderr as it exits, however it exits.
+_PEAK = (
+    "import atexit, sys; atexit.register(lambda: sys.stderr.write(next(line for line in "
+    "open('/proc/self/status') if line.startswith('VmHWM:')))); "
+)
+_LOAD = _PEAK + (
+    "import time; from caldaemon.config import load; "
     "start = time.process_time(); settings = load(sys.argv[1]); "
     "print(time.process_time() - start, len(settings.clinicians))"
 )
-_IMPORT_ONLY = "import caldaemon.config.load"
+_VALIDATE = _PEAK + (
+    "sys.argv = ['caldaemon', 'validate', '--config', sys.argv[1]]; "
+    "from caldaemon.cli import main; main()"
+)
+_IMPORT_ONLY = _PEAK + "import caldaemon.config.load"
 
 
 def calendar_entry(index: int, folder: Path) -> dict[str, Any]:
@@ -75,17 +86,21 @@ def write_platform(path: Path, clinicians: int) -> Path:
     return write_config(path, entries, poll_interval="1m", horizon="14d")
 
 
-def _child(argv: list[str]) -> tuple[str, float, float, int]:
-    """Run ``argv``; its stdout, CPU seconds (user + system), peak RSS in MB, exit code."""
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT
+def _child(code: str, *args: str) -> tuple[str, float, float, int]:
+    """Run ``python -c code args``; its stdout, CPU seconds (user + system), peak RSS in
+    MB (its VmHWM), exit code."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
-    assert process.stdout is not None
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    cpu = usage.ru_utime + usage.ru_stime
-    return out, cpu, usage.ru_maxrss / 1024, process.returncode
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peaks = [line.split()[1] for line in process.stderr.splitlines() if line.startswith("VmHWM:")]
+    return process.stdout, cpu, int(peaks[-1]) / 1024 if peaks else 0.0, process.returncode
 
 
 def run(sizes: tuple[int, ...] = SIZES, runs: int = 3) -> dict[str, Any]:
@@ -94,7 +109,7 @@ def run(sizes: tuple[int, ...] = SIZES, runs: int = 3) -> dict[str, Any]:
     ``validate_rss_mb``, ``validate_exit``."""
     from caldaemon.config.load import MAX_CONFIG_BYTES
 
-    _, _, baseline, _ = _child([sys.executable, "-c", _IMPORT_ONLY])
+    _, _, baseline, _ = _child(_IMPORT_ONLY)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="caldaemon-bench-config-") as name:
         for clinicians in sizes:
@@ -103,13 +118,12 @@ def run(sizes: tuple[int, ...] = SIZES, runs: int = 3) -> dict[str, Any]:
             loads: list[float] = []
             load_rss = 0.0
             for _ in range(runs):
-                out, _, rss, code = _child([sys.executable, "-c", _LOAD, str(config)])
+                out, _, rss, code = _child(_LOAD, str(config))
                 if code != 0:
                     break  # over the bound: refused, as validate shows below
                 loads.append(float(out.split()[0]))
                 load_rss = max(load_rss, rss)
-            validate = [sys.executable, "-m", "caldaemon", "validate", "--config", str(config)]
-            _, validate_cpu, validate_rss, validate_exit = _child(validate)
+            _, validate_cpu, validate_rss, validate_exit = _child(_VALIDATE, str(config))
             rows.append(
                 {
                     "clinicians": clinicians,
@@ -131,7 +145,9 @@ def table(figures: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for row in figures["rows"]:
-        load = f"{row['load_cpu_s']:.2f} s" if row["load_cpu_s"] is not None else "refused"
+        loaded = row["load_cpu_s"] is not None
+        load = f"{row['load_cpu_s']:.2f} s" if loaded else "refused"
+        load_rss = f"{row['load_rss_mb']:.0f} MB" if loaded else "—"
         validate = (
             f"{row['validate_cpu_s']:.2f} s"
             if row["validate_exit"] == 0
@@ -140,7 +156,7 @@ def table(figures: dict[str, Any]) -> str:
         lines.append(
             f"| {row['clinicians']:,} | {row['bytes'] / 1e6:.1f} MB "
             f"({row['bytes_per_clinician']:.0f} B each) | {load} | "
-            f"{row['load_rss_mb']:.0f} MB | {validate} | {row['validate_rss_mb']:.0f} MB |"
+            f"{load_rss} | {validate} | {row['validate_rss_mb']:.0f} MB |"
         )
     lines.append("")
     lines.append(
