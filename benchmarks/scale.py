@@ -80,8 +80,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PERIOD = 60.0
 CHANGING = 0.10
 # The measured round: stopped a little less than a poll, so that nearly every calendar
-# falls due meanwhile and the one due first is still within APScheduler's grace time
-# (misfire_grace_time = the poll interval, daemon.py) when the daemon continues.
+# falls due meanwhile and none twice (a late poll runs once, however late:
+# service/jobs.py).
 STOPPED = PERIOD - 2.0
 
 _BOOT = (

@@ -5,9 +5,8 @@ Every line the bootstrap formats starts with the record's time, the process id a
 thread name, so that the logs of several processes read into one :class:`DaemonLog`
 keep each cycle with the process and worker thread that ran it: a cycle is APScheduler's
 "Running job … (scheduled at …)" and then the cycle's own "cycle <id>: …" line from the
-same thread of the same process. Each instance on a shared state runs every clinician's
-job and skips those it does not hold (no "cycle" line follows), so only held clinicians
-count as cycles.
+same thread of the same process. An instance on a shared state polls the clinicians it
+holds; a job that finds its clinician no longer held logs no "cycle" line and is no cycle.
 """
 
 from __future__ import annotations
