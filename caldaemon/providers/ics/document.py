@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import icalendar
 from icalendar.parser.content_line import UFOLD
@@ -31,6 +31,8 @@ from caldaemon.providers.ics.mapping import PRODID, block_ended, buffer_etag, bu
 # One line with its end: CRLF (RFC 5545 §3.1), LF or CR. Not str.splitlines, which also
 # breaks at characters such as U+2028 or NEL that may stand in a value.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r)|[^\r\n]+$")
+# A line end followed by a space or a tab: a folded line (RFC 5545 §3.1).
+_FOLD = re.compile(r"(\r\n|\n|\r)[ \t]")
 # The BEGIN and END lines, with their ends: a line that starts the text or follows a line
 # end. A continuation line (RFC 5545 §3.1: it starts with a space or a tab) is part of a
 # value, even when it reads "BEGIN:…", and is never matched. Only these lines are looked
@@ -54,10 +56,14 @@ _LONE_CR = re.compile(r"\r(?!\n)")
 _VCALENDAR = re.compile(r"(?im)^\ufeff?begin[ \t]*:[ \t]*vcalendar[ \t]*\r?$")
 _X_WR_TIMEZONE = re.compile(r"(?im)^x-wr-timezone[;:]")
 # A line that icalendar reads as a BEGIN or END (its name without the spaces in it).
+# (A line that starts with a space or a tab continues the one before: RFC 5545 §3.1.)
 _ICAL_BEGIN_END = re.compile(
-    r"^[ \t]*(b[ \t]*e[ \t]*g[ \t]*i[ \t]*n|e[ \t]*n[ \t]*d)[ \t]*([:;])([^\n]*)",
+    r"^(b[ \t]*e[ \t]*g[ \t]*i[ \t]*n|e[ \t]*n[ \t]*d)[ \t]*([:;])([^\n]*)",
     re.IGNORECASE | re.MULTILINE,
 )
+# A line that may be the start of a BEGIN or END and is folded (icalendar's UFOLD: a line
+# end, perhaps blank lines, then a space or a tab).
+_FOLDED_BEGIN_END = re.compile(r"^[be][^\n]*\n(?:\r?\n)*[ \t]", re.IGNORECASE | re.MULTILINE)
 # What follows a block and would be folded into its END line (icalendar's UFOLD).
 _FOLDED_ON = re.compile(r"(?:\r?\n)*[ \t]")
 
@@ -73,10 +79,11 @@ class Span:
 
     uid: str | None
     stretch: tuple[datetime, datetime] | None
-    # Whether DTSTART and DTEND are both UTC or both DATEs, so that their order as written
-    # is their order in time. Times in a zone can be written in order and lie in reverse
-    # (another zone's DTEND, a DTSTART in a daylight-saving gap): such an event is
-    # skipped with a warning, which a block left out unparsed would not give.
+    # Whether the event surely does not end before it starts: its times were read
+    # (:mod:`.lean`), or DTSTART and DTEND are both UTC or both DATEs, so that their order
+    # as written is their order in time. Times in a zone can be written in order and lie
+    # in reverse (another zone's DTEND, a DTSTART in a daylight-saving gap): such an
+    # event is skipped with a warning, which a block left out unparsed would not give.
     ordered: bool = False
 
     @classmethod
@@ -119,11 +126,11 @@ class Document:
                 ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "END:VCALENDAR", ""]
             )
         self.pieces: list[str | None] = []
+        self._plain: dict[int, lean.Plain | None] = {}  # block index → its lean reading
         self.by_uid: dict[str, list[int]] = {}
         self.spans: dict[int, Span] = {}
         self.changed = False
         self.removed = 0
-        self._plain: dict[int, lean.Plain | None] = {}  # block index → its lean reading
         # BEGIN:VEVENT lines at any depth: when some are not blocks of their own (a bare
         # VEVENT, one nested in another component), no block is left out of a read.
         self.vevents = 0
@@ -160,11 +167,20 @@ class Document:
         return self.end_at >= 0
 
     def _append_block(self, text: str) -> None:
-        span = Span.of(_properties(text))
+        span = self._span(len(self.pieces), text)
         if span.uid is not None:
             self.by_uid.setdefault(span.uid, []).append(len(self.pieces))
         self.spans[len(self.pieces)] = span
         self.pieces.append(text)
+
+    def _span(self, index: int, text: str) -> Span:
+        """The span of block ``index``: from its :mod:`.lean` reading where there is one
+        (the block's lines are then read once), else from a look at its properties."""
+        found = self._plain[index] = lean.read(text)
+        if found is None or found.written_uid != found.written_uid.strip():
+            return Span.of(_properties(text))
+        stretch = (_naive(found.start) - _SLACK, _naive(found.end) + _SLACK)
+        return Span(found.written_uid, stretch, ordered=True)
 
     def within(
         self, window: Window, plain: bool = False, attendees: bool = False, trusted: bool = True
@@ -252,9 +268,7 @@ class Document:
         return ""
 
     def _read(self, index: int) -> lean.Plain | None:
-        if index not in self._plain:
-            self._plain[index] = lean.read(self.pieces[index] or "")
-        return self._plain[index]
+        return self._plain.get(index)
 
     def find(self, uid: str) -> int | None:
         """The block with this UID; with several (a series and its moved instances, or
@@ -322,8 +336,7 @@ class Document:
     def replace(self, index: int, component: icalendar.Event) -> str:
         text, etag = self._serialize(component)
         self.pieces[index] = text
-        self.spans[index] = Span.of(_properties(text))
-        self._plain.pop(index, None)
+        self.spans[index] = self._span(index, text)
         self.changed = True
         return etag
 
@@ -345,12 +358,21 @@ def _components(text: str) -> list[str]:
     only), each as "BEGIN:NAME"; a line it would read as one in any other way than
     :class:`Document` does (spaces in the name, parameters, escapes) as "?"."""
     found: list[str] = []
-    for line in _ICAL_BEGIN_END.finditer(UFOLD.sub("", text)):
+    if _FOLDED_BEGIN_END.search(text):  # else unfolding changes no BEGIN or END line
+        text = UFOLD.sub("", text)
+    for line in _ICAL_BEGIN_END.finditer(text):
         kind, separator, value = line.groups()
         value = value.removesuffix("\r")
         plain = separator == ":" and kind.isalpha() and value.strip() == value
         found.append(f"{kind}:{value}".upper() if plain and "\\" not in value else "?")
     return found
+
+
+def _naive(value: date | datetime) -> datetime:
+    """A time as :attr:`Span.stretch` holds it: in UTC if it has a zone, else as written."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return datetime.combine(value, time())
 
 
 def _uid_key(uid: str | None) -> str:
@@ -375,7 +397,9 @@ def _properties(block: str) -> dict[str, str]:
     "DTSTART;" and "DTEND;" → their parameters, where they have some."""
     props: dict[str, str] = {}
     depth = 0
-    for line in _LINE.findall(re.sub(r"(\r\n|\n|\r)[ \t]", "", block)):
+    if "\n " in block or "\n\t" in block or "\r " in block or "\r\t" in block:
+        block = _FOLD.sub("", block)
+    for line in _LINE.findall(block):
         line = line.rstrip("\r\n")
         name, _, value = line.partition(":")
         name, parameters, _ = name.partition(";")

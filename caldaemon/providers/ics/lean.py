@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from icalendar.parser import split_on_unescaped_comma
-from icalendar.parser.content_line import NEWLINE, UFOLD
+from icalendar.parser.content_line import UFOLD
 from icalendar.timezone import tzp
 
 from caldaemon.providers.base import OWNER_PROPERTY
@@ -107,6 +107,7 @@ class Plain:
     DATE; RFC 5545 §3.6.1) and its text as icalendar gives it."""
 
     uid: str
+    written_uid: str  # as the file writes it (escaped)
     start: date | datetime
     end: date | datetime
     title: str
@@ -196,7 +197,10 @@ def read(text: str) -> Plain | None:
     or None when it must go through icalendar."""
     if _UNREADABLE.search(text):
         return None
-    lines = NEWLINE.split(UFOLD.sub("", text))
+    if "\n " in text or "\n\t" in text:  # folded (RFC 5545 §3.1); most lines are not
+        text = UFOLD.sub("", text)
+    # icalendar splits at CRLF and LF (NEWLINE); with no lone CR left, this is the same.
+    lines = text.replace("\r\n", "\n").split("\n")
     if lines[0].upper() != "BEGIN:VEVENT":
         return None
     while lines and not lines[-1]:
@@ -261,6 +265,7 @@ def _plain(
     color = read.get("COLOR")
     return Plain(
         uid=uid,
+        written_uid=read["UID"][1],
         start=start,
         end=end,
         title=unescape(read["SUMMARY"][1]) if "SUMMARY" in read else "",

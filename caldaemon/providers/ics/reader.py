@@ -293,7 +293,10 @@ class Reader:
         """The event of a VEVENT read from its lines, as :meth:`_series` makes it of a
         series of one: kept when recurring-ical-events would yield it for the window and
         it overlaps the window."""
-        if not time_span_contains_event(window.start, window.end, plain.start, plain.end):
+        # Times with a zone are comparable as they are (recurring-ical-events' own
+        # shortcut); dates and floating times are made comparable as it does.
+        aware = isinstance(plain.start, datetime) and plain.start.tzinfo is not None
+        if not time_span_contains_event(window.start, window.end, plain.start, plain.end, aware):
             return []
         start = self._moment(plain.start)
         end = max(self._moment(plain.end), start)
