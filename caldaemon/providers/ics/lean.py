@@ -46,11 +46,10 @@ _DURATION = re.compile(
     r"([-+]?)P(?:([0-9]{1,6})W)?(?:([0-9]{1,6})D)?"
     r"(?:T(?:([0-9]{1,6})H)?(?:([0-9]{1,6})M)?(?:([0-9]{1,9})S)?)?"
 )
-# A lone CR, which icalendar does not take for a line end (RFC 5545 §3.1 says CRLF), and
-# bytes that are not UTF-8 (kept as surrogates when the file is decoded; icalendar then
+# Bytes that are not UTF-8, kept as surrogates when the file is decoded: icalendar then
 # decodes the whole file with U+FFFD in their place, after which a line folded inside a
-# multi-byte character no longer joins into it).
-_UNREADABLE = re.compile(r"\r(?!\n)|[\udc80-\udcff]")
+# multi-byte character no longer joins into it.
+_SURROGATE = re.compile(r"[\udc80-\udcff]")
 _SEQUENCE = re.compile(r"[0-9]{1,9}")
 # An IANA zone name, nothing that icalendar would clean, guess or look up elsewhere.
 _ZONE_NAME = re.compile(r"[A-Za-z0-9/_+-]+")
@@ -195,7 +194,8 @@ def _duration(parameters: str, value: str) -> timedelta | None:
 def read(text: str) -> Plain | None:
     """The VEVENT block ``text`` (from its BEGIN line to its END line) read from its lines,
     or None when it must go through icalendar."""
-    if _UNREADABLE.search(text):
+    # A lone CR is no line end to icalendar (RFC 5545 §3.1 says CRLF).
+    if text.count("\r") != text.count("\r\n") or (not text.isascii() and _SURROGATE.search(text)):
         return None
     if "\n " in text or "\n\t" in text:  # folded (RFC 5545 §3.1); most lines are not
         text = UFOLD.sub("", text)
