@@ -199,6 +199,10 @@ CASES: list[tuple[str, Callable[[str], str], str]] = [
         "daemon.horizon: duplicate key 'horizon'",
     ),
     ("complex key", raw("? [a, b]\n: c\n"), "a key must be a plain word or number"),
+    # PyYAML's constructors raised ValueError, KeyError, AttributeError here: a traceback.
+    ("a number that is not", raw("timezone: !!int x\n"), "timezone: 'x' cannot be read as int"),
+    ("a truth that is not", raw("timezone: !!bool maybe\n"), "'maybe' cannot be read as bool"),
+    ("a date that is not", raw("timezone: !!timestamp x\n"), "'x' cannot be read as timestamp"),
     # -- names that point at nothing --------------------------------------------------
     (
         "unknown key",
