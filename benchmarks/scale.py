@@ -66,11 +66,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.state.cluster import ClusterUnavailable, Postgres, start_cluster
 
+from . import runs
 from .scale_log import LINE_FORMAT, DaemonLog, overlapping, quantile, unpolled
 from .scale_practice import LATENCY, Practice, name_of
 from .scale_procs import Fleet, ProcessSampler
@@ -338,13 +340,23 @@ def main(argv: list[str] | None = None) -> int:
         help="daemons sharing the clinicians; more than 1: on a throwaway PostgreSQL",
     )
     parser.add_argument("--log", type=Path, help="keep the daemons' logs in this file")
+    parser.add_argument(
+        "--record", action="store_true", help="keep the figures in benchmarks/runs/ for RESULTS.md"
+    )
     args = parser.parse_args(argv)
+    started, load_before = datetime.now(UTC), runs.load()
     try:
         figures = run(args.calendars, args.rounds, log_to=args.log, processes=args.processes)
     except ClusterUnavailable as exc:
         print(f"no PostgreSQL for {args.processes} daemons: {exc}", file=sys.stderr)
         return 2
     print(table(figures))
+    if args.record:
+        name = f"scale: {args.calendars:,} calendars, {args.processes} process" + (
+            "es on PostgreSQL" if args.processes > 1 else " on SQLite"
+        )
+        command = "python -m benchmarks.scale " + " ".join(argv or sys.argv[1:])
+        print(f"kept in {runs.record(name, command, started, load_before, table(figures))}")
     # The evidence, should leases ever let two daemons cycle one clinician at once.
     for earlier, later in figures["overlaps"][:10]:
         print(f"overlapping cycles: {earlier} and {later}", file=sys.stderr)
