@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import icalendar
-from icalendar.parser.content_line import UFOLD
 
 from caldaemon.model import Window
 from caldaemon.providers.base import OWNER_PROPERTY
-from caldaemon.providers.ics import lean
+from caldaemon.providers.ics import lean, view
 from caldaemon.providers.ics.mapping import PRODID, block_ended, buffer_etag, buffer_uid
 
 # One line with its end: CRLF (RFC 5545 §3.1), LF or CR. Not str.splitlines, which also
@@ -49,23 +48,6 @@ _SLACK = timedelta(days=2)
 # What ties a VEVENT to others of its UID or repeats it (RFC 5545 §3.8.4.4, §3.8.5): such
 # a block reaches wherever its series does and is always parsed.
 _SERIES = ("RRULE", "RDATE", "EXDATE", "EXRULE", "RECURRENCE-ID")
-# icalendar's line ends are CRLF and LF only; a lone CR joins two lines into one.
-_LONE_CR = re.compile(r"\r(?!\n)")
-# A BEGIN:VCALENDAR line, and an X-WR-TIMEZONE (whose zone turns the file's UTC and
-# floating times into local ones: read by x-wr-timezone on the icalendar path).
-_VCALENDAR = re.compile(r"(?im)^\ufeff?begin[ \t]*:[ \t]*vcalendar[ \t]*\r?$")
-_X_WR_TIMEZONE = re.compile(r"(?im)^x-wr-timezone[;:]")
-# A line that icalendar reads as a BEGIN or END (its name without the spaces in it).
-# (A line that starts with a space or a tab continues the one before: RFC 5545 §3.1.)
-_ICAL_BEGIN_END = re.compile(
-    r"^(b[ \t]*e[ \t]*g[ \t]*i[ \t]*n|e[ \t]*n[ \t]*d)[ \t]*([:;])([^\n]*)",
-    re.IGNORECASE | re.MULTILINE,
-)
-# A line that may be the start of a BEGIN or END and is folded (icalendar's UFOLD: a line
-# end, perhaps blank lines, then a space or a tab).
-_FOLDED_BEGIN_END = re.compile(r"^[be][^\n]*\n(?:\r?\n)*[ \t]", re.IGNORECASE | re.MULTILINE)
-# What follows a block and would be folded into its END line (icalendar's UFOLD).
-_FOLDED_ON = re.compile(r"(?:\r?\n)*[ \t]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +141,7 @@ class Document:
         # Whether icalendar sees the components this cut sees: not so when a BEGIN or END
         # line is folded, follows a lone CR, or is written in a way icalendar reads
         # otherwise. Then no block is left out of a read.
-        self._cuttable = seen == _components(text.removeprefix("\ufeff"))
+        self._cuttable = seen == view.components(text.removeprefix("\ufeff"))
         self.end_at = (self.pieces[-1] or "").upper().rfind("END:VCALENDAR")
 
     @property
@@ -226,9 +208,9 @@ class Document:
                 if (
                     found is not None
                     and uids.get(found.uid) == 1
-                    and _uid_key(span.uid) == found.uid
+                    and view.uid_key(span.uid) == found.uid
                     and not (attendees and found.attendees)
-                    and not _FOLDED_ON.match(self._after(index))
+                    and not view.folded_on(self._after(index))
                 ):
                     read.append((number, found))
                     continue
@@ -243,11 +225,7 @@ class Document:
         """Whether the text around the blocks lets :mod:`.lean` read them: one VCALENDAR
         (the events' METHOD is its), no X-WR-TIMEZONE, and no lone CR."""
         around = "".join(p for i, p in enumerate(self.pieces) if p and i not in self.spans)
-        return (
-            len(_VCALENDAR.findall(around)) == 1
-            and not _X_WR_TIMEZONE.search(around)
-            and not _LONE_CR.search(around)
-        )
+        return view.plain_around(around)
 
     def _uid_counts(self) -> dict[str, int]:
         """How many blocks have each UID as icalendar reads it (about: two UIDs that
@@ -255,7 +233,7 @@ class Document:
         counts: dict[str, int] = {}
         for index, span in self.spans.items():
             if self.pieces[index] is not None:
-                key = _uid_key(span.uid)
+                key = view.uid_key(span.uid)
                 counts[key] = counts.get(key, 0) + 1
         return counts
 
@@ -353,32 +331,11 @@ class Document:
         return "".join(p for p in self.pieces if p).encode("utf-8", errors="surrogateescape")
 
 
-def _components(text: str) -> list[str]:
-    """The BEGIN and END lines as icalendar reads them (unfolded, split at CRLF and LF
-    only), each as "BEGIN:NAME"; a line it would read as one in any other way than
-    :class:`Document` does (spaces in the name, parameters, escapes) as "?"."""
-    found: list[str] = []
-    if _FOLDED_BEGIN_END.search(text):  # else unfolding changes no BEGIN or END line
-        text = UFOLD.sub("", text)
-    for line in _ICAL_BEGIN_END.finditer(text):
-        kind, separator, value = line.groups()
-        value = value.removesuffix("\r")
-        plain = separator == ":" and kind.isalpha() and value.strip() == value
-        found.append(f"{kind}:{value}".upper() if plain and "\\" not in value else "?")
-    return found
-
-
 def _naive(value: date | datetime) -> datetime:
     """A time as :attr:`Span.stretch` holds it: in UTC if it has a zone, else as written."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
     return datetime.combine(value, time())
-
-
-def _uid_key(uid: str | None) -> str:
-    """A block's UID (first found, stripped) as icalendar reads it, near enough that two
-    blocks whose UIDs icalendar reads alike get the same key."""
-    return lean.unescape(uid).strip() if uid is not None else "\0"
 
 
 def _when(value: str | None) -> datetime | None:

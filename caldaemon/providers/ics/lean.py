@@ -17,13 +17,16 @@ from __future__ import annotations
 import functools
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 
 from icalendar.parser import split_on_unescaped_comma
 from icalendar.parser.content_line import UFOLD
 from icalendar.timezone import tzp
+from recurring_ical_events.util import time_span_contains_event
 
+from caldaemon.model import Event, Window
 from caldaemon.providers.base import OWNER_PROPERTY
 
 # One content line (RFC 5545 §3.1): a name, parameters whose values are quoted (and may
@@ -290,3 +293,38 @@ def _end(start: date | datetime, read: dict[str, tuple[str, str]]) -> date | dat
             return None  # a DATE plus hours turns into a floating time there
         return start + span
     return start if isinstance(start, datetime) else start + timedelta(days=1)
+
+
+def plain_event(
+    plain: Plain,
+    calendar: str,
+    window: Window,
+    cancelled: bool,
+    moment: Callable[[date | datetime], datetime],
+) -> Event | None:
+    """The event of ``plain`` as the Reader makes it of a series of one, or None outside
+    ``window``: kept when recurring-ical-events would yield it for the window and it
+    overlaps the window. ``moment``: how a date or a floating time is placed in time."""
+    # Times with a zone are comparable as they are (recurring-ical-events' own
+    # shortcut); dates and floating times are made comparable as it does.
+    aware = isinstance(plain.start, datetime) and plain.start.tzinfo is not None
+    if not time_span_contains_event(window.start, window.end, plain.start, plain.end, aware):
+        return None
+    start = moment(plain.start)
+    end = max(moment(plain.end), start)
+    if not window.overlaps(start, end):
+        return None
+    return Event(
+        calendar=calendar,
+        id=plain.uid,
+        start=start,
+        end=end,
+        all_day=not isinstance(plain.start, datetime),
+        title=plain.title,
+        description=plain.description,
+        categories=plain.categories,
+        color=plain.color,
+        cancelled=cancelled or plain.cancelled,
+        busy=plain.busy,
+        out_of_office=plain.out_of_office,
+    )

@@ -26,11 +26,10 @@ from zoneinfo import ZoneInfo
 import icalendar
 import x_wr_timezone
 from icalendar.timezone import tzp
-from recurring_ical_events.util import time_span_contains_event
 
 from caldaemon.errors import CalendarError
 from caldaemon.model import Event, Window
-from caldaemon.providers.ics.lean import Plain
+from caldaemon.providers.ics.lean import Plain, plain_event
 from caldaemon.providers.ics.mapping import buffer_uid
 from caldaemon.providers.ics.series import (
     Adapter,
@@ -134,11 +133,11 @@ class Reader:
             firsts: dict[str, int] = {}
             for uid, group in self._groups(top, dropped, firsts).items():
                 while at < len(waiting) and waiting[at][0] < firsts[uid]:
-                    found.extend(self._plain(*waiting[at], window, cancelled))
+                    found.extend(self._plain(waiting[at][1], window, cancelled))
                     at += 1
                 found.extend(self._series(uid, group, window, cancelled))
-            for number, event in waiting[at:]:
-                found.extend(self._plain(number, event, window, cancelled))
+            for _, event in waiting[at:]:
+                found.extend(self._plain(event, window, cancelled))
             waiting = []
         for text, numbers in self._zones.items():
             self.note(text.format(events=_numbered(numbers)))
@@ -289,18 +288,11 @@ class Reader:
             )
         return events
 
-    def _plain(self, number: int, plain: Plain, window: Window, cancelled: bool) -> list[Event]:
+    def _plain(self, plain: Plain, window: Window, cancelled: bool) -> list[Event]:
         """The event of a VEVENT read from its lines, as :meth:`_series` makes it of a
-        series of one: kept when recurring-ical-events would yield it for the window and
-        it overlaps the window."""
-        # Times with a zone are comparable as they are (recurring-ical-events' own
-        # shortcut); dates and floating times are made comparable as it does.
-        aware = isinstance(plain.start, datetime) and plain.start.tzinfo is not None
-        if not time_span_contains_event(window.start, window.end, plain.start, plain.end, aware):
-            return []
-        start = self._moment(plain.start)
-        end = max(self._moment(plain.end), start)
-        if not window.overlaps(start, end):
+        series of one."""
+        event = plain_event(plain, self.calendar, window, cancelled, self._moment)
+        if event is None:
             return []
         self._total += 1
         if self._total > MAX_EVENTS:
@@ -309,22 +301,7 @@ class Reader:
                 self.source,
                 f"more than {MAX_EVENTS:,} events in the window: not a clinician's calendar",
             )
-        return [
-            Event(
-                calendar=self.calendar,
-                id=plain.uid,
-                start=start,
-                end=end,
-                all_day=not isinstance(plain.start, datetime),
-                title=plain.title,
-                description=plain.description,
-                categories=plain.categories,
-                color=plain.color,
-                cancelled=cancelled or plain.cancelled,
-                busy=plain.busy,
-                out_of_office=plain.out_of_office,
-            )
-        ]
+        return [event]
 
     def _event(
         self,
