@@ -31,9 +31,9 @@ from caldaemon.model import ACCEPT, TAGGABLE_KINDS, Kind
 
 DEFAULT_PATH = "~/.config/caldaemon/config.yaml"
 # A platform's config holds every clinician it hosts, about 400 bytes each: 10 MiB holds
-# 24,000 like the scale benchmark's (431 bytes each), read in about 4 s of CPU at a peak of
-# 500 MB (benchmarks/config_load.py; 40,000 took 7 s and 800 MB, too long a pause for a
-# reload). A bigger file is a mistake, not a config (issue 15).
+# 24,000 like the scale benchmark's (431 bytes each), loaded in 2.9 s of CPU at a peak of
+# 290 MB (validate: 4.0 s; benchmarks/config_load.py), about as long a pause as a reload
+# should make. A bigger file is a mistake, not a config (issue 15).
 MAX_CONFIG_BYTES = 10 * 1024 * 1024
 M = TypeVar("M", bound=pydantic.BaseModel)
 # The system unit's ConfigurationDirectory= and StateDirectory= (systemd/caldaemon.service).
