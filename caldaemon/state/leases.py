@@ -32,10 +32,11 @@ class Leases:
         now: datetime,
         until: datetime,
         busy: Collection[str] = (),
+        renew: bool = True,
     ) -> set[str]:
-        """Renew this holder's leases and take its share of the free ones; give back what
-        is over its share (not the ``busy`` ones, whose cycles are running). The
-        clinicians it holds until ``until``."""
+        """Renew this holder's leases (unless not ``renew``) and take its share of the
+        free ones until ``until``; give back what is over its share (not the ``busy``
+        ones, whose cycles are running). The clinicians it holds."""
         moment, expiry = iso(now), iso(until)
         self.db.execute(
             "INSERT INTO holders (holder, expires) VALUES (?, ?) "
@@ -44,7 +45,8 @@ class Leases:
         )
         self.db.execute("DELETE FROM holders WHERE expires<?", (moment,))
         clinicians = set(clinicians)
-        self.db.execute("UPDATE leases SET expires=? WHERE holder=?", (expiry, holder))
+        if renew:
+            self.db.execute("UPDATE leases SET expires=? WHERE holder=?", (expiry, holder))
         held = self.held(holder, clinicians)
         # What each live instance holds (one that holds nothing yet counts too).
         counts = {row[0]: 0 for row in self.db.execute("SELECT holder FROM holders")}

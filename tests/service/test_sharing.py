@@ -129,3 +129,31 @@ def test_an_instance_paused_past_its_lease_writes_nothing_when_its_cycle_resumes
     finally:
         paused.close()
         other.close()
+
+
+def test_leases_are_renewed_once_a_poll_not_on_every_heartbeat(
+    tmp_path: Path, postgres: Postgres
+) -> None:
+    config = write_world(tmp_path, postgres.location(postgres.create_database()))
+    clock = Clock(START)
+    daemon = Daemon(str(config), clock=clock)
+
+    def expiries() -> set[str]:
+        with daemon.state.read():
+            return {str(row[0]) for row in daemon.state.db.execute("SELECT expires FROM leases")}
+
+    try:
+        daemon.heartbeat()
+        first = expiries()
+        assert len(first) == 1
+        for _ in range(POLL // 5 - 1):  # the service's 5 s ticks within one poll
+            clock.now += timedelta(seconds=5)
+            daemon.heartbeat()
+            assert expiries() == first
+        clock.now += timedelta(seconds=5)
+        daemon.heartbeat()
+        [renewed] = expiries()
+        assert renewed > next(iter(first))
+        assert cycled(daemon) == set(CLINICIANS)
+    finally:
+        daemon.close()
