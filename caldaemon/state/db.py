@@ -47,6 +47,7 @@ from caldaemon.state.dialect import Connection, SqliteConnection, upsert
 from caldaemon.state.events import Events
 from caldaemon.state.leases import Leases
 from caldaemon.state.outbox import Digests, Outbox
+from caldaemon.state.pool import Pool
 from caldaemon.state.postgres import PostgresLocation, PostgresMissing, connect, server_errors
 from caldaemon.state.problems import Problems
 from caldaemon.state.schema import MIGRATIONS, SCHEMA_VERSION
@@ -111,13 +112,14 @@ class State:
     daemon), without creating or migrating it.
     """
 
-    db: Connection
-
     def __init__(
         self, location: Location, *, memory_copy: bool = False, read_only: bool = False
     ) -> None:
         self.location = location if isinstance(location, PostgresLocation) else Path(location)
         self._lock = threading.RLock()
+        # PostgreSQL, written to: a connection per thread at a time (:mod:`.pool`).
+        self._pool: Pool | None = None
+        self.holder: str | None = None
         # The schema the database held when opened (a read-only or dry-run open works on
         # an upgraded copy: ``schema_version()`` then answers for the copy).
         self.found_version: int | None = None
@@ -125,14 +127,29 @@ class State:
             self._open_postgres(self.location, memory_copy=memory_copy, read_only=read_only)
         else:
             self._open_sqlite(self.location, memory_copy=memory_copy, read_only=read_only)
-        self.holder: str | None = None
         self._tables = Tables(self.db)
+
+    @property
+    def db(self) -> Connection:
+        """The connection: on PostgreSQL, the one this thread holds inside a transaction
+        or read (else the first one made)."""
+        if self._pool is not None:
+            lent = self._pool.current()
+            if lent is not None:
+                return lent
+        return self._primary
+
+    @db.setter
+    def db(self, connection: Connection) -> None:
+        self._primary = connection
 
     def share_as(self, holder: str) -> None:
         """This instance shares the state with others (:mod:`caldaemon.service.sharing`):
         taking the due notices claims them for ``holder``, so each goes out once."""
         self.holder = holder
         self._tables = Tables(self.db, holder)
+        if self._pool is not None:
+            self._pool.rewrap()
 
     @property
     def path(self) -> Path:
@@ -209,6 +226,11 @@ class State:
                 self._migrate()
             elif not read_only:
                 self._migrate()
+                self._pool = Pool(
+                    server,
+                    lambda: connect(location, read_only=False),
+                    lambda db: Tables(db, self.holder),
+                )
 
     def _reconnect_if_broken(self) -> None:
         """A PostgreSQL server that restarted or a network that dropped the connection:
@@ -274,22 +296,32 @@ class State:
         ``durable=False`` for what the next cycle derives again (see the module's
         docstring). A database that cannot be written (a full disk, a read-only folder)
         is a :class:`StateError` naming the file, never a traceback."""
-        with self._lock, self._errors():
-            self._reconnect_if_broken()
-            self.db.begin(durable=durable)
+        with self._errors(), self._session() as (db, tables):
+            db.begin(durable=durable)
             try:
-                yield self._tables
+                yield tables
             except BaseException:
-                self.db.rollback()
+                db.rollback()
                 raise
-            self.db.commit()
+            db.commit()
 
     @contextmanager
     def read(self) -> Iterator[Tables]:
-        """The tables for reading, under the lock (the connection is shared by threads)."""
-        with self._lock, self._errors():
-            self._reconnect_if_broken()
-            yield self._tables
+        """The tables for reading: on SQLite under the lock (one connection shared by the
+        threads), on PostgreSQL on a connection of this thread's own."""
+        with self._errors(), self._session() as (_, tables):
+            yield tables
+
+    @contextmanager
+    def _session(self) -> Iterator[tuple[Connection, Tables]]:
+        if self._pool is None:
+            with self._lock:
+                self._reconnect_if_broken()
+                yield self.db, self._tables
+            return
+        with self._pool.lend() as (db, tables):
+            assert isinstance(tables, Tables)
+            yield db, tables
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -307,23 +339,25 @@ class State:
 
     def dump(self) -> dict[str, list[tuple[object, ...]]]:
         """Every row of every table, for audits (what does the state hold about events?)."""
-        with self._lock:
+        with self._session() as (db, _):
             return {
-                name: [tuple(row) for row in self.db.execute(f'SELECT * FROM "{name}"')]
-                for name in self.db.table_names()
+                name: [tuple(row) for row in db.execute(f'SELECT * FROM "{name}"')]
+                for name in db.table_names()
             }
 
     def integrity(self) -> str:
         """SQLite's own check of the file: ``ok`` when it is sound."""
-        with self._lock:
-            return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+        with self._session() as (db, _):
+            return str(db.execute("PRAGMA integrity_check").fetchone()[0])
 
     def journal_mode(self) -> str:
-        with self._lock:
-            return str(self.db.execute("PRAGMA journal_mode").fetchone()[0])
+        with self._session() as (db, _):
+            return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
+            if self._pool is not None:
+                self._pool.close()
             self.db.close()
 
 

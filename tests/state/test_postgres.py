@@ -5,6 +5,7 @@ refuses a password in the URL."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -12,6 +13,7 @@ import pytest
 
 from caldaemon.errors import ConfigError
 from caldaemon.state import SCHEMA_VERSION, State, StateError
+from caldaemon.state.pool import Pool, PoolExhausted
 from caldaemon.state.postgres import PostgresLocation, to_psycopg, translate_ddl
 from tests.state.postgres import Postgres
 from tests.support import NOW, make_settings
@@ -139,3 +141,55 @@ def test_the_state_url_and_its_password_keys_make_a_postgresql_location(tmp_path
     assert isinstance(location, PostgresLocation) and settings.has_state
     assert location.password_env == "CALDAEMON_STATE_PASSWORD"
     assert str(location) == "postgresql://caldaemon@db.example.org/caldaemon"  # no query
+
+
+def test_a_thread_reads_while_another_is_inside_a_transaction(postgres: Postgres) -> None:
+    # One connection for every thread made each wait for the others' round trips (issue
+    # 15); now a thread's read does not wait for another thread's open transaction.
+    state = State(postgres.location(postgres.create_database()))
+    with state.transaction() as tables:
+        tables.problems.add("before", "m", NOW)
+    inside, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with state.transaction() as tables:
+            tables.problems.add("during", "m", NOW)
+            inside.set()
+            assert done.wait(30)
+
+    def reader() -> list[str]:
+        with state.read() as tables:
+            return tables.problems.keys()
+
+    with ThreadPoolExecutor(2) as pool:
+        writing = pool.submit(writer)
+        assert inside.wait(30)
+        # Not what is uncommitted; and not after the writer (it waits for this read).
+        assert pool.submit(reader).result(timeout=20) == ["before"]
+        done.set()
+        writing.result(timeout=30)
+    with state.read() as tables:
+        assert tables.problems.keys() == ["before", "during"]
+    state.close()
+
+
+def test_a_read_inside_a_transaction_sees_its_own_writes(postgres: Postgres) -> None:
+    state = State(postgres.location(postgres.create_database()))
+    with state.transaction() as tables:
+        tables.problems.add("mine", "m", NOW)
+        with state.read() as same:
+            assert same.problems.keys() == ["mine"]
+    state.close()
+
+
+def test_a_thread_waits_no_longer_than_its_deadline_for_a_connection(
+    postgres: Postgres,
+) -> None:
+    state = State(postgres.location(postgres.create_database()))
+    first = state.db
+    pool = Pool(first, lambda: first, lambda db: db, size=1, wait=0)
+    with pool.lend(), ThreadPoolExecutor(1) as other:
+        waiting = other.submit(lambda: pool.lend().__enter__())
+        with pytest.raises(PoolExhausted, match="no free connection"):
+            waiting.result(timeout=30)
+    state.close()
