@@ -7,6 +7,7 @@ file of the shared corpus, on the benchmark's practice files and on generated VE
 
 from __future__ import annotations
 
+import random
 import tempfile
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -93,8 +94,6 @@ def test_the_corpus_has_vevents_the_lean_reader_reads() -> None:
 
 @pytest.mark.parametrize("index", [0, 1, 2, 3, 4])
 def test_lean_reading_changes_nothing_on_a_practice_file(index: int, tmp_path: Path) -> None:
-    import random
-
     text, _ = clinician_ics(index, random.Random(index))
     path = tmp_path / "practice.ics"
     path.write_text(text)
