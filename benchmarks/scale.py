@@ -38,7 +38,8 @@ The run, in rounds of one poll interval each, counted from the end of the first 
    round; at the start of the first busy round every access token either server issued
    is forgotten, so each calendar's next request gets a 401 and signs in again (token
    refreshes inside the run, all in that round: the worst case);
-4. the measured round: every daemon is stopped (SIGSTOP) for a little less than a poll,
+4. the measured round: once the last busy round's cycles have finished (at most a poll
+   later), every daemon is stopped (SIGSTOP) for a little less than a poll,
    so nearly every calendar falls due meanwhile; when they continue (SIGCONT, as after a
    suspended machine) they are due at once, and ``round_s`` is the time until every
    calendar has finished a cycle begun after that: measured, not scaled.
@@ -85,6 +86,8 @@ CHANGING = 0.10
 # falls due meanwhile and none twice (a late poll runs once, however late:
 # service/jobs.py).
 STOPPED = PERIOD - 2.0
+# The largest jitter the daemon adds to a poll (caldaemon/service/jobs.py).
+JITTER = 1.0
 
 _BOOT = (
     "import logging, sys; "
@@ -216,6 +219,11 @@ def _measure(
                 (f"busy {number}" + (" (sign-ins)" if number == 1 else ""), start, start + PERIOD)
             )
             start += PERIOD
+        # The last busy round's cycles finish before the stop (at most a poll more): one
+        # still queued or running then would count the stop's 58 s as its lag.
+        last_round = start - PERIOD - JITTER
+        while log.finished_scheduled_since(last_round) < calendars and time.time() < start + PERIOD:
+            time.sleep(0.1)
         stopped = time.time()
         fleet.signal(signal.SIGSTOP)
         time.sleep(STOPPED)

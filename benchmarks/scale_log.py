@@ -106,6 +106,11 @@ class DaemonLog:
         with self.lock:
             return len({c.clinician for c in self.cycles if c.started >= moment})
 
+    def finished_scheduled_since(self, moment: float) -> int:
+        """How many clinicians have finished a cycle scheduled at or after ``moment``."""
+        with self.lock:
+            return len({c.clinician for c in self.cycles if c.scheduled >= moment})
+
     def last_held(self) -> Counter[int]:
         """How many clinicians each process said it held last."""
         with self.lock:
