@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
 from googleapiclient.discovery import Resource, build
 from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest
+from googleapiclient.http import BatchHttpRequest, HttpRequest
 
 from .google_calendar import Fault, GoogleCalendarServer
 from .google_event import out_of_office
@@ -101,6 +101,25 @@ def timed(summary: str, day: int, hour: int = 9, **extra: Any) -> dict[str, Any]
 
 def reason(error: HttpError) -> str:
     return str(error.error_details[0]["reason"])
+
+
+def refused_writes(
+    server: GoogleCalendarServer, requests: Iterable[HttpRequest], batched: HttpRequest
+) -> list[HttpError]:
+    """Run each request expecting an HttpError, then ``batched`` as the one part of a
+    batch; the errors in order (a batch part that succeeds adds none)."""
+    refused: list[HttpError] = []
+    for request in requests:
+        with pytest.raises(HttpError) as caught:
+            request.execute()
+        refused.append(caught.value)
+    parts: list[HttpError | None] = []
+    batch = BatchHttpRequest(
+        callback=lambda rid, resp, exc: parts.append(exc), batch_uri=server.batch_url
+    )
+    batch.add(batched)
+    batch.execute()
+    return refused + [e for e in parts if e is not None]
 
 
 def test_full_sync_over_pages_then_incremental_sync(
@@ -536,23 +555,16 @@ def test_exceeded_usage_limits_make_the_calendar_read_only_for_a_while(
     server.put_event("primary", {"id": "kept00001", **timed("kept", 12)})
     events = service.events()
     server.exceed_usage_limits("primary", timedelta(hours=3))
-    refused: list[HttpError] = []
-    for request in (
-        events.insert(calendarId="primary", body=timed("new", 12)),
-        events.update(calendarId="primary", eventId="kept00001", body=timed("x", 12)),
-        events.patch(calendarId="primary", eventId="kept00001", body={"colorId": "2"}),
-        events.delete(calendarId="primary", eventId="kept00001"),
-    ):
-        with pytest.raises(HttpError) as caught:
-            request.execute()
-        refused.append(caught.value)
-    parts: list[HttpError | None] = []
-    batch = BatchHttpRequest(
-        callback=lambda rid, resp, exc: parts.append(exc), batch_uri=server.batch_url
+    refused = refused_writes(
+        server,
+        (
+            events.insert(calendarId="primary", body=timed("new", 12)),
+            events.update(calendarId="primary", eventId="kept00001", body=timed("x", 12)),
+            events.patch(calendarId="primary", eventId="kept00001", body={"colorId": "2"}),
+            events.delete(calendarId="primary", eventId="kept00001"),
+        ),
+        batched=events.insert(calendarId="primary", body=timed("batched", 13)),
     )
-    batch.add(events.insert(calendarId="primary", body=timed("batched", 13)))
-    batch.execute()
-    refused += [e for e in parts if e is not None]
     assert len(refused) == 5
     for error in refused:
         assert error.resp.status == 403 and reason(error) == "quotaExceeded"

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import requests
 from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest
 
 from .google_calendar import GoogleCalendarServer
 from .microsoft import DEFAULT_USER, MicrosoftServer
-from .test_google_calendar_fake import Clock, ServiceFactory, connect, timed
+from .test_google_calendar_fake import Clock, ServiceFactory, connect, refused_writes, timed
 from .test_microsoft_fake import event_body
 
 __all__ = ["connect"]  # the fixture that builds Calendar services on ``server``
@@ -42,25 +41,18 @@ def test_google_refuses_every_write_to_a_calendar_it_may_only_read(
     server.share("primary", role)
     events = connect().events()
     before = server.events("primary")
-    refused: list[HttpError] = []
-    for request in (
-        events.insert(calendarId="primary", body=timed("new", 12)),
-        events.insert(calendarId="primary", body={"id": "kept00001", **timed("again", 12)}),
-        events.update(calendarId="primary", eventId="kept00001", body=timed("x", 12)),
-        events.patch(calendarId="primary", eventId="kept00001", body={"colorId": "2"}),
-        events.delete(calendarId="primary", eventId="kept00001"),
-        events.delete(calendarId="primary", eventId="missing001"),
-    ):
-        with pytest.raises(HttpError) as caught:
-            request.execute()
-        refused.append(caught.value)
-    parts: list[HttpError | None] = []
-    batch = BatchHttpRequest(
-        callback=lambda rid, resp, exc: parts.append(exc), batch_uri=server.batch_url
+    refused = refused_writes(
+        server,
+        (
+            events.insert(calendarId="primary", body=timed("new", 12)),
+            events.insert(calendarId="primary", body={"id": "kept00001", **timed("again", 12)}),
+            events.update(calendarId="primary", eventId="kept00001", body=timed("x", 12)),
+            events.patch(calendarId="primary", eventId="kept00001", body={"colorId": "2"}),
+            events.delete(calendarId="primary", eventId="kept00001"),
+            events.delete(calendarId="primary", eventId="missing001"),
+        ),
+        batched=events.insert(calendarId="primary", body=timed("batched", 13)),
     )
-    batch.add(events.insert(calendarId="primary", body=timed("batched", 13)))
-    batch.execute()
-    refused += [e for e in parts if e is not None]
     assert len(refused) == 7
     for error in refused:
         assert error.resp.status == 403
