@@ -27,68 +27,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from caldaemon.service.daemon import Daemon
 
-from .servers import (
-    TZ,
-    GoogleSide,
-    GraphSide,
-    Session,
-    clinician_entry,
-    google_resource,
-    started_google,
-    started_graph,
-    weekday_sessions,
-    write_config,
-)
+from .scale_practice import Practice
+from .servers import Session
 
-SLOTS = [(10, True), (15, False)]
 MOVES = (1, 5, 20)
-
-
-def _name(index: int) -> str:
-    return f"c{index:04d}"
-
-
-class Practice:
-    """The fakes and the clinicians' sessions, with a hand to move them."""
-
-    def __init__(self, folder: Path, calendars: int, horizon_days: int) -> None:
-        self.google, self.graph = started_google(), started_graph()
-        self.google_side = GoogleSide(self.google, folder / "google")
-        self.graph_side = GraphSide(self.graph, folder / "graph")
-        today = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
-        self.sessions = weekday_sessions(today + timedelta(days=1), horizon_days, SLOTS, "s")
-        self.heavy = [s for s in self.sessions if s.heavy]
-        self.calendars = calendars
-        self.shift = 0
-        entries = []
-        for index in range(calendars):
-            side = self.google_side if index % 2 == 0 else self.graph_side
-            entries.append(
-                clinician_entry(_name(index), side.calendar(_name(index), "work", self.sessions))
-            )
-        self.config = write_config(
-            folder / "config.yaml", entries, poll_interval="1m", horizon=f"{horizon_days}d"
-        )
-
-    def move(self, index: int, sessions: Sequence[Session], hours: int) -> None:
-        for session in sessions:
-            start = session.start + timedelta(hours=hours)
-            if index % 2 == 0:
-                self.google.put_event(
-                    f"{_name(index)}@bench.example", google_resource(session, start)
-                )
-            else:
-                self.graph_side.move(_name(index), session, start)
-
-    def stop(self) -> None:
-        self.google.stop()
-        self.graph.stop()
 
 
 def _round(
@@ -107,8 +55,15 @@ def _round(
 
 def measure(calendars: int, horizon_days: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="caldaemon-bench-cycles-") as name:
-        practice = Practice(Path(name), calendars, horizon_days)
-        daemon = Daemon(str(practice.config))
+        practice = Practice(
+            Path(name),
+            calendars,
+            latency=0.0,
+            days=horizon_days,
+            horizon=f"{horizon_days}d",
+            next_week=False,
+        )
+        daemon = Daemon(str(practice.seed(None)))
         ids = [c.id for c in daemon.settings.clinicians]
         try:
             figures: dict[str, float] = {}
@@ -120,17 +75,17 @@ def measure(calendars: int, horizon_days: int) -> dict[str, float]:
             )
             # Each step moves its sessions somewhere they were not: +1 h, +2 h, -1 h.
             for moved, shift in zip(MOVES, (1, 2, -1), strict=True):
-                chosen = practice.heavy[:moved]
+                chosen = [s for s in practice.sessions if s.heavy][:moved]
 
                 def move(
                     index: int, _: str, chosen: Sequence[Session] = chosen, shift: int = shift
                 ) -> None:
-                    practice.move(index, chosen, shift)
+                    for session in chosen:
+                        practice.move(index, session, session.start + timedelta(hours=shift))
 
                 figures[f"moved {moved}"] = _round(daemon, ids, move)
                 _round(daemon, ids)  # reads back the moved buffers
-            practice.google.expire_access_tokens()
-            practice.graph.expire_access_tokens()
+            practice.expire_sign_ins()
             figures["sign-in"] = _round(daemon, ids)
             figures["events"] = len(practice.sessions)
             return figures

@@ -32,10 +32,16 @@ SLOTS = [(10, True), (15, False)]
 
 @dataclass
 class Practice:
-    """The fakes, every calendar's sessions, and a person's hand on them."""
+    """The fakes, every calendar's sessions, and a person's hand on them: ``days`` of
+    weekday sessions from next Monday (or from tomorrow, ``next_week=False``), each
+    request delayed ``latency`` seconds on the server."""
 
     folder: Path
     calendars: int
+    latency: float = LATENCY
+    days: int = 7
+    horizon: str = "14d"
+    next_week: bool = True
     google: Any = None
     graph: Any = None
     google_side: GoogleSide | None = None
@@ -45,13 +51,13 @@ class Practice:
     changes: int = 0
 
     def seed(self, postgres: Postgres | None) -> Path:
-        self.google = started_google(latency=LATENCY)
-        self.graph = started_graph(latency=LATENCY)
+        self.google = started_google(latency=self.latency)
+        self.graph = started_graph(latency=self.latency)
         self.google_side = GoogleSide(self.google, self.folder / "google")
         self.graph_side = GraphSide(self.graph, self.folder / "graph")
         today = datetime.now(TZ).replace(hour=0, minute=0, second=0, microsecond=0)
-        monday = today + timedelta(days=7 - today.weekday())
-        self.sessions = weekday_sessions(monday, 7, SLOTS, "s")
+        first = today + timedelta(days=7 - today.weekday() if self.next_week else 1)
+        self.sessions = weekday_sessions(first, self.days, SLOTS, "s")
         clinicians = []
         for index in range(self.calendars):
             name = name_of(index)
@@ -70,7 +76,7 @@ class Practice:
             self.folder / "config.yaml",
             clinicians,
             poll_interval=POLL,
-            horizon="14d",
+            horizon=self.horizon,
             daemon=shared,
         )
 
@@ -81,13 +87,18 @@ class Practice:
         key = (index, session.key)
         start = session.start if key in self.moved else session.start + timedelta(hours=1)
         self.moved.symmetric_difference_update({key})
+        self.move(index, session, start)
+        self.changes += 1
+
+    def move(self, index: int, session: Session, start: datetime) -> None:
+        """The calendar's owner drags ``session`` to ``start``."""
+        assert self.graph_side is not None
         if index % 2 == 0:
             self.google.put_event(
                 f"{name_of(index)}@bench.example", google_resource(session, start)
             )
         else:
             self.graph_side.move(name_of(index), session, start)
-        self.changes += 1
 
     def expire_sign_ins(self) -> None:
         self.google.expire_access_tokens()
