@@ -279,13 +279,7 @@ class Reader:
             index, reason = diagnose(adapters, exc)
             self.warn(adapters[index].vevent, reason)
             return []
-        self._total += len(events)
-        if self._total > MAX_EVENTS:
-            raise CalendarError(
-                self.calendar,
-                self.source,
-                f"more than {MAX_EVENTS:,} events in the window: not a clinician's calendar",
-            )
+        self._count(len(events))
         return events
 
     def _plain(self, plain: Plain, window: Window, cancelled: bool) -> list[Event]:
@@ -294,14 +288,19 @@ class Reader:
         event = plain_event(plain, self.calendar, window, cancelled, self._moment)
         if event is None:
             return []
-        self._total += 1
+        self._count(1)
+        return [event]
+
+    def _count(self, events: int) -> None:
+        """Adds ``events`` to the file's events in the window, which may not pass
+        :data:`MAX_EVENTS`."""
+        self._total += events
         if self._total > MAX_EVENTS:
             raise CalendarError(
                 self.calendar,
                 self.source,
                 f"more than {MAX_EVENTS:,} events in the window: not a clinician's calendar",
             )
-        return [event]
 
     def _event(
         self,
