@@ -199,12 +199,12 @@ class Document:
                 and (stretch[1] < start or stretch[0] > end)
                 and span.uid is not None
                 and len(by_uid[span.uid]) == 1
-                and ((trusted and span.ordered) or self._read(index) is not None)
+                and ((trusted and span.ordered) or self._plain.get(index) is not None)
             ):
                 left_out.add(number)
                 continue
             if uids is not None and stretch is not None:
-                found = self._read(index)
+                found = self._plain.get(index)
                 if (
                     found is not None
                     and uids.get(found.uid) == 1
@@ -241,12 +241,10 @@ class Document:
         """The text that follows block ``index`` in the file as it is rendered."""
         pieces = self.pieces
         for after in range(index + 1, len(pieces)):
-            if pieces[after]:
-                return pieces[after] or ""
+            piece = pieces[after]
+            if piece:
+                return piece
         return ""
-
-    def _read(self, index: int) -> lean.Plain | None:
-        return self._plain.get(index)
 
     def find(self, uid: str) -> int | None:
         """The block with this UID; with several (a series and its moved instances, or
