@@ -89,7 +89,7 @@ def members(root: ElementTree.Element) -> list[tuple[str, dict[str, ElementTree.
             if _status(propstat.findtext(f"{DAV}status")) in (None, 200)
             for prop in propstat.findall(f"{DAV}prop/*")
         }
-        found.append(((response.findtext(f"{DAV}href") or "").strip(), props))
+        found.append((href_of(response), props))
     return found
 
 
