@@ -5,6 +5,7 @@ pseudo-terminal, and answering its questions as a person does."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,29 @@ def take_every_default(child: pexpect.spawn) -> None:
     """Enter at every question, as a person who accepts what is offered."""
     while child.expect([OFFERED, "Wrote "]) == 0:
         child.sendline("")
+
+
+def add_google_service_account(
+    child: pexpect.spawn, key_file: str, acting_for: str, calendar_id: str = ""
+) -> None:
+    """A Google calendar signed in to by a service account key acting for ``acting_for``
+    (the address offered), up to and including its client-session question."""
+    answer(child, "Calendar provider", "google")
+    answer(child, "id for this calendar", calendar_id)
+    answer(child, "Google calendar", "")
+    answer(child, "OAuth client file", key_file)
+    answer(child, rf"Workspace address whose calendar it acts for \[{re.escape(acting_for)}", "")
+    answer(child, "client sessions", "")
+
+
+def add_outlook_app(
+    child: pexpect.spawn, tenant: str, client_id: str, mailbox: str, calendar_id: str = ""
+) -> None:
+    """An Outlook calendar the app itself signs in to (client credentials) for
+    ``mailbox`` (the address offered), up to its client-secret question."""
+    answer(child, "Calendar provider", "outlook")
+    answer(child, "id for this calendar", calendar_id)
+    answer(child, "Microsoft 365 tenant", tenant)
+    answer(child, r"Application \(client\) id", client_id)
+    answer(child, "Who signs in", "client_credentials")
+    answer(child, rf"mailbox whose calendar this is.*\[{re.escape(mailbox)}", "")

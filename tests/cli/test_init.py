@@ -18,6 +18,8 @@ from caldaemon.config import yaml
 from caldaemon.config.template import scalar
 from tests.cli.init_support import (
     OFFERED,
+    add_google_service_account,
+    add_outlook_app,
     answer,
     cwd,
     default_config,
@@ -348,19 +350,9 @@ def test_a_practice_adds_each_clinician_with_app_only_sign_ins(
     answer(child, "Your name", "")
     answer(child, "short id for you", "lee")
     answer(child, "email address", "lee@practice.example")
-    answer(child, "Calendar provider", "google")
-    answer(child, "id for this calendar", "")
-    answer(child, "Google calendar", "")
-    answer(child, "OAuth client file", "sa.json")
-    answer(child, r"Workspace address whose calendar it acts for \[lee@practice.example", "")
-    answer(child, "client sessions", "")
+    add_google_service_account(child, "sa.json", "lee@practice.example")
     answer(child, "Add another calendar", "y")
-    answer(child, "Calendar provider", "outlook")
-    answer(child, "id for this calendar", "m365")
-    answer(child, "Microsoft 365 tenant", "practice.example")
-    answer(child, "Application \\(client\\) id", "app-1")
-    answer(child, "Who signs in", "client_credentials")
-    answer(child, r"mailbox whose calendar this is.*\[lee@practice.example", "")
+    add_outlook_app(child, "practice.example", "app-1", "lee@practice.example", "m365")
     answer(child, "client secret", "secret")
     answer(child, "Calendar name", "")
     answer(child, "client sessions", "")
@@ -443,19 +435,9 @@ def test_a_system_config_is_readable_by_the_service_and_names_its_secrets_bare(
     answer(child, "Your name", "")
     answer(child, "short id for you", "lee")
     answer(child, "email address", "lee@practice.example")
-    answer(child, "Calendar provider", "google")
-    answer(child, "id for this calendar", "")
-    answer(child, "Google calendar", "")
-    answer(child, "OAuth client file", "sa.json")
-    answer(child, r"acts for \[lee@practice.example", "")
-    answer(child, "client sessions", "")
+    add_google_service_account(child, "sa.json", "lee@practice.example")
     answer(child, "Add another calendar", "y")
-    answer(child, "Calendar provider", "outlook")
-    answer(child, "id for this calendar", "m365")
-    answer(child, "Microsoft 365 tenant", "practice.example")
-    answer(child, "Application \\(client\\) id", "app-1")
-    answer(child, "Who signs in", "client_credentials")
-    answer(child, r"mailbox whose calendar this is", "")
+    add_outlook_app(child, "practice.example", "app-1", "lee@practice.example", "m365")
     answer(child, r"client secret \[" + str(etc / "outlook-client-secret"), "")
     answer(child, "Calendar name", "")
     answer(child, "client sessions", "")
@@ -498,12 +480,9 @@ def test_two_secret_files_of_one_name_are_refused_for_a_system_config(
     answer(child, "short id for you", "lee")
     answer(child, "email address", "lee@practice.example")
     for number, folder in enumerate(("a", "b")):
-        answer(child, "Calendar provider", "google")
-        answer(child, "id for this calendar", f"g{number}")
-        answer(child, "Google calendar", "")
-        answer(child, "OAuth client file", f"{folder}/key.json")
-        answer(child, r"acts for \[lee@practice.example", "")
-        answer(child, "client sessions", "")
+        add_google_service_account(
+            child, f"{folder}/key.json", "lee@practice.example", f"g{number}"
+        )
         answer(child, "Add another calendar", "y" if folder == "a" else "")
     while child.expect([OFFERED, "would both be"]) == 0:
         child.sendline("")

@@ -39,6 +39,8 @@ from caldaemon import config
 from tests.cli.init_support import (
     OFFERED,
     PROMPT,
+    add_google_service_account,
+    add_outlook_app,
     answer,
     cwd,
     default_config,
@@ -310,12 +312,9 @@ def practice_with_google(child: pexpect.spawn, cwd: Path, google: GoogleCalendar
     (cwd / "secrets").mkdir()
     service_account_file(cwd / "secrets" / "google-key.json", google)  # from Google Cloud
     for clinician in ("lee", "kim"):
-        answer(child, "Calendar provider", "google")
-        answer(child, "id for this calendar", "")
-        answer(child, "Google calendar", "")
-        answer(child, "OAuth client file", "secrets/google-key.json")
-        answer(child, rf"acts for \[{clinician}@practice.example", "")
-        answer(child, "client sessions", "")
+        add_google_service_account(
+            child, "secrets/google-key.json", f"{clinician}@practice.example"
+        )
         answer(child, "Add another calendar", "")
         answer(child, "buffer blocks", "")
         answer(child, "Add another clinician", "y" if clinician == "lee" else "")
@@ -330,12 +329,9 @@ def practice_with_microsoft(child: pexpect.spawn, cwd: Path, microsoft: Microsof
     (cwd / "secrets").mkdir()
     (cwd / "secrets" / "outlook-secret").write_text("s3cret-app\n")
     for clinician in ("lee", "kim"):
-        answer(child, "Calendar provider", "outlook")
-        answer(child, "id for this calendar", "")
-        answer(child, "Microsoft 365 tenant", microsoft.tenant)
-        answer(child, r"Application \(client\) id", "caldaemon-practice")
-        answer(child, "Who signs in", "client_credentials")
-        answer(child, rf"mailbox.*\[{clinician}@practice.example", "")
+        add_outlook_app(
+            child, microsoft.tenant, "caldaemon-practice", f"{clinician}@practice.example"
+        )
         answer(child, "client secret", "secrets/outlook-secret")
         answer(child, "Calendar name", "")
         answer(child, "client sessions", "")
