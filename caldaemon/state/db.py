@@ -118,7 +118,7 @@ class State:
         self.location = location if isinstance(location, PostgresLocation) else Path(location)
         self._lock = threading.RLock()
         # PostgreSQL, written to: a connection per thread at a time (:mod:`.pool`).
-        self._pool: Pool | None = None
+        self._pool: Pool[Tables] | None = None
         self.holder: str | None = None
         # The schema the database held when opened (a read-only or dry-run open works on
         # an upgraded copy: ``schema_version()`` then answers for the copy).
@@ -234,9 +234,10 @@ class State:
 
     def _reconnect_if_broken(self) -> None:
         """A PostgreSQL server that restarted or a network that dropped the connection:
-        the next transaction opens a new one (what was under way was rolled back)."""
+        the next read opens a new one. Only a read-only state gets here: a written one
+        takes its connections from its pool, which replaces a broken one itself."""
         if self.db.broken and isinstance(self.location, PostgresLocation):
-            self._open_postgres(self.location, memory_copy=False, read_only=False)
+            self._open_postgres(self.location, memory_copy=False, read_only=True)
             self._tables = Tables(self.db, self.holder)
 
     @staticmethod
@@ -320,7 +321,6 @@ class State:
                 yield self.db, self._tables
             return
         with self._pool.lend() as (db, tables):
-            assert isinstance(tables, Tables)
             yield db, tables
 
     @contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from caldaemon.errors import Error
 from caldaemon.state.dialect import Connection
@@ -31,7 +32,10 @@ class PoolExhausted(Error):
     """No connection came free within :data:`WAIT` (the server is stuck)."""
 
 
-class Pool:
+T = TypeVar("T")
+
+
+class Pool(Generic[T]):
     """Connections made by ``connect`` on demand, each with what ``wrap`` makes of it (the
     typed tables), lent to one thread at a time."""
 
@@ -39,7 +43,7 @@ class Pool:
         self,
         first: Connection,
         connect: Callable[[], Connection],
-        wrap: Callable[[Connection], object],
+        wrap: Callable[[Connection], T],
         size: int = SIZE,
         wait: float = WAIT,
     ) -> None:
@@ -47,20 +51,20 @@ class Pool:
         self._wrap = wrap
         self._size = size
         self._wait = wait
-        self._idle: list[tuple[Connection, object]] = [(first, wrap(first))]
+        self._idle: list[tuple[Connection, T]] = [(first, wrap(first))]
         self._made = 1
         self._free = threading.Condition()
         self._local = threading.local()
 
     def current(self) -> Connection | None:
         """The connection this thread holds, if it is inside :meth:`lend`."""
-        lent: tuple[Connection, object] | None = getattr(self._local, "lent", None)
+        lent: tuple[Connection, T] | None = getattr(self._local, "lent", None)
         return lent[0] if lent is not None else None
 
     @contextmanager
-    def lend(self) -> Iterator[tuple[Connection, object]]:
+    def lend(self) -> Iterator[tuple[Connection, T]]:
         """A connection (and its tables) for this thread until the block ends."""
-        held: tuple[Connection, object] | None = getattr(self._local, "lent", None)
+        held: tuple[Connection, T] | None = getattr(self._local, "lent", None)
         if held is not None:
             yield held
             return
@@ -72,7 +76,7 @@ class Pool:
             self._local.lent = None
             self._give_back(held)
 
-    def _take(self) -> tuple[Connection, object]:
+    def _take(self) -> tuple[Connection, T]:
         with self._free:
             if not self._free.wait_for(lambda: self._idle or self._made < self._size, self._wait):
                 raise PoolExhausted(f"no free connection to the state in {self._wait:.0f} s")
@@ -92,7 +96,7 @@ class Pool:
             raise
         return connection, self._wrap(connection)
 
-    def _give_back(self, held: tuple[Connection, object]) -> None:
+    def _give_back(self, held: tuple[Connection, T]) -> None:
         with self._free:
             self._idle.append(held)
             self._free.notify()
