@@ -123,6 +123,19 @@ def format_path(path: Path) -> str:
 
 def load(text: str, file: str) -> Document:
     """Parse ``text``; syntax errors and duplicate keys are recorded in ``problems``."""
+    try:
+        return _parsed(text, file)
+    except RecursionError:
+        # PyYAML's composer, _convert and _value recurse once per level: a thousand
+        # nested brackets exhaust Python's stack, a config needs fewer than ten levels.
+        doc = Document(data=None, file=file)
+        doc.problems.append(
+            ((), None, "the config nests lists or mappings hundreds deep; is this the right file?")
+        )
+        return doc
+
+
+def _parsed(text: str, file: str) -> Document:
     doc = Document(data=None, file=file)
     try:
         loader = _Loader(text)

@@ -183,6 +183,16 @@ CASES: list[tuple[str, Callable[[str], str], str]] = [
         replace("rule_sets:\n  standard:", "rule_sets:\n  standard: &s"),
         "anchors and aliases (&name, *name) are not allowed",
     ),
+    (
+        "brackets nested a thousand deep",
+        raw("timezone: " + "[" * 1000 + "]" * 1000 + "\n"),
+        "the config nests lists or mappings hundreds deep",
+    ),
+    (
+        "brackets nested past LibYAML's limit",
+        raw("timezone: " + "[" * 5000 + "]" * 5000 + "\n"),
+        "the config nests lists or mappings hundreds deep",
+    ),
     ("not yaml", raw("clinicians: [\n"), "not valid YAML"),
     ("tab indentation", raw("clinicians:\n\t- id: lee\n"), "not valid YAML"),
     ("control character", raw("timezone: \x07\n"), "not valid YAML"),
