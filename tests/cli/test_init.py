@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pexpect
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -338,6 +339,14 @@ def test_account_calendars_are_written_with_their_keys_and_a_sign_in_step(
     assert sam.buffers_to is None
 
 
+def introduce_lee(child: pexpect.spawn) -> None:
+    """The questions about the first clinician: the offered zone and no name, id lee."""
+    answer(child, "time zone", "")
+    answer(child, "Your name", "")
+    answer(child, "short id for you", "lee")
+    answer(child, "email address", "lee@practice.example")
+
+
 def test_a_practice_adds_each_clinician_with_app_only_sign_ins(
     env: dict[str, str], cwd: Path
 ) -> None:
@@ -346,10 +355,7 @@ def test_a_practice_adds_each_clinician_with_app_only_sign_ins(
     first one's key file, tenant, app and secret, and nobody is told to sign in."""
     (cwd / "sa.json").write_text(json.dumps({"type": "service_account"}))
     child = spawn(env, cwd, "--config", "config.yaml")
-    answer(child, "time zone", "")
-    answer(child, "Your name", "")
-    answer(child, "short id for you", "lee")
-    answer(child, "email address", "lee@practice.example")
+    introduce_lee(child)
     add_google_service_account(child, "sa.json", "lee@practice.example")
     answer(child, "Add another calendar", "y")
     add_outlook_app(child, "practice.example", "app-1", "lee@practice.example", "m365")
@@ -431,10 +437,7 @@ def test_a_system_config_is_readable_by_the_service_and_names_its_secrets_bare(
     etc.mkdir(mode=0o700)
     target = etc / "config.yaml"
     child = spawn(env, cwd, "--system", "--config", str(target))
-    answer(child, "time zone", "")
-    answer(child, "Your name", "")
-    answer(child, "short id for you", "lee")
-    answer(child, "email address", "lee@practice.example")
+    introduce_lee(child)
     add_google_service_account(child, "sa.json", "lee@practice.example")
     answer(child, "Add another calendar", "y")
     add_outlook_app(child, "practice.example", "app-1", "lee@practice.example", "m365")
@@ -475,10 +478,7 @@ def test_two_secret_files_of_one_name_are_refused_for_a_system_config(
         (cwd / folder / "key.json").write_text(json.dumps({"type": "service_account"}))
     target = cwd / "etc-caldaemon" / "config.yaml"
     child = spawn(env, cwd, "--system", "--config", str(target))
-    answer(child, "time zone", "")
-    answer(child, "Your name", "")
-    answer(child, "short id for you", "lee")
-    answer(child, "email address", "lee@practice.example")
+    introduce_lee(child)
     for number, folder in enumerate(("a", "b")):
         add_google_service_account(
             child, f"{folder}/key.json", "lee@practice.example", f"g{number}"
@@ -500,10 +500,7 @@ def test_a_system_sign_in_runs_as_the_services_user_with_its_key_handed_over(
     etc = cwd / "etc-caldaemon"
     target = etc / "config.yaml"
     child = spawn(env, cwd, "--system", "--config", str(target))
-    answer(child, "time zone", "")
-    answer(child, "Your name", "")
-    answer(child, "short id for you", "lee")
-    answer(child, "email address", "lee@practice.example")
+    introduce_lee(child)
     answer(child, "Calendar provider", "google")
     answer(child, "id for this calendar", "")
     answer(child, "Google calendar", "")
