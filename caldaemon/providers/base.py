@@ -36,6 +36,12 @@ from caldaemon.providers.settings import CalendarSettings
 
 # The owner marker every buffer carries (DESIGN.md §5). ICS/CalDAV: this property;
 # Google: extendedProperties.private[OWNER_KEY]; Outlook: a category and an extended property.
+# How caldaemon names itself in every HTTP request it sends.
+USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
+# Connections a shared HTTP session keeps per host: one per worker thread (the daemon runs
+# at most 32, caldaemon/service/jobs.py), so none is opened only to be thrown away.
+POOL_SIZE = 32
+
 OWNER_PROPERTY = "X-CALDAEMON-BUFFER"
 OWNER_KEY = "caldaemonBuffer"
 OWNER_CATEGORY = "caldaemon buffer"

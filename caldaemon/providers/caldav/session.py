@@ -11,15 +11,12 @@ import weakref
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from caldaemon.providers.base import POOL_SIZE, USER_AGENT
+
 if TYPE_CHECKING:
     import requests.auth
 
     from caldaemon.providers.caldav.settings import CaldavCalendar
-
-USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
-# Connections kept per host by an account's session: one per worker thread (the daemon
-# runs at most 32, caldaemon/service/daemon.py), so none is opened only to be dropped.
-POOL_SIZE = 32
 
 
 class Account:

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from caldaemon.errors import CalendarError, TransientError
-from caldaemon.providers.base import token_fields
+from caldaemon.providers.base import USER_AGENT, token_fields
 from caldaemon.providers.ics.parse import MAX_CALENDAR_BYTES
 from caldaemon.providers.ics.transport import (
     Answer,
@@ -32,7 +32,6 @@ from caldaemon.providers.ics.transport import (
     get,
 )
 
-USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
 # A feed bigger than this is not a clinician's calendar (a wrong URL, a hostile server);
 # the cap holds for the bytes received and for what they inflate to.
 MAX_FEED_BYTES = MAX_CALENDAR_BYTES

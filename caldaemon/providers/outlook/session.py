@@ -21,14 +21,12 @@ from urllib.parse import urlsplit
 
 import requests
 
+from caldaemon.providers.base import POOL_SIZE, USER_AGENT
+
 if TYPE_CHECKING:
     from requests.sessions import _Settings
 
 MAX_CONCURRENT_PER_MAILBOX = 4
-# Connections kept per host by a shared session: one per worker thread (the daemon runs
-# at most 32, caldaemon/service/daemon.py), so none is opened only to be thrown away.
-POOL_SIZE = 32
-USER_AGENT = "caldaemon (+https://github.com/caldaemon/caldaemon)"
 
 
 class MailboxSlots:
