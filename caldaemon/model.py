@@ -141,17 +141,18 @@ class Violation:
     # The clinician accepts it (an accept tag on one of its events, or ``caldaemon ack``):
     # listed apart, never notified, not counted in exit codes (DESIGN.md §10).
     accepted: bool = field(default=False, compare=False)
+    # Stable identity across polls: the same boundary broken by the same thing. Each rule
+    # names its ``subject``: the session for per-session rules, the period (and level) for
+    # day and week rules, so a count that grows from 3 to 4 is still the same violation
+    # and is not notified again. Made once here (``replace`` makes it again): ``check``
+    # reads it two or three times per violation, and a year holds tens of thousands.
+    fingerprint: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def fingerprint(self) -> str:
-        """Stable identity across polls: the same boundary broken by the same thing.
-
-        Each rule names its ``subject``: the session for per-session rules, the period
-        (and level) for day and week rules, so a count that grows from 3 to 4 is still
-        the same violation and is not notified again.
-        """
+    def __post_init__(self) -> None:
         raw = "\0".join((self.clinician, self.rule, self.subject))
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+        # How a frozen dataclass sets a field of its own (docs.python.org dataclasses,
+        # "Frozen instances").
+        object.__setattr__(self, "fingerprint", hashlib.sha256(raw.encode()).hexdigest()[:32])
 
 
 @dataclass(frozen=True, slots=True)

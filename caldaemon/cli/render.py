@@ -16,21 +16,22 @@ from caldaemon.model import Buffer, Kind, Violation
 from caldaemon.text import clock, day_name, plural
 
 
-def violation_json(v: Violation, group: str | None = None) -> dict[str, Any]:
+def violation_json(v: Violation, group: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "clinician": v.clinician,
         "rule": v.rule,
-        "severity": v.severity.value,
+        # A StrEnum member is a str: json writes its value ("error") as .value would, and
+        # without the enum's property lookup, once per violation of a year.
+        "severity": v.severity,
         "date": v.date.isoformat(),
         "start": v.start.isoformat(),
         "end": v.end.isoformat(),
         "message": v.message,
-        "events": list(v.events),
+        "events": v.events,  # a tuple: json writes it as the list it is
         "fingerprint": v.fingerprint,
         "accepted": v.accepted,
+        "group": group,
     }
-    if group is not None:
-        out["group"] = group
     if v.level:
         out["level"] = v.level
     if v.kind:
@@ -62,22 +63,21 @@ def hold_json(b: Buffer) -> dict[str, Any]:
 
 
 def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> str:
+    judged = [r for r in results if not r.errors]
     # Compact: json's C encoder only runs without indent, and a year of a practice is
-    # tens of thousands of records (pipe through `jq` to read it).
+    # tens of thousands of records (pipe through `jq` to read it). No cycle check: the
+    # tree is built here and has none, and the check costs a lookup per record.
     return json.dumps(
         {
             "now": now.isoformat(),
             "violations": [
                 violation_json(v, group)
-                for r in results
-                if not r.errors
+                for r in judged
                 for group, grouped in groups(r.evaluation.violations, r.clinician.tz)
                 for v in grouped
             ],
-            "buffers": [
-                buffer_json(b) for r in results if not r.errors for b in r.evaluation.buffers
-            ],
-            "holds": [hold_json(b) for r in results if not r.errors for b in r.evaluation.holds],
+            "buffers": [buffer_json(b) for r in judged for b in r.evaluation.buffers],
+            "holds": [hold_json(b) for r in judged for b in r.evaluation.holds],
             # Clinicians with a calendar that could not be read: judged on nothing.
             "incomplete": [
                 {"clinician": r.clinician.id, "calendar": e.calendar, "error": str(e)}
@@ -86,7 +86,8 @@ def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> s
             ],
             "warnings": [w for r in results for w in r.warnings],
             "errors": [str(e) for r in results for e in r.errors],
-        }
+        },
+        check_circular=False,
     )
 
 
@@ -95,7 +96,8 @@ def _fact_line(fact: Fact) -> str:
     is what ``caldaemon ack`` takes."""
     rules = "+".join(dict.fromkeys(v.rule.removeprefix("level_limits.") for v in fact.violations))
     ids = ", ".join(sorted({v.fingerprint[:8] for v in fact.violations}))
-    return f"    {fact.severity.value:<8} {rules:<26} {fact.line}  [{ids}]"
+    # A StrEnum member formats as its value, without the enum's property lookup.
+    return f"    {fact.severity:<8} {rules:<26} {fact.line}  [{ids}]"
 
 
 def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
@@ -114,8 +116,10 @@ def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
             lines.append("")
             continue
         found = facts(violations, tz)
-        open_facts = [f for f in found if not f.accepted]
-        accepted = [f for f in found if f.accepted]
+        open_facts: list[Fact] = []
+        accepted: list[Fact] = []
+        for fact in found:
+            (accepted if fact.accepted else open_facts).append(fact)
         if not open_facts:
             lines.append(f"{who}: everything fits inside your boundaries ({horizon}).")
         else:

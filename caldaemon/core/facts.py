@@ -14,7 +14,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -28,6 +27,9 @@ _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 # the order a merged line names them.
 _ORDER = ("working_hours", "days_off", "level_limits.latest_start", "breaks", "no_back_to_back")
 _PER_SESSION = frozenset(_ORDER)
+_RANK = {rule: place for place, rule in enumerate(_ORDER)}
+# Lines about one session: its per-session rules, or a buffer with no room after it.
+_ABOUT_A_SESSION = _PER_SESSION | {"buffers"}
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,14 @@ class Fact:
         return all(v.accepted for v in self.violations)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Draft:
     violations: list[Violation]
-    dates: list[date]
+    day: date  # the earliest of its violations' dates: the day its line is listed on
 
 
 def _short(day: date) -> str:
     return f"{day.day} {MONTH_NAMES[day.month - 1]}"
-
-
-def _series(key: str) -> str:
-    """The series an occurrence's key belongs to (``calendar/uid@stamp`` → uid)."""
-    return key.rsplit("@", 1)[0]
 
 
 def _phrase(v: Violation, folded: bool = False) -> str:
@@ -90,16 +87,24 @@ def _merge_same_session(violations: Sequence[Violation]) -> list[_Draft]:
         elif v.rule == "buffers" and v.subject in by_gap:
             key = by_gap[v.subject].subject  # folded into the back-to-back line
         if key is None:
-            alone.append(_Draft([v], [v.date]))
+            alone.append(_Draft([v], v.date))
             continue
-        draft = drafts.setdefault(key, _Draft([], []))
+        draft = drafts.get(key)
+        if draft is None:
+            drafts[key] = _Draft([v], v.date)
+            continue
         draft.violations.append(v)
-        draft.dates = sorted({*draft.dates, v.date})
-    merged = list(drafts.values()) + alone
+        draft.day = min(draft.day, v.date)
+    merged = list(drafts.values())
     for draft in merged:
-        # The session's own line comes first; a folded buffer after it.
-        draft.violations.sort(key=lambda v: _ORDER.index(v.rule) if v.rule in _ORDER else 99)
-    return merged
+        if len(draft.violations) > 1:
+            # The session's own line comes first; a folded buffer after it.
+            draft.violations.sort(key=_rank)
+    return merged + alone
+
+
+def _rank(v: Violation) -> int:
+    return _RANK.get(v.rule, len(_RANK))
 
 
 def _signature(draft: _Draft, tz: ZoneInfo) -> tuple[object, ...] | None:
@@ -107,19 +112,16 @@ def _signature(draft: _Draft, tz: ZoneInfo) -> tuple[object, ...] | None:
     head = draft.violations[0]
     if head.rule == "cadence":
         return None
-    start, end = head.start.astimezone(tz), head.end.astimezone(tz)
-    per_session = head.rule in _PER_SESSION or head.rule == "buffers"
-    keys = [k for v in draft.violations for k in v.events]
-    series = {_series(k) for k in keys} if per_session else None
-    if per_session and not all("@" in k for k in keys):
+    said = tuple([(v.rule, v.severity, _phrase(v)) for v in draft.violations])
+    start = head.start.astimezone(tz)
+    if head.rule not in _ABOUT_A_SESSION:
+        return (said, start.weekday(), head.end - head.start)
+    try:
+        # An occurrence's key is ``calendar/uid@stamp``: before the last "@" is its series.
+        series = frozenset([k[: k.rindex("@")] for v in draft.violations for k in v.events])
+    except ValueError:
         return None  # not every session is an occurrence of a recurring series
-    return (
-        tuple((v.rule, v.severity, _phrase(v)) for v in draft.violations),
-        start.weekday(),
-        (start.time(), end.time()) if per_session else None,
-        frozenset(series or ()),
-        head.end - head.start if not per_session else None,
-    )
+    return (said, start.weekday(), start.time(), head.end.astimezone(tz).time(), series)
 
 
 def facts(violations: Sequence[Violation], tz: ZoneInfo) -> list[Fact]:
@@ -134,28 +136,31 @@ def groups(
     without writing the lines (``check --json`` shows the group, never the line)."""
     found = []
     for _, members in _grouped(violations, tz):
-        grouped = tuple(v for d in members for v in d.violations)
+        grouped = tuple([v for d in members for v in d.violations])
         found.append((_group(grouped), grouped))
     return found
 
 
 def _group(violations: tuple[Violation, ...]) -> str:
-    return min(v.fingerprint for v in violations)[:12]
+    return min([v.fingerprint for v in violations])[:12]
 
 
 def _grouped(violations: Sequence[Violation], tz: ZoneInfo) -> list[tuple[_Draft, list[_Draft]]]:
     """Each line's first draft and every draft it stands for, in date order."""
     drafts = _merge_same_session(violations)
-    weekly: dict[tuple[object, ...], list[_Draft]] = defaultdict(list)
+    weekly: dict[tuple[object, ...], list[_Draft]] = {}
     out: list[tuple[_Draft, list[_Draft]]] = []
-    for draft in sorted(drafts, key=lambda d: (d.dates[0], d.violations[0].start)):
+    drafts.sort(key=lambda d: (d.day, d.violations[0].start))
+    for draft in drafts:
         signature = _signature(draft, tz)
         if signature is None:
             out.append((draft, [draft]))
             continue
-        if signature not in weekly:
-            out.append((draft, weekly[signature]))
-        weekly[signature].append(draft)
+        members = weekly.get(signature)
+        if members is None:
+            members = weekly[signature] = []
+            out.append((draft, members))
+        members.append(draft)
     return out
 
 
@@ -167,10 +172,10 @@ def _fact(first: _Draft, members: list[_Draft], tz: ZoneInfo) -> Fact:
         start = head.start.astimezone(tz)
         times = (
             f", {clock(start)}–{clock(head.end.astimezone(tz))}"
-            if head.rule in _PER_SESSION or head.rule == "buffers"
+            if head.rule in _ABOUT_A_SESSION
             else ""
         )
-        dates = ", ".join(_short(d.dates[0]) for d in members)
+        dates = ", ".join(_short(d.day) for d in members)
         line = f"every {_WEEKDAYS[start.weekday()]}{times}: {_clauses(first)}; {dates}"
     elif len(first.violations) > 1:
         session = next((v for v in first.violations if v.rule != "buffers"), head)
@@ -178,4 +183,4 @@ def _fact(first: _Draft, members: list[_Draft], tz: ZoneInfo) -> Fact:
         line = f"{span(start, end)}: {_clauses(first)}"
     else:
         line = head.message
-    return Fact(group, violations, line, first.dates[0])
+    return Fact(group, violations, line, first.day)
