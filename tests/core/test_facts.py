@@ -96,3 +96,15 @@ def test_groups_name_each_lines_violations_as_the_lines_do_without_writing_them(
     lines = facts(violations, TZ)
     assert len(lines) >= 3
     assert groups(violations, TZ) == [(f.group, f.violations) for f in lines]
+
+
+def test_violations_without_a_subject_as_state_reads_them_back_stay_on_their_own_lines():
+    settings = make_settings(RULES)
+    tuesday = session(MONDAY + timedelta(days=1), "16:30", "17:20", id="a")
+    wednesday = session(MONDAY + timedelta(days=2), "17:30", "18:20", id="b")
+    live = evaluate(settings, [tuesday, wednesday]).violations
+    assert [v.rule for v in live] == ["working_hours", "working_hours"]
+    stored = [dataclasses.replace(v, subject="", phrase="") for v in live]
+    found = facts(stored, TZ)
+    assert [f.line for f in found] == [v.message for v in live]
+    assert [f.date for f in found] == [v.date for v in live]

@@ -163,3 +163,26 @@ def test_a_violation_accepted_after_its_notice_is_neither_repeated_nor_called_re
         ws.sessions[1].title = "Session #heavy #ok"
         ws.cycle(NOW + timedelta(minutes=40))  # past repeat_after: it would be repeated
         assert len(server.received) == 1
+
+
+def test_a_digest_names_each_session_outside_hours_on_its_own_day(ws):
+    # The digest is written from state, which keeps no subject: two sessions on two days
+    # were once merged into one line under the first day.
+    ws.sessions = [
+        Session("late-mon@practice", MON_10 + timedelta(hours=8)),
+        Session("late-tue@practice", MON_10 + timedelta(days=1, hours=8)),
+    ]
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server, mode="digest")
+        ws.cycle(NOW)
+        service = ws.daemon(NOW + timedelta(minutes=1))
+        service.digest("lee")
+        service.close()
+        [digest] = server.received
+    text = digest.message.get_body(("plain",)).get_content()
+    assert digest.message["Subject"] == (
+        "caldaemon: 2 boundaries crossed between Mon 30 Nov and Tue 1 Dec"
+    )
+    assert text.count("a session outside your working hours") == 2
+    assert "Mon 30 Nov\n  - Mon 30 Nov, 18:00–18:50: " in text
+    assert "Tue 1 Dec\n  - Tue 1 Dec, 18:00–18:50: " in text
