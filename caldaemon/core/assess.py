@@ -94,8 +94,6 @@ def evaluate(
             violations.extend(check(ctx))
     busy = BusyIndex(ctx)
     buffers, no_room = plan_buffers(ctx, busy)
-    for buffer in buffers:
-        busy.take(buffer.start, buffer.end)
     holds = plan_holds(ctx, busy)
     violations.extend(no_room)
     violations.sort(key=lambda v: (v.date, v.start, v.rule, v.subject))

@@ -33,4 +33,11 @@ class Intervals:
             index -= 1
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
-        return next(self.overlapping(start, end), None) is not None
+        # The search of :meth:`overlapping`, without a generator: most questions (is the
+        # slot after a session free?) are answered at the first or second span.
+        index = bisect_left(self.starts, end) - 1
+        while index >= 0 and self.max_end[index] > start:
+            if self.ends[index] > start:
+                return True
+            index -= 1
+        return False

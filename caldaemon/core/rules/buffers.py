@@ -5,7 +5,7 @@ and says so with a ``buffers`` warning; otherwise it is a ``buffers`` violation.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -27,27 +27,28 @@ class BusyIndex:
 
     def __init__(self, ctx: Context) -> None:
         spans = sorted(
-            (
-                (c.event.start.astimezone(UTC), c.event.end.astimezone(UTC)),
-                (c.event.start, c.event.end),
-            )
-            for c in ctx.busy
+            (utc_start, utc_end, c.event.start, c.event.end)
+            for c, (utc_start, utc_end) in zip(ctx.busy, ctx.busy_instants, strict=True)
         )
         # Already in start order, so the index keeps it: its positions are the spans'.
-        self.events = Intervals(utc for utc, _ in spans)
-        self.spans = [own for _, own in spans]
+        self.events = Intervals((a, b) for a, b, _, _ in spans)
+        self.spans = [(a, b) for _, _, a, b in spans]
         # (UTC start, UTC end, start, end) of each block planned so far, by start.
         self.planned: list[tuple[datetime, datetime, datetime, datetime]] = []
+        # The longest of them: a block that overlaps [a, b) starts after a - longest, so a
+        # search looks at the blocks from there on, not at all of them (holds ask
+        # thousands of times, with a block planned after each session of the year).
+        self.longest = timedelta(0)
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         start, end = start.astimezone(UTC), end.astimezone(UTC)
-        return self.events.overlaps(start, end) or any(
-            a < end and start < b for a, b, _, _ in self.planned
-        )
+        return self.events.overlaps(start, end) or bool(self._planned(start, end))
 
     def free_after(self, start: datetime, limit: timedelta) -> timedelta:
         """How long from ``start`` (up to ``limit``) nothing is busy."""
         end = start + limit
+        if not self.overlaps(start, end):  # the common case: all of it
+            return max(timedelta(0), limit)
         blockers = [
             a
             for a, b in self._overlapping(start, end)
@@ -58,6 +59,8 @@ class BusyIndex:
     def free_before(self, end: datetime, limit: timedelta) -> timedelta:
         """How long before ``end`` (up to ``limit``) nothing is busy."""
         start = end - limit
+        if not self.overlaps(start, end):
+            return max(timedelta(0), limit)
         blockers = [b for a, b in self._overlapping(start, end) if a < end]
         return max(timedelta(0), end - max([start, *blockers]))
 
@@ -65,12 +68,34 @@ class BusyIndex:
         """The events and planned blocks that overlap [start, end), as they were given."""
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
         found = [self.spans[i] for i in self.events.overlapping(utc_start, utc_end)]
-        found += [(a, b) for ua, ub, a, b in self.planned if ua < utc_end and utc_start < ub]
+        found += [(a, b) for _, _, a, b in self._planned(utc_start, utc_end)]
         return found
+
+    def _planned(
+        self, utc_start: datetime, utc_end: datetime
+    ) -> list[tuple[datetime, datetime, datetime, datetime]]:
+        """The planned blocks that overlap [utc_start, utc_end), in their order."""
+        planned = self.planned
+        if not planned:  # while buffers are planned: they never block each other
+            return []
+        low = bisect_left(planned, utc_start - self.longest, key=_utc_start)
+        high = bisect_left(planned, utc_end, lo=low, key=_utc_start)
+        return [block for block in planned[low:high] if utc_start < block[1]]
 
     def take(self, start: datetime, end: datetime) -> None:
         """A block planned here is busy for what is planned after it."""
-        insort(self.planned, (start.astimezone(UTC), end.astimezone(UTC), start, end))
+        self.take_all([(start.astimezone(UTC), end.astimezone(UTC), start, end)])
+
+    def take_all(self, blocks: list[tuple[datetime, datetime, datetime, datetime]]) -> None:
+        """Blocks, each as (UTC start, UTC end, start, end), busy for what is planned
+        after them."""
+        for block in blocks:
+            insort(self.planned, block)
+            self.longest = max(self.longest, block[1] - block[0])
+
+
+def _utc_start(block: tuple[datetime, datetime, datetime, datetime]) -> datetime:
+    return block[0]
 
 
 def _choose(ctx: Context, rules: list[BufferRule], level: str | None) -> BufferRule | None:
@@ -80,47 +105,60 @@ def _choose(ctx: Context, rules: list[BufferRule], level: str | None) -> BufferR
 
 
 def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Violation]]:
+    """The buffers wanted around the sessions from now to the horizon's end, and the
+    ``buffers`` violations and warnings of those without room. The buffers are then busy
+    in ``busy`` for what is planned after them (holds)."""
     rules = list(ctx.clinician.rules.buffers)
     if not rules:
         return [], []
     before = [r for r in rules if r.before is not None]
     after = [r for r in rules if r.after is not None]
     buffers: list[Buffer] = []
+    taken: list[tuple[datetime, datetime, datetime, datetime]] = []
     violations: list[Violation] = []
     # The rules a level reaches, chosen once per level (there are a handful of levels
     # and tens of thousands of sessions in a year).
-    chosen: dict[str, tuple[tuple[BufferRule | None, bool], ...]] = {}
+    chosen: dict[str, tuple[tuple[BufferRule, bool], ...]] = {}
     for session in ctx.sessions:
         # A session that ends right now still wants the buffer that starts now (else the
         # buffer would be deleted the moment it begins).
-        if session.end < ctx.now or session.start > ctx.horizon_end:
+        if ctx.before_now(session.end, session.utc_end) or ctx.after_horizon(
+            session.start, session.utc_start
+        ):
             continue
         level = session.level
-        pair = chosen.get(level)
-        if pair is None:
-            pair = chosen[level] = (
-                (_choose(ctx, before, level), True),
-                (_choose(ctx, after, level), False),
+        wanted = chosen.get(level)
+        if wanted is None:
+            wanted = chosen[level] = tuple(
+                (rule, is_before)
+                for rule, is_before in (
+                    (_choose(ctx, before, level), True),
+                    (_choose(ctx, after, level), False),
+                )
+                if rule is not None
             )
-        for rule, is_before in pair:
-            if rule is None:
-                continue
+        for rule, is_before in wanted:
             placed, problem = _place(ctx, busy, session, rule, is_before)
             # Buffers never block each other (DESIGN.md §3: caldaemon's own buffers
-            # excepted); holds, planned after them, never cover them.
-            if placed is not None and placed.start >= ctx.now:
-                buffers.append(placed)
+            # excepted), and none is written before now; holds, planned after them, never
+            # cover them.
+            if placed is not None and not ctx.before_now(placed[0].start, placed[1]):
+                buffers.append(placed[0])
+                taken.append((placed[1], placed[2], placed[0].start, placed[0].end))
             if problem is not None:
                 violations.append(problem)
+    busy.take_all(taken)
     return buffers, violations
 
 
 def _place(
     ctx: Context, busy: BusyIndex, session: Session, rule: BufferRule, is_before: bool
-) -> tuple[Buffer | None, Violation | None]:
+) -> tuple[tuple[Buffer, datetime, datetime] | None, Violation | None]:
+    """The buffer ``rule`` wants for ``session`` (with its UTC start and end) when there
+    is room, and the violation or warning when there is not enough."""
     # In UTC: wall-clock arithmetic on a time in the repeated hour of a DST change
     # (fold=1) lands an hour early (PEP 495).
-    edge = (session.start if is_before else session.end).astimezone(UTC)
+    edge = session.utc_start if is_before else session.utc_end
     length = rule.length
     if is_before:
         room = busy.free_before(edge, length)
@@ -128,10 +166,10 @@ def _place(
     else:
         room = busy.free_after(edge, length)
         slot = (edge, edge + length)
-    where = "before" if is_before else "after"
     local = (slot[0].astimezone(ctx.tz), slot[1].astimezone(ctx.tz))
     if room >= length:
-        return _buffer(ctx, session, rule, *local), None
+        return (_buffer(ctx, session, rule, *local), *slot), None
+    where = "before" if is_before else "after"
     if rule.fit == "shrink" and rule.min_length is not None and room >= rule.min_length:
         short = (edge - room, edge) if is_before else (edge, edge + room)
         local_short = (short[0].astimezone(ctx.tz), short[1].astimezone(ctx.tz))
@@ -146,7 +184,7 @@ def _place(
             Severity.WARNING,
             after=not is_before,
         )
-        return _buffer(ctx, session, rule, *local_short), warning
+        return (_buffer(ctx, session, rule, *local_short), *short), warning
     return None, _violation(
         ctx,
         session,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -17,20 +17,28 @@ from caldaemon.text import WEEKDAYS
 
 @dataclass(frozen=True)
 class Session:
-    """A timed session in the clinician's zone. ``key`` (the event's) and ``day`` (the
-    local date of its start) are worked out once: the rules ask for them hundreds of
-    thousands of times over a year of a practice."""
+    """A timed session in the clinician's zone. ``key`` (the event's), ``day`` (the
+    local date of its start) and the instants are worked out once: the rules ask for them
+    hundreds of thousands of times over a year of a practice."""
 
     item: Classified
     start: datetime
     end: datetime
     key: str
     day: date
+    # The instants, for arithmetic and searches that must not follow the wall clock (a
+    # time in the repeated hour of a DST change, PEP 495): buffer planning, the busy index.
+    utc_start: datetime
+    utc_end: datetime
 
     @classmethod
-    def of(cls, item: Classified, tz: ZoneInfo) -> Session:
-        start = item.event.start.astimezone(tz)
-        return cls(item, start, item.event.end.astimezone(tz), item.event.key, start.date())
+    def of(cls, item: Classified, tz: ZoneInfo, utc_start: datetime, utc_end: datetime) -> Session:
+        """``item`` seen in ``tz``, with its instants (:attr:`Context.busy_instants`)."""
+        event = item.event
+        start = event.start.astimezone(tz)
+        return cls(
+            item, start, event.end.astimezone(tz), event.key, start.date(), utc_start, utc_end
+        )
 
     @property
     def level(self) -> str:
@@ -60,8 +68,13 @@ class Context:
 
     @cached_property
     def sessions(self) -> tuple[Session, ...]:
+        # A session is timed busy time, so it is among ``busy``, whose instants are
+        # worked out already.
+        tz = self.tz
         found = [
-            Session.of(c, self.tz) for c in self.events if c.is_session and not c.event.all_day
+            Session.of(c, tz, *instants)
+            for c, instants in zip(self.busy, self.busy_instants, strict=True)
+            if c.is_session
         ]
         return tuple(sorted(found, key=lambda s: (s.start, s.end, s.key)))
 
@@ -87,6 +100,15 @@ class Context:
         )
 
     @cached_property
+    def busy_instants(self) -> tuple[tuple[datetime, datetime], ...]:
+        """The start and end of each of ``busy`` in UTC, in its order: worked out once for
+        the sessions and the busy index (a conversion out of a zone costs a ``utcoffset``
+        call, and there are two per event of a year)."""
+        return tuple(
+            (c.event.start.astimezone(UTC), c.event.end.astimezone(UTC)) for c in self.busy
+        )
+
+    @cached_property
     def day_off_dates(self) -> frozenset[date]:
         """Dates covered by a day off: an all-day event of kind ``day_off``, or one (out of
         office, say) that runs from a local midnight to a later one."""
@@ -100,36 +122,97 @@ class Context:
                     day += timedelta(days=1)
         return frozenset(dates)
 
+    # ``now`` and the horizon's end against a time of the clinician's zone, given with its
+    # instant. Python compares two aware datetimes that share a zone object by their wall
+    # clocks, and others by their instants after a ``utcoffset`` call on each (datetime
+    # docs, "aware comparisons"): these do the same, without the two calls.
+    def before_now(self, local: datetime, utc: datetime) -> bool:
+        """``local < now``."""
+        now = self.now
+        return local < now if now.tzinfo is local.tzinfo else utc < self._now_utc
+
+    def after_horizon(self, local: datetime, utc: datetime) -> bool:
+        """``local > horizon_end``."""
+        end = self.horizon_end
+        return local > end if end.tzinfo is local.tzinfo else utc > self._horizon_end_utc
+
+    @cached_property
+    def _now_utc(self) -> datetime:
+        return self.now.astimezone(UTC)
+
+    @cached_property
+    def _horizon_end_utc(self) -> datetime:
+        return self.horizon_end.astimezone(UTC)
+
     def week_start(self, day: date) -> date:
         return week_start(day, self.clinician.rules.week_starts)
 
+    # Days and weeks are asked for by nearly every rule, and again by holds and reports:
+    # grouped and sorted once per context rather than on every call.
+    @cached_property
+    def _weeks(self) -> tuple[tuple[date, list[Session]], ...]:
+        # By day first, days in order: a day's sessions follow one another in session
+        # order, so each week's list is in session order too, with one week_start per day.
+        grouped: dict[date, list[Session]] = defaultdict(list)
+        for day, sessions in sorted(self.sessions_by_day.items()):
+            grouped[self.week_start(day)] += sessions
+        return tuple(
+            (start, grouped[start])
+            for start in sorted(grouped)
+            if start + timedelta(days=7) > self.today and start <= self.last_day
+        )
+
+    @cached_property
+    def _days(self) -> tuple[tuple[date, list[Session]], ...]:
+        return tuple(
+            (day, sessions)
+            for day, sessions in sorted(self.sessions_by_day.items())
+            if self.today <= day <= self.last_day
+        )
+
     def weeks(self) -> Iterator[tuple[date, list[Session]]]:
         """Weeks that are not over yet and start within the horizon, with their sessions."""
-        grouped: dict[date, list[Session]] = defaultdict(list)
-        for session in self.sessions:
-            grouped[self.week_start(session.day)].append(session)
-        for start in sorted(grouped):
-            if start + timedelta(days=7) > self.today and start <= self.last_day:
-                yield start, grouped[start]
+        return iter(self._weeks)
 
     def days(self) -> Iterator[tuple[date, list[Session]]]:
         """Reportable days (today up to the horizon) that have sessions."""
-        for day, sessions in sorted(self.sessions_by_day.items()):
-            if self.today <= day <= self.last_day:
-                yield day, sessions
+        return iter(self._days)
 
     def reportable(self, day: date) -> bool:
         return self.today <= day <= self.last_day
 
+    @cached_property
+    def _ranks(self) -> dict[str, int]:
+        return {level: rank for rank, level in enumerate(self.classification.levels)}
+
+    def rank(self, level: str) -> int:
+        """A level's place among ``classification.levels`` (a dict lookup: the rules ask
+        hundreds of thousands of times a year); an unknown level fails as before."""
+        found = self._ranks.get(level)
+        return self.classification.rank(level) if found is None else found
+
     def at_least(self, level: str | None, threshold: str) -> bool:
-        return level is not None and (
-            self.classification.rank(level) >= self.classification.rank(threshold)
-        )
+        return level is not None and self.rank(level) >= self.rank(threshold)
+
+    @cached_property
+    def weekdays_off(self) -> frozenset[int]:
+        """The weekdays (Monday 0) the rule set keeps free."""
+        days_off = self.clinician.rules.days_off
+        return frozenset(n for n, name in enumerate(WEEKDAYS) if name in days_off)
 
     def severity(self, rule: str) -> Severity:
-        given = self.clinician.rules.severity
-        family = rule.split(".", 1)[0]
-        return Severity(given.get(rule) or given.get(family) or Severity.ERROR)
+        found = self._severities.get(rule)
+        if found is None:
+            given = self.clinician.rules.severity
+            family = rule.split(".", 1)[0]
+            found = Severity(given.get(rule) or given.get(family) or Severity.ERROR)
+            self._severities[rule] = found
+        return found
+
+    @cached_property
+    def _severities(self) -> dict[str, Severity]:
+        """Each rule id's severity once found (every violation asks for its own)."""
+        return {}
 
     def midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(), self.tz)

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 from caldaemon.core.rules.context import Context, Session
 from caldaemon.model import Violation
-from caldaemon.text import WEEKDAYS, clock, describe, span
+from caldaemon.text import clock, describe, span
 
 
 def minute_of_day(moment: datetime, day: date) -> int | None:
@@ -22,11 +22,13 @@ def minute_of_day(moment: datetime, day: date) -> int | None:
 
 
 def _fits(session: Session, ranges: tuple[tuple[int, int], ...]) -> bool:
-    start = minute_of_day(session.start, session.day)
-    end = minute_of_day(session.end, session.day)
-    if start is None or end is None:
+    start = session.start
+    # ``day`` is the date of ``start``: its minute of the day needs no date check.
+    first = start.hour * 60 + start.minute
+    last = minute_of_day(session.end, session.day)
+    if last is None:
         return False
-    return any(low <= start and end <= high for low, high in ranges)
+    return any(low <= first and last <= high for low, high in ranges)
 
 
 def _hours_text(ranges: tuple[tuple[int, int], ...]) -> str:
@@ -37,7 +39,7 @@ def _hours_text(ranges: tuple[tuple[int, int], ...]) -> str:
 
 
 def is_day_off(ctx: Context, day: date) -> bool:
-    return WEEKDAYS[day.weekday()] in ctx.clinician.rules.days_off or day in ctx.day_off_dates
+    return day.weekday() in ctx.weekdays_off or day in ctx.day_off_dates
 
 
 def days_off(ctx: Context) -> Iterator[Violation]:
@@ -56,29 +58,34 @@ def working_hours(ctx: Context) -> Iterator[Violation]:
     hours = ctx.clinician.rules.working_hours
     if hours is None:
         return
+    # What a violation says of a weekday's hours, worded when the first one is found.
+    wording: dict[int, tuple[str, str]] = {}
     for day, sessions in ctx.days():
         if is_day_off(ctx, day):
             continue  # reported by days_off, not twice (DESIGN.md §3 rule table)
-        ranges = hours.get(day.weekday(), ())
-        limit = (
-            f"your hours that day are {_hours_text(ranges)}"
-            if ranges
-            else ("you have no working hours that day")
-        )
-        phrase = (
-            f"outside your hours ({_hours_text(ranges)})"
-            if ranges
-            else "on a day without working hours"
-        )
+        weekday = day.weekday()
+        ranges = hours.get(weekday, ())
         for session in sessions:
-            if not _fits(session, ranges):
-                yield ctx.session_violation(
-                    "working_hours",
-                    session,
-                    f"{span(session.start, session.end)}: a session outside your working "
-                    f"hours; {limit}",
-                    phrase,
-                )
+            if _fits(session, ranges):
+                continue
+            if weekday not in wording:
+                wording[weekday] = _hours_wording(ranges)
+            limit, phrase = wording[weekday]
+            yield ctx.session_violation(
+                "working_hours",
+                session,
+                f"{span(session.start, session.end)}: a session outside your working "
+                f"hours; {limit}",
+                phrase,
+            )
+
+
+def _hours_wording(ranges: tuple[tuple[int, int], ...]) -> tuple[str, str]:
+    """The clause a working-hours message ends with, and its short phrase."""
+    if not ranges:
+        return "you have no working hours that day", "on a day without working hours"
+    shown = _hours_text(ranges)
+    return f"your hours that day are {shown}", f"outside your hours ({shown})"
 
 
 def latest_start(ctx: Context) -> Iterator[Violation]:
