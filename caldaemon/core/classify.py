@@ -68,6 +68,9 @@ class _Signals:
     session: str | None = None
     accepted: bool = False
 
+    def copy(self) -> _Signals:
+        return _Signals(dict(self.kinds), list(self.levels), self.session, self.accepted)
+
     def note(self, target: str, why: str, settings: ClassificationSettings) -> None:
         if target in settings.levels:
             self.levels.append((target, why))
@@ -115,6 +118,22 @@ def classify(
     """Decide one event's kind and level; ``busy_only`` for calendars with ``use: busy``;
     ``marks``: levels the clinician gave events or series (by ``calendar/id``); ``tags``:
     the event's tags (:func:`tags_of`) in order, when the caller has them already."""
+    return _decide(
+        event, settings, _signals(event, settings, tags), busy_only=busy_only, tz=tz, marks=marks
+    )
+
+
+def _decide(
+    event: Event,
+    settings: ClassificationSettings,
+    signals: _Signals,
+    *,
+    busy_only: bool,
+    tz: ZoneInfo | None,
+    marks: Mapping[str, str] | None,
+) -> Classified:
+    """:func:`classify` once the event's tags and colour are read (``signals``, which it
+    leaves as they are: events that carry the same tags share them)."""
     if event.owner is not None:
         return Classified(event, Kind.BUFFER, None, "caldaemon's own buffer")
     if event.marked:
@@ -125,7 +144,6 @@ def classify(
         return Classified(event, Kind.IGNORED, None, "cancelled")
     if event.declined:
         return Classified(event, Kind.IGNORED, None, "declined")
-    signals = _signals(event, settings, tags)
     day_off = signals.kinds.get(Kind.DAY_OFF)
     if event.out_of_office and _whole_days(event, tz or ZoneInfo("UTC")):
         day_off = day_off or "out of office"
@@ -138,19 +156,25 @@ def classify(
         return Classified(event, Kind.OTHER, None, "calendar has use: busy")
     if event.out_of_office:
         return Classified(event, Kind.OTHER, None, "out of office: busy time")
-    for kind in TAG_KINDS:
-        if kind in signals.kinds:
-            return Classified(event, kind, None, signals.kinds[kind], signals.accepted)
+    if signals.kinds:
+        for kind in TAG_KINDS:
+            if kind in signals.kinds:
+                return Classified(event, kind, None, signals.kinds[kind], signals.accepted)
     if event.all_day:
         return Classified(event, Kind.OTHER, None, "all-day event", signals.accepted)
     if event.end - event.start > LONGEST_SESSION:
         # A timed event over a day (a conference, an event exported with a wrong end) is
         # busy time, never a session: no rule should count it as client work.
         return Classified(event, Kind.OTHER, None, "longer than a day: busy time")
-    rule = next(((i, r) for i, r in enumerate(settings.rules) if rule_matches(r, event, i)), None)
+    rule = (
+        next(((i, r) for i, r in enumerate(settings.rules) if rule_matches(r, event, i)), None)
+        if settings.rules
+        else None
+    )
     if rule is not None:
         index, matched = rule
         why = f"classification.rules[{index}]"
+        signals = signals.copy()
         if matched.level is not None:
             signals.note(matched.level, why, settings)
         elif matched.kind is not None:
@@ -158,14 +182,20 @@ def classify(
             if kind is not Kind.SESSION:
                 return Classified(event, kind, None, why, signals.accepted)
             signals.note(Kind.SESSION, why, settings)
-    return _session(event, settings, signals, marks or {})
+    return _session(event, settings, signals, marks)
 
 
 def _session(
-    event: Event, settings: ClassificationSettings, signals: _Signals, marks: Mapping[str, str]
+    event: Event,
+    settings: ClassificationSettings,
+    signals: _Signals,
+    marks: Mapping[str, str] | None,
 ) -> Classified:
-    mark = marks.get(event.key) or (
-        marks.get(f"{event.calendar}/{event.series}") if event.series else None
+    mark = (
+        marks.get(event.key)
+        or (marks.get(f"{event.calendar}/{event.series}") if event.series else None)
+        if marks  # most clinicians mark nothing: no keys to make for each event
+        else None
     )
     if mark is not None:
         return Classified(event, Kind.SESSION, mark, f"marked {mark}", signals.accepted)
@@ -213,24 +243,25 @@ def classify_all(
     tz: ZoneInfo | None = None,
     marks: Mapping[str, str] | None = None,
 ) -> list[Classified]:
-    # The occurrences of a series share their text: its tags are found once.
-    known: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
+    # The occurrences of a series share their text and colour: what its tags and colour
+    # say is found once.
+    known: dict[tuple[str, str, tuple[str, ...], str | None], _Signals] = {}
 
-    def tags(event: Event) -> tuple[str, ...]:
-        text = (event.title, event.description, event.categories)
-        found = known.get(text)
+    def signals(event: Event) -> _Signals:
+        seen = (event.title, event.description, event.categories, event.color)
+        found = known.get(seen)
         if found is None:
-            found = known[text] = tuple(sorted(tags_of(event)))
+            found = known[seen] = _signals(event, settings, tuple(sorted(tags_of(event))))
         return found
 
     return [
-        classify(
+        _decide(
             e,
             settings,
+            signals(e),
             busy_only=e.calendar in busy_calendars,
             tz=tz,
             marks=marks,
-            tags=tags(e),
         )
         for e in events
     ]

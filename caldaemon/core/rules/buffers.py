@@ -6,7 +6,7 @@ and says so with a ``buffers`` warning; otherwise it is a ``buffers`` violation.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from caldaemon.core.intervals import Intervals
@@ -42,7 +42,9 @@ class BusyIndex:
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         start, end = start.astimezone(UTC), end.astimezone(UTC)
-        return self.events.overlaps(start, end) or bool(self._planned(start, end))
+        return self.events.overlaps(start, end) or (
+            bool(self.planned) and bool(self._planned(start, end))
+        )
 
     def free_after(self, start: datetime, limit: timedelta) -> timedelta:
         """How long from ``start`` (up to ``limit``) nothing is busy."""
@@ -84,14 +86,18 @@ class BusyIndex:
 
     def take(self, start: datetime, end: datetime) -> None:
         """A block planned here is busy for what is planned after it."""
-        self.take_all([(start.astimezone(UTC), end.astimezone(UTC), start, end)])
+        utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
+        insort(self.planned, (utc_start, utc_end, start, end))
+        self.longest = max(self.longest, utc_end - utc_start)
 
     def take_all(self, blocks: list[tuple[datetime, datetime, datetime, datetime]]) -> None:
         """Blocks, each as (UTC start, UTC end, start, end), busy for what is planned
         after them."""
-        for block in blocks:
-            insort(self.planned, block)
-            self.longest = max(self.longest, block[1] - block[0])
+        # One sort instead of an insort each: sorting is stable, so equal blocks keep the
+        # order one insort after another would give them.
+        self.planned += blocks
+        self.planned.sort()
+        self.longest = max([self.longest, *(end - start for start, end, _, _ in blocks)])
 
 
 def _utc_start(block: tuple[datetime, datetime, datetime, datetime]) -> datetime:
@@ -104,6 +110,28 @@ def _choose(ctx: Context, rules: list[BufferRule], level: str | None) -> BufferR
     return max(reached, key=lambda r: ctx.classification.rank(r.level), default=None)
 
 
+@dataclass(frozen=True)
+class _Wanted:
+    """A buffer rule that a level reaches, with what every buffer of it repeats."""
+
+    rule: BufferRule
+    before: bool
+    length: timedelta
+    # The rule's identity part: the level alone for an after-buffer, as it always was
+    # (so existing buffers keep their identity), "before:<level>" for a before-buffer.
+    identity: str
+
+
+def _wanted(ctx: Context, rules: list[BufferRule], level: str) -> tuple[_Wanted, ...]:
+    before = _choose(ctx, [r for r in rules if r.before is not None], level)
+    after = _choose(ctx, [r for r in rules if r.after is not None], level)
+    return tuple(
+        _Wanted(rule, is_before, rule.length, f"before:{rule.level}" if is_before else rule.level)
+        for rule, is_before in ((before, True), (after, False))
+        if rule is not None
+    )
+
+
 def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Violation]]:
     """The buffers wanted around the sessions from now to the horizon's end, and the
     ``buffers`` violations and warnings of those without room. The buffers are then busy
@@ -111,55 +139,52 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
     rules = list(ctx.clinician.rules.buffers)
     if not rules:
         return [], []
-    before = [r for r in rules if r.before is not None]
-    after = [r for r in rules if r.after is not None]
+    tz = ctx.tz
     buffers: list[Buffer] = []
     taken: list[tuple[datetime, datetime, datetime, datetime]] = []
     violations: list[Violation] = []
     # The rules a level reaches, chosen once per level (there are a handful of levels
     # and tens of thousands of sessions in a year).
-    chosen: dict[str, tuple[tuple[BufferRule, bool], ...]] = {}
-    for session in ctx.sessions:
-        # A session that ends right now still wants the buffer that starts now (else the
-        # buffer would be deleted the moment it begins).
-        if ctx.before_now(session.end, session.utc_end) or ctx.after_horizon(
-            session.start, session.utc_start
-        ):
-            continue
+    chosen: dict[str, tuple[_Wanted, ...]] = {}
+    for session in ctx.sessions_ahead():
         level = session.level
         wanted = chosen.get(level)
         if wanted is None:
-            wanted = chosen[level] = tuple(
-                (rule, is_before)
-                for rule, is_before in (
-                    (_choose(ctx, before, level), True),
-                    (_choose(ctx, after, level), False),
-                )
-                if rule is not None
-            )
-        for rule, is_before in wanted:
-            placed, problem = _place(ctx, busy, session, rule, is_before)
+            wanted = chosen[level] = _wanted(ctx, rules, level)
+        for want in wanted:
+            # In UTC: wall-clock arithmetic on a time in the repeated hour of a DST change
+            # (fold=1) lands an hour early (PEP 495).
+            if want.before:
+                slot = (session.utc_start - want.length, session.utc_start)
+            else:
+                slot = (session.utc_end, session.utc_end + want.length)
+            if busy.overlaps(*slot):
+                placed, problem = _place(ctx, busy, session, want)
+                if problem is not None:
+                    violations.append(problem)
+                if placed is None:
+                    continue
+                utc = (placed.start.astimezone(UTC), placed.end.astimezone(UTC))
+            else:  # nothing else there: the whole length (most buffers)
+                placed = _buffer(ctx, session, want, slot[0].astimezone(tz), slot[1].astimezone(tz))
+                utc = slot
             # Buffers never block each other (DESIGN.md §3: caldaemon's own buffers
             # excepted), and none is written before now; holds, planned after them, never
             # cover them.
-            if placed is not None and not ctx.before_now(placed[0].start, placed[1]):
-                buffers.append(placed[0])
-                taken.append((placed[1], placed[2], placed[0].start, placed[0].end))
-            if problem is not None:
-                violations.append(problem)
+            if not ctx.before_now(placed.start, utc[0]):
+                buffers.append(placed)
+                taken.append((*utc, placed.start, placed.end))
     busy.take_all(taken)
     return buffers, violations
 
 
 def _place(
-    ctx: Context, busy: BusyIndex, session: Session, rule: BufferRule, is_before: bool
-) -> tuple[tuple[Buffer, datetime, datetime] | None, Violation | None]:
-    """The buffer ``rule`` wants for ``session`` (with its UTC start and end) when there
-    is room, and the violation or warning when there is not enough."""
-    # In UTC: wall-clock arithmetic on a time in the repeated hour of a DST change
-    # (fold=1) lands an hour early (PEP 495).
+    ctx: Context, busy: BusyIndex, session: Session, want: _Wanted
+) -> tuple[Buffer | None, Violation | None]:
+    """Where something else is busy in a buffer's slot: the shortened buffer and its
+    warning (``fit: shrink``), or no buffer and a violation."""
+    rule, is_before, length = want.rule, want.before, want.length
     edge = session.utc_start if is_before else session.utc_end
-    length = rule.length
     if is_before:
         room = busy.free_before(edge, length)
         slot = (edge - length, edge)
@@ -168,7 +193,7 @@ def _place(
         slot = (edge, edge + length)
     local = (slot[0].astimezone(ctx.tz), slot[1].astimezone(ctx.tz))
     if room >= length:
-        return (_buffer(ctx, session, rule, *local), *slot), None
+        return _buffer(ctx, session, want, *local), None
     where = "before" if is_before else "after"
     if rule.fit == "shrink" and rule.min_length is not None and room >= rule.min_length:
         short = (edge - room, edge) if is_before else (edge, edge + room)
@@ -184,7 +209,7 @@ def _place(
             Severity.WARNING,
             after=not is_before,
         )
-        return (_buffer(ctx, session, rule, *local_short), *short), warning
+        return _buffer(ctx, session, want, *local_short), warning
     return None, _violation(
         ctx,
         session,
@@ -198,18 +223,16 @@ def _place(
 
 
 def _buffer(
-    ctx: Context, session: Session, rule: BufferRule, start: datetime, end: datetime
+    ctx: Context, session: Session, want: _Wanted, start: datetime, end: datetime
 ) -> Buffer:
     return Buffer(
         clinician=ctx.clinician.id,
         calendar=ctx.clinician.buffers_to,
         start=start,
         end=end,
-        title=rule.title,
+        title=want.rule.title,
         after=session.key,
-        # The rule's identity part: the level alone for an after-buffer, as it always was
-        # (so existing buffers keep their identity), "before:<level>" for a before-buffer.
-        rule=rule.level if rule.after is not None else f"before:{rule.level}",
+        rule=want.identity,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from caldaemon.core.policy import ClassificationSettings, Policy
@@ -15,7 +16,7 @@ from caldaemon.model import Classified, Event, Kind, Severity, Violation
 from caldaemon.text import WEEKDAYS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Session:
     """A timed session in the clinician's zone. ``key`` (the event's), ``day`` (the
     local date of its start) and the instants are worked out once: the rules ask for them
@@ -135,6 +136,20 @@ class Context:
         """``local > horizon_end``."""
         end = self.horizon_end
         return local > end if end.tzinfo is local.tzinfo else utc > self._horizon_end_utc
+
+    def sessions_ahead(self) -> list[Session]:
+        """The sessions that end now or later and start by the horizon's end. A session
+        that ends right now still wants the buffer that starts now (else the buffer would
+        be deleted the moment it begins)."""
+        # Every session is in the clinician's zone: which way ``before_now`` and
+        # ``after_horizon`` compare (wall clocks or instants) is the same for all of them.
+        now, end = self.now, self.horizon_end
+        local_now, local_end = now.tzinfo is self.tz, end.tzinfo is self.tz
+        end_of = attrgetter("end" if local_now else "utc_end")
+        start_of = attrgetter("start" if local_end else "utc_start")
+        now = now if local_now else self._now_utc
+        end = end if local_end else self._horizon_end_utc
+        return [s for s in self.sessions if not (end_of(s) < now or start_of(s) > end)]
 
     @cached_property
     def _now_utc(self) -> datetime:

@@ -84,7 +84,8 @@ def double_booked(ctx: Context) -> Iterator[Violation]:
     active: list[Classified] = []
     for item in ctx.busy:
         start = item.event.start
-        active = [a for a in active if a.event.end > start]
+        if active:  # most events overlap nothing before them
+            active = [a for a in active if a.event.end > start]
         for other in active:
             if not (item.is_session or other.is_session):
                 continue
