@@ -61,15 +61,19 @@ def title_rules(settings: ClassificationSettings, title: str) -> tuple[int, ...]
 
 @dataclass
 class _Signals:
-    """What an event's tags, colour and rules say about it."""
+    """What an event's tags, colour, title and rules say about it."""
 
     kinds: dict[Kind, str] = field(default_factory=dict)
     levels: list[tuple[str, str]] = field(default_factory=list)
     session: str | None = None
     accepted: bool = False
+    # Whether the title matches ``sessions.title_matches``.
+    title_match: bool = False
 
     def copy(self) -> _Signals:
-        return _Signals(dict(self.kinds), list(self.levels), self.session, self.accepted)
+        return _Signals(
+            dict(self.kinds), list(self.levels), self.session, self.accepted, self.title_match
+        )
 
     def note(self, target: str, why: str, settings: ClassificationSettings) -> None:
         if target in settings.levels:
@@ -85,7 +89,8 @@ class _Signals:
 def _signals(
     event: Event, settings: ClassificationSettings, tags: tuple[str, ...] | None
 ) -> _Signals:
-    found = _Signals()
+    pattern = settings.title_pattern
+    found = _Signals(title_match=pattern is not None and pattern.search(event.title) is not None)
     for tag in sorted(tags_of(event)) if tags is None else tags:
         target = settings.tags.get(tag)
         if target is not None:
@@ -224,11 +229,7 @@ def _session_reason(
         or any(why.startswith("classification.rules") for _, why in signals.levels)
     ):
         return signals.levels[0][1]
-    if (
-        event.title_matches
-        if event.title_matches is not None
-        else (settings.title_pattern is not None and settings.title_pattern.search(event.title))
-    ):
+    if event.title_matches if event.title_matches is not None else signals.title_match:
         return "title matches sessions.title_matches"
     if event.calendar in settings.session_calendars:
         return f"calendar '{event.calendar}' is in sessions.calendars"
@@ -243,8 +244,8 @@ def classify_all(
     tz: ZoneInfo | None = None,
     marks: Mapping[str, str] | None = None,
 ) -> list[Classified]:
-    # The occurrences of a series share their text and colour: what its tags and colour
-    # say is found once.
+    # The occurrences of a series share their text and colour: what its tags, colour and
+    # title say is found once.
     known: dict[tuple[str, str, tuple[str, ...], str | None], _Signals] = {}
 
     def signals(event: Event) -> _Signals:

@@ -5,8 +5,8 @@ and says so with a ``buffers`` warning; otherwise it is a ``buffers`` violation.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from dataclasses import dataclass, replace
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from caldaemon.core.intervals import Intervals
@@ -32,18 +32,23 @@ class BusyIndex:
         )
         # Already in start order, so the index keeps it: its positions are the spans'.
         self.events = Intervals((a, b) for a, b, _, _ in spans)
-        self.spans = [(a, b) for _, _, a, b in spans]
-        # (UTC start, UTC end, start, end) of each block planned so far, by start.
+        self.spans = spans
+        # (UTC start, UTC end, start, end) of each block planned so far, by start, and
+        # their UTC starts alone (a bisect with a key calls it at every step).
         self.planned: list[tuple[datetime, datetime, datetime, datetime]] = []
+        self.planned_starts: list[datetime] = []
         # The longest of them: a block that overlaps [a, b) starts after a - longest, so a
         # search looks at the blocks from there on, not at all of them (holds ask
         # thousands of times, with a block planned after each session of the year).
         self.longest = timedelta(0)
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
-        return self.events.overlaps(start, end) or (
-            bool(self.planned) and bool(self._planned(start, end))
+        return self.busy_between(start.astimezone(UTC), end.astimezone(UTC))
+
+    def busy_between(self, utc_start: datetime, utc_end: datetime) -> bool:
+        """:meth:`overlaps`, given UTC instants."""
+        return self.events.overlaps(utc_start, utc_end) or (
+            bool(self.planned) and bool(self._planned(utc_start, utc_end))
         )
 
     def free_after(self, start: datetime, limit: timedelta) -> timedelta:
@@ -69,7 +74,7 @@ class BusyIndex:
     def _overlapping(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The events and planned blocks that overlap [start, end), as they were given."""
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-        found = [self.spans[i] for i in self.events.overlapping(utc_start, utc_end)]
+        found = [self.spans[i][2:] for i in self.events.overlapping(utc_start, utc_end)]
         found += [(a, b) for _, _, a, b in self._planned(utc_start, utc_end)]
         return found
 
@@ -80,14 +85,17 @@ class BusyIndex:
         planned = self.planned
         if not planned:  # while buffers are planned: they never block each other
             return []
-        low = bisect_left(planned, utc_start - self.longest, key=_utc_start)
-        high = bisect_left(planned, utc_end, lo=low, key=_utc_start)
+        low = bisect_left(self.planned_starts, utc_start - self.longest)
+        high = bisect_left(self.planned_starts, utc_end, lo=low)
         return [block for block in planned[low:high] if utc_start < block[1]]
 
     def take(self, start: datetime, end: datetime) -> None:
         """A block planned here is busy for what is planned after it."""
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-        insort(self.planned, (utc_start, utc_end, start, end))
+        block = (utc_start, utc_end, start, end)
+        at = bisect_right(self.planned, block)  # after its equals, as insort puts it
+        self.planned.insert(at, block)
+        self.planned_starts.insert(at, utc_start)
         self.longest = max(self.longest, utc_end - utc_start)
 
     def take_all(self, blocks: list[tuple[datetime, datetime, datetime, datetime]]) -> None:
@@ -97,11 +105,8 @@ class BusyIndex:
         # order one insort after another would give them.
         self.planned += blocks
         self.planned.sort()
+        self.planned_starts = [start for start, _, _, _ in self.planned]
         self.longest = max([self.longest, *(end - start for start, end, _, _ in blocks)])
-
-
-def _utc_start(block: tuple[datetime, datetime, datetime, datetime]) -> datetime:
-    return block[0]
 
 
 def _choose(ctx: Context, rules: list[BufferRule], level: str | None) -> BufferRule | None:
@@ -140,6 +145,10 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
     if not rules:
         return [], []
     tz = ctx.tz
+    # None is written before now: as ``ctx.before_now`` compares, for all of them at once
+    # (every buffer is in the clinician's zone).
+    local_now = ctx.now.tzinfo is tz
+    now = ctx.now if local_now else ctx.now.astimezone(UTC)
     buffers: list[Buffer] = []
     taken: list[tuple[datetime, datetime, datetime, datetime]] = []
     violations: list[Violation] = []
@@ -158,7 +167,7 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
                 slot = (session.utc_start - want.length, session.utc_start)
             else:
                 slot = (session.utc_end, session.utc_end + want.length)
-            if busy.overlaps(*slot):
+            if busy.busy_between(*slot):
                 placed, problem = _place(ctx, busy, session, want)
                 if problem is not None:
                     violations.append(problem)
@@ -169,9 +178,8 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
                 placed = _buffer(ctx, session, want, slot[0].astimezone(tz), slot[1].astimezone(tz))
                 utc = slot
             # Buffers never block each other (DESIGN.md §3: caldaemon's own buffers
-            # excepted), and none is written before now; holds, planned after them, never
-            # cover them.
-            if not ctx.before_now(placed.start, utc[0]):
+            # excepted); holds, planned after them, never cover them.
+            if (placed.start if local_now else utc[0]) >= now:
                 buffers.append(placed)
                 taken.append((*utc, placed.start, placed.end))
     busy.take_all(taken)
@@ -246,8 +254,9 @@ def _violation(
     *,
     after: bool,
 ) -> Violation:
-    # About the session, dated and timed as the slot its message names.
-    found = ctx.violation(
+    # About the session, dated and timed as the slot its message names; a shortened
+    # buffer is always a warning: it was placed.
+    return ctx.violation(
         "buffers",
         day=session.day,
         start=slot[0],
@@ -258,6 +267,5 @@ def _violation(
         level=session.item.level,
         kind=Kind.SESSION.value,
         phrase=phrase,
+        severity=severity,
     )
-    # A shortened buffer is always a warning: it was placed.
-    return found if severity is None else replace(found, severity=severity)

@@ -200,14 +200,16 @@ class Context:
     def _ranks(self) -> dict[str, int]:
         return {level: rank for rank, level in enumerate(self.classification.levels)}
 
-    def rank(self, level: str) -> int:
-        """A level's place among ``classification.levels`` (a dict lookup: the rules ask
-        hundreds of thousands of times a year); an unknown level fails as before."""
-        found = self._ranks.get(level)
-        return self.classification.rank(level) if found is None else found
-
     def at_least(self, level: str | None, threshold: str) -> bool:
-        return level is not None and self.rank(level) >= self.rank(threshold)
+        # Dict lookups, not ``classification.rank``'s list search: the rules ask hundreds
+        # of thousands of times over a year of a practice.
+        if level is None:
+            return False
+        ranks = self._ranks
+        if level in ranks and threshold in ranks:
+            return ranks[level] >= ranks[threshold]
+        # An unknown level fails as it always did.
+        return self.classification.rank(level) >= self.classification.rank(threshold)
 
     @cached_property
     def weekdays_off(self) -> frozenset[int]:
@@ -245,11 +247,14 @@ class Context:
         level: str | None = None,
         kind: str | None = None,
         phrase: str = "",
+        severity: Severity | None = None,
     ) -> Violation:
+        """A violation of ``rule``, of the severity the rule set gives it unless
+        ``severity`` says otherwise."""
         return Violation(
             clinician=self.clinician.id,
             rule=rule,
-            severity=self.severity(rule),
+            severity=self.severity(rule) if severity is None else severity,
             date=day,
             start=start,
             end=end,

@@ -15,7 +15,7 @@ and the horizon's end, and goes when its reason goes: the rules simply stop want
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from caldaemon.core.rules.buffers import BusyIndex
 from caldaemon.core.rules.context import Context, Session
@@ -94,8 +94,14 @@ def _stretches(ctx: Context, busy: BusyIndex, day: date, reason: str, title: str
 def _next_free(busy: BusyIndex, moment: datetime, end: datetime) -> datetime:
     """The first moment from ``moment`` on (before ``end``) that is not busy."""
     step = timedelta(minutes=5)
-    while moment < end and busy.overlaps(moment, moment + step):
-        moment += step
+    # Each step's end is the next one's start: each is converted to UTC once.
+    utc = moment.astimezone(UTC)
+    while moment < end:
+        following = moment + step
+        utc_following = following.astimezone(UTC)
+        if not busy.busy_between(utc, utc_following):
+            break
+        moment, utc = following, utc_following
     return moment
 
 

@@ -94,12 +94,10 @@ def latest_start(ctx: Context) -> Iterator[Violation]:
             continue
         for day, sessions in ctx.days():
             for session in sessions:
+                if not ctx.at_least(session.item.level, level):
+                    continue
                 start = minute_of_day(session.start, day)
-                if (
-                    ctx.at_least(session.item.level, level)
-                    and start is not None
-                    and (start > limit.latest_start)
-                ):
+                if start is not None and start > limit.latest_start:
                     latest = session.start.replace(
                         hour=limit.latest_start // 60, minute=limit.latest_start % 60
                     )
