@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 from caldaemon.core.classify import classify_all
@@ -62,7 +63,7 @@ def assess(
     classified = classify_all(
         events, classification, clinician.busy_calendars, tz=clinician.tz, marks=marks
     )
-    classified.sort(key=lambda c: (c.event.start, c.event.end, c.event.key))
+    classified.sort(key=attrgetter("event.start", "event.end", "event.key"))
     evaluation = evaluate(clinician, classification, classified, now, horizon)
     accepting = {c.event.key for c in classified if c.accepted}
     if accepting or acked:
@@ -86,7 +87,8 @@ def evaluate(
     horizon: timedelta,
 ) -> Evaluation:
     """Check one clinician's events (already classified) against their rule set."""
-    relevant = tuple(c for c in events if c.kind is not Kind.IGNORED)
+    ignored = Kind.IGNORED
+    relevant = tuple(c for c in events if c.kind is not ignored)
     ctx = Context(clinician, classification, relevant, now, now + horizon)
     violations: list[Violation] = []
     for rule in rules_on(clinician.rules):
@@ -96,7 +98,7 @@ def evaluate(
     buffers, no_room = plan_buffers(ctx, busy)
     holds = plan_holds(ctx, busy)
     violations.extend(no_room)
-    violations.sort(key=lambda v: (v.date, v.start, v.rule, v.subject))
+    violations.sort(key=attrgetter("date", "start", "rule", "subject"))
     return Evaluation(tuple(violations), tuple(buffers), tuple(holds))
 
 

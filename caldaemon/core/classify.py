@@ -69,6 +69,11 @@ class _Signals:
     accepted: bool = False
     # Whether the title matches ``sessions.title_matches``.
     title_match: bool = False
+    # What :func:`_verdict` found, by the event's cached title match and its calendar:
+    # the rest it reads is these signals.
+    verdicts: dict[tuple[bool | None, str], tuple[Kind, str | None, str]] = field(
+        default_factory=dict
+    )
 
     def copy(self) -> _Signals:
         return _Signals(
@@ -204,18 +209,31 @@ def _session(
     )
     if mark is not None:
         return Classified(event, Kind.SESSION, mark, f"marked {mark}", signals.accepted)
+    # Worked out once for the events that share these signals (a series, above all).
+    seen = (event.title_matches, event.calendar)
+    verdict = signals.verdicts.get(seen)
+    if verdict is None:
+        verdict = signals.verdicts[seen] = _verdict(event, settings, signals)
+    kind, level, why = verdict
+    return Classified(event, kind, level, why, signals.accepted)
+
+
+def _verdict(
+    event: Event, settings: ClassificationSettings, signals: _Signals
+) -> tuple[Kind, str | None, str]:
+    """An unmarked event's kind, level and reason once its tags, colour and rules are
+    read: a session at the highest level they give, else at ``default_level``; or, with
+    no reason to call it a session, ``other``."""
     reason = _session_reason(event, settings, signals)
     if reason is None:
-        return Classified(event, Kind.OTHER, None, "no session tag, colour, rule or title match")
+        return Kind.OTHER, None, "no session tag, colour, rule or title match"
     if signals.levels:
         level, why = max(signals.levels, key=lambda hit: settings.rank(hit[0]))
-        return Classified(event, Kind.SESSION, level, f"{why} → {level}", signals.accepted)
-    return Classified(
-        event,
+        return Kind.SESSION, level, f"{why} → {level}"
+    return (
         Kind.SESSION,
         settings.default_level,
         f"{reason}; default level {settings.default_level}",
-        signals.accepted,
     )
 
 

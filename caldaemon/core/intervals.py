@@ -17,11 +17,25 @@ class Intervals:
     instants: comparing aware datetimes of different zones costs a ``utcoffset`` call on
     both every time."""
 
+    starts: list[datetime]
+    ends: list[datetime]
+    max_end: list[datetime]
+
     def __init__(self, spans: Iterable[tuple[datetime, datetime]]) -> None:
         ordered = sorted(spans)
-        self.starts = [a for a, _ in ordered]
-        self.ends = [b for _, b in ordered]
-        self.max_end = list(accumulate(self.ends, max))
+        self._keep([a for a, _ in ordered], [b for _, b in ordered])
+
+    @classmethod
+    def of_sorted(cls, starts: list[datetime], ends: list[datetime]) -> Intervals:
+        """Spans already sorted (by start, then end), given as their starts and their
+        ends: nothing to sort, and no pair made for each."""
+        found = cls.__new__(cls)
+        found._keep(starts, ends)
+        return found
+
+    def _keep(self, starts: list[datetime], ends: list[datetime]) -> None:
+        self.starts, self.ends = starts, ends
+        self.max_end = list(accumulate(ends, max))
 
     def overlapping(self, start: datetime, end: datetime) -> Iterator[int]:
         """The positions (in start order) of the spans that overlap ``[start, end)``,

@@ -26,12 +26,13 @@ class BusyIndex:
     returned is worked out from the events' own datetimes, as before."""
 
     def __init__(self, ctx: Context) -> None:
+        starts, ends = ctx.busy_utc
         spans = sorted(
             (utc_start, utc_end, c.event.start, c.event.end)
-            for c, (utc_start, utc_end) in zip(ctx.busy, ctx.busy_instants, strict=True)
+            for c, utc_start, utc_end in zip(ctx.busy, starts, ends, strict=True)
         )
-        # Already in start order, so the index keeps it: its positions are the spans'.
-        self.events = Intervals((a, b) for a, b, _, _ in spans)
+        # In the index's order, so its positions are the spans'.
+        self.events = Intervals.of_sorted([a for a, _, _, _ in spans], [b for _, b, _, _ in spans])
         self.spans = spans
         # (UTC start, UTC end, start, end) of each block planned so far, by start, and
         # their UTC starts alone (a bisect with a key calls it at every step).
@@ -145,8 +146,8 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
     if not rules:
         return [], []
     tz = ctx.tz
-    # None is written before now: as ``ctx.before_now`` compares, for all of them at once
-    # (every buffer is in the clinician's zone).
+    # None is written before now, compared as ``Context.sessions_ahead`` compares (every
+    # buffer is in the clinician's zone).
     local_now = ctx.now.tzinfo is tz
     now = ctx.now if local_now else ctx.now.astimezone(UTC)
     buffers: list[Buffer] = []

@@ -15,6 +15,9 @@ from caldaemon.core.policy import ClassificationSettings, Policy
 from caldaemon.model import Classified, Event, Kind, Severity, Violation
 from caldaemon.text import WEEKDAYS
 
+# Kinds that are never busy time: caldaemon's own blocks, and what classification ignores.
+_NOT_BUSY = frozenset({Kind.BUFFER, Kind.IGNORED})
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -34,7 +37,7 @@ class Session:
 
     @classmethod
     def of(cls, item: Classified, tz: ZoneInfo, utc_start: datetime, utc_end: datetime) -> Session:
-        """``item`` seen in ``tz``, with its instants (:attr:`Context.busy_instants`)."""
+        """``item`` seen in ``tz``, with its instants (:attr:`Context.busy_utc`)."""
         event = item.event
         start = event.start.astimezone(tz)
         return cls(
@@ -71,13 +74,14 @@ class Context:
     def sessions(self) -> tuple[Session, ...]:
         # A session is timed busy time, so it is among ``busy``, whose instants are
         # worked out already.
-        tz = self.tz
+        tz, session = self.tz, Kind.SESSION
+        starts, ends = self.busy_utc
         found = [
-            Session.of(c, tz, *instants)
-            for c, instants in zip(self.busy, self.busy_instants, strict=True)
-            if c.is_session
+            Session.of(c, tz, utc_start, utc_end)
+            for c, utc_start, utc_end in zip(self.busy, starts, ends, strict=True)
+            if c.kind is session
         ]
-        return tuple(sorted(found, key=lambda s: (s.start, s.end, s.key)))
+        return tuple(sorted(found, key=attrgetter("start", "end", "key")))
 
     @cached_property
     def sessions_by_day(self) -> dict[date, list[Session]]:
@@ -91,22 +95,20 @@ class Context:
         """Timed busy events (caldaemon's buffers excepted), by start."""
         return tuple(
             sorted(
-                (
-                    c
-                    for c in self.events
-                    if c.kind not in (Kind.BUFFER, Kind.IGNORED) and c.occupies_time
-                ),
-                key=lambda c: (c.event.start, c.event.end),
+                (c for c in self.events if c.kind not in _NOT_BUSY and c.occupies_time),
+                key=attrgetter("event.start", "event.end"),
             )
         )
 
     @cached_property
-    def busy_instants(self) -> tuple[tuple[datetime, datetime], ...]:
-        """The start and end of each of ``busy`` in UTC, in its order: worked out once for
+    def busy_utc(self) -> tuple[list[datetime], list[datetime]]:
+        """The starts and the ends of ``busy`` in UTC, in its order: worked out once for
         the sessions and the busy index (a conversion out of a zone costs a ``utcoffset``
         call, and there are two per event of a year)."""
-        return tuple(
-            (c.event.start.astimezone(UTC), c.event.end.astimezone(UTC)) for c in self.busy
+        busy = self.busy
+        return (
+            [c.event.start.astimezone(UTC) for c in busy],
+            [c.event.end.astimezone(UTC) for c in busy],
         )
 
     @cached_property
@@ -123,41 +125,21 @@ class Context:
                     day += timedelta(days=1)
         return frozenset(dates)
 
-    # ``now`` and the horizon's end against a time of the clinician's zone, given with its
-    # instant. Python compares two aware datetimes that share a zone object by their wall
-    # clocks, and others by their instants after a ``utcoffset`` call on each (datetime
-    # docs, "aware comparisons"): these do the same, without the two calls.
-    def before_now(self, local: datetime, utc: datetime) -> bool:
-        """``local < now``."""
-        now = self.now
-        return local < now if now.tzinfo is local.tzinfo else utc < self._now_utc
-
-    def after_horizon(self, local: datetime, utc: datetime) -> bool:
-        """``local > horizon_end``."""
-        end = self.horizon_end
-        return local > end if end.tzinfo is local.tzinfo else utc > self._horizon_end_utc
-
     def sessions_ahead(self) -> list[Session]:
         """The sessions that end now or later and start by the horizon's end. A session
         that ends right now still wants the buffer that starts now (else the buffer would
         be deleted the moment it begins)."""
-        # Every session is in the clinician's zone: which way ``before_now`` and
-        # ``after_horizon`` compare (wall clocks or instants) is the same for all of them.
+        # As Python compares ``session.end < now``: by wall clock when both carry the same
+        # zone object, else by instant after a ``utcoffset`` call on each (datetime docs,
+        # "aware comparisons"). Every session is in the clinician's zone, so the way is the
+        # same for all of them, and their instants are known: no call at all.
         now, end = self.now, self.horizon_end
         local_now, local_end = now.tzinfo is self.tz, end.tzinfo is self.tz
         end_of = attrgetter("end" if local_now else "utc_end")
         start_of = attrgetter("start" if local_end else "utc_start")
-        now = now if local_now else self._now_utc
-        end = end if local_end else self._horizon_end_utc
+        now = now if local_now else now.astimezone(UTC)
+        end = end if local_end else end.astimezone(UTC)
         return [s for s in self.sessions if not (end_of(s) < now or start_of(s) > end)]
-
-    @cached_property
-    def _now_utc(self) -> datetime:
-        return self.now.astimezone(UTC)
-
-    @cached_property
-    def _horizon_end_utc(self) -> datetime:
-        return self.horizon_end.astimezone(UTC)
 
     def week_start(self, day: date) -> date:
         return week_start(day, self.clinician.rules.week_starts)
@@ -205,11 +187,10 @@ class Context:
         # of thousands of times over a year of a practice.
         if level is None:
             return False
-        ranks = self._ranks
-        if level in ranks and threshold in ranks:
-            return ranks[level] >= ranks[threshold]
-        # An unknown level fails as it always did.
-        return self.classification.rank(level) >= self.classification.rank(threshold)
+        try:
+            return self._ranks[level] >= self._ranks[threshold]
+        except KeyError:  # an unknown level fails as it always did
+            return self.classification.rank(level) >= self.classification.rank(threshold)
 
     @cached_property
     def weekdays_off(self) -> frozenset[int]:
