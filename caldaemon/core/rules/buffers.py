@@ -31,9 +31,11 @@ class BusyIndex:
             (utc_start, utc_end, c.event.start, c.event.end)
             for c, utc_start, utc_end in zip(ctx.busy, starts, ends, strict=True)
         )
-        # In the index's order, so its positions are the spans'.
+        # In the index's order, so its positions are the spans'. Kept as lists, not as a
+        # pair per event: fewer objects for the garbage collector to look at.
         self.events = Intervals.of_sorted([a for a, _, _, _ in spans], [b for _, b, _, _ in spans])
-        self.spans = spans
+        self.starts = [a for _, _, a, _ in spans]
+        self.ends = [b for _, _, _, b in spans]
         # (UTC start, UTC end, start, end) of each block planned so far, by start, and
         # their UTC starts alone (a bisect with a key calls it at every step).
         self.planned: list[tuple[datetime, datetime, datetime, datetime]] = []
@@ -42,15 +44,16 @@ class BusyIndex:
         # search looks at the blocks from there on, not at all of them (holds ask
         # thousands of times, with a block planned after each session of the year).
         self.longest = timedelta(0)
+        # Blocks taken but not yet in ``planned``: the buffers, and their UTC starts and
+        # ends. Most clinicians plan no holds, and nothing then asks about them.
+        self.pending: tuple[list[Buffer], list[datetime], list[datetime]] = ([], [], [])
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.busy_between(start.astimezone(UTC), end.astimezone(UTC))
 
     def busy_between(self, utc_start: datetime, utc_end: datetime) -> bool:
         """:meth:`overlaps`, given UTC instants."""
-        return self.events.overlaps(utc_start, utc_end) or (
-            bool(self.planned) and bool(self._planned(utc_start, utc_end))
-        )
+        return self.events.overlaps(utc_start, utc_end) or bool(self._planned(utc_start, utc_end))
 
     def free_after(self, start: datetime, limit: timedelta) -> timedelta:
         """How long from ``start`` (up to ``limit``) nothing is busy."""
@@ -75,7 +78,9 @@ class BusyIndex:
     def _overlapping(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """The events and planned blocks that overlap [start, end), as they were given."""
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-        found = [self.spans[i][2:] for i in self.events.overlapping(utc_start, utc_end)]
+        found = [
+            (self.starts[i], self.ends[i]) for i in self.events.overlapping(utc_start, utc_end)
+        ]
         found += [(a, b) for _, _, a, b in self._planned(utc_start, utc_end)]
         return found
 
@@ -83,6 +88,7 @@ class BusyIndex:
         self, utc_start: datetime, utc_end: datetime
     ) -> list[tuple[datetime, datetime, datetime, datetime]]:
         """The planned blocks that overlap [utc_start, utc_end), in their order."""
+        self._settle()
         planned = self.planned
         if not planned:  # while buffers are planned: they never block each other
             return []
@@ -92,6 +98,7 @@ class BusyIndex:
 
     def take(self, start: datetime, end: datetime) -> None:
         """A block planned here is busy for what is planned after it."""
+        self._settle()
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
         block = (utc_start, utc_end, start, end)
         at = bisect_right(self.planned, block)  # after its equals, as insort puts it
@@ -99,9 +106,25 @@ class BusyIndex:
         self.planned_starts.insert(at, utc_start)
         self.longest = max(self.longest, utc_end - utc_start)
 
-    def take_all(self, blocks: list[tuple[datetime, datetime, datetime, datetime]]) -> None:
-        """Blocks, each as (UTC start, UTC end, start, end), busy for what is planned
-        after them."""
+    def take_all(
+        self, buffers: list[Buffer], utc_starts: list[datetime], utc_ends: list[datetime]
+    ) -> None:
+        """Buffers, with their UTC starts and ends, busy for what is planned after them."""
+        pending_buffers, pending_starts, pending_ends = self.pending
+        pending_buffers += buffers
+        pending_starts += utc_starts
+        pending_ends += utc_ends
+
+    def _settle(self) -> None:
+        """The blocks taken with :meth:`take_all`, into ``planned``."""
+        buffers, utc_starts, utc_ends = self.pending
+        if not buffers:
+            return
+        blocks = [
+            (utc_start, utc_end, buffer.start, buffer.end)
+            for buffer, utc_start, utc_end in zip(buffers, utc_starts, utc_ends, strict=True)
+        ]
+        self.pending = ([], [], [])
         # One sort instead of an insort each: sorting is stable, so equal blocks keep the
         # order one insort after another would give them.
         self.planned += blocks
@@ -151,7 +174,8 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
     local_now = ctx.now.tzinfo is tz
     now = ctx.now if local_now else ctx.now.astimezone(UTC)
     buffers: list[Buffer] = []
-    taken: list[tuple[datetime, datetime, datetime, datetime]] = []
+    utc_starts: list[datetime] = []
+    utc_ends: list[datetime] = []
     violations: list[Violation] = []
     # The rules a level reaches, chosen once per level (there are a handful of levels
     # and tens of thousands of sessions in a year).
@@ -165,25 +189,27 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
             # In UTC: wall-clock arithmetic on a time in the repeated hour of a DST change
             # (fold=1) lands an hour early (PEP 495).
             if want.before:
-                slot = (session.utc_start - want.length, session.utc_start)
+                utc_start, utc_end = session.utc_start - want.length, session.utc_start
             else:
-                slot = (session.utc_end, session.utc_end + want.length)
-            if busy.busy_between(*slot):
+                utc_start, utc_end = session.utc_end, session.utc_end + want.length
+            if busy.busy_between(utc_start, utc_end):
                 placed, problem = _place(ctx, busy, session, want)
                 if problem is not None:
                     violations.append(problem)
                 if placed is None:
                     continue
-                utc = (placed.start.astimezone(UTC), placed.end.astimezone(UTC))
+                utc_start, utc_end = placed.start.astimezone(UTC), placed.end.astimezone(UTC)
             else:  # nothing else there: the whole length (most buffers)
-                placed = _buffer(ctx, session, want, slot[0].astimezone(tz), slot[1].astimezone(tz))
-                utc = slot
+                placed = _buffer(
+                    ctx, session, want, utc_start.astimezone(tz), utc_end.astimezone(tz)
+                )
             # Buffers never block each other (DESIGN.md §3: caldaemon's own buffers
             # excepted); holds, planned after them, never cover them.
-            if (placed.start if local_now else utc[0]) >= now:
+            if (placed.start if local_now else utc_start) >= now:
                 buffers.append(placed)
-                taken.append((*utc, placed.start, placed.end))
-    busy.take_all(taken)
+                utc_starts.append(utc_start)
+                utc_ends.append(utc_end)
+    busy.take_all(buffers, utc_starts, utc_ends)
     return buffers, violations
 
 
