@@ -58,6 +58,20 @@ def test_holds_never_cover_an_event_or_a_buffer():
     assert {h.title for h in result.holds} == {"Booked out"}
 
 
+def test_a_hold_never_covers_a_long_buffer_that_began_before_the_free_time_it_searches():
+    # The search for free time asks about short stretches inside the two-hour buffer,
+    # which started before each of them: the busy index must still find it there.
+    rules = settings(
+        max_sessions_per_day=1,
+        protect={"full_days": True},
+        buffers=[{"after": "moderate", "length": "2h", "title": "Notes"}],
+    )
+    result = evaluate(rules, [session(MONDAY, "09:00", "09:50")])
+    assert spans(result.buffers) == [("Mon 09:50", "Mon 11:50")]
+    # 11:50-12:00 is too short to hold.
+    assert spans(result.holds) == [("Mon 13:00", "Mon 17:00")]
+
+
 def test_a_day_below_its_limit_is_not_held_and_a_hold_goes_with_its_reason():
     rules = settings(max_sessions_per_day=2, protect={"full_days": True})
     one = session(MONDAY, "09:00", "09:50")
