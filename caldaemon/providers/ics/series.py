@@ -5,8 +5,8 @@ is described in the terms of the file."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date, datetime, time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 import icalendar
@@ -70,6 +70,85 @@ class Occurrence(recurring_ical_events.Occurrence):
 class Series(recurring_ical_events.Series):
     def occurrence(self, adapter: Any, start: Any = None, end: Any = None) -> Occurrence:
         return Occurrence(adapter, start, end)
+
+    def between(self, span_start: Any, span_stop: Any) -> Iterator[Occurrence]:
+        """The occurrences that overlap [span_start, span_stop), as the library's
+        ``Series.between`` yields them, in the same order. A series of the common kind
+        (times with a zone, moved or cancelled instances, no RDATE period and no
+        RANGE=THISANDFUTURE) takes a shorter path: the library's loop works out for
+        every occurrence what only the other kinds need (0.86 → 0.70 s CPU for the
+        series of a year of a 40-clinician practice). Every other series goes the
+        library's way; tests/providers/ics/test_series_shortcut.py holds both paths to
+        the same occurrences on the corpus, the practice and generated series."""
+        if not self._plain_times(span_start, span_stop):
+            yield from super().between(span_start, span_stop)
+            return
+        recurrence = self.recurrence
+        core = recurrence.core
+        duration = core.duration
+        exdate_days = recurrence.check_exdates_date
+        exdates = recurrence.check_exdates_datetime
+        moved = self.recurrence_id_to_modification
+        starts: set[datetime] = set()
+        shown: set[Any] = set()
+        for start in self.rrule_between(span_start, span_stop):
+            # A rule's instance is known by its time in UTC and by its local wall time
+            # (to_recurrence_ids); an EXDATE or a RECURRENCE-ID may name it either way.
+            in_utc = start.astimezone(UTC).replace(tzinfo=None)
+            local = start.replace(tzinfo=None)
+            if (
+                start in starts
+                or in_utc in exdates
+                or local in exdates
+                or (exdate_days and date(start.year, start.month, start.day) in exdate_days)
+            ):
+                continue
+            adapter = moved.get(local, moved.get(in_utc, core))
+            if adapter is core:
+                starts.add(start)
+                end = start + duration
+                # As the library's time_span_contains_event: a zero-length event is in
+                # the span it starts in.
+                if start < span_stop and (
+                    span_start < end if start != end else span_start <= start
+                ):
+                    yield Occurrence(core, start, end)
+            elif adapter not in shown:
+                shown.add(adapter)
+                occurrence = Occurrence(adapter)
+                if occurrence.is_in_span(span_start, span_stop):
+                    yield occurrence
+        for modification in self.modifications:
+            if (
+                modification in shown
+                or exdates & set(modification.recurrence_ids)
+                or self.skip_core_modification(modification)
+            ):
+                continue
+            if modification.is_in_span(span_start, span_stop):
+                shown.add(modification)
+                yield Occurrence(modification)
+
+    def _plain_times(self, span_start: Any, span_stop: Any) -> bool:
+        """Whether the series and the span are of the kind :meth:`between`'s shorter path
+        reads exactly as the library does: a VEVENT that is not a moved instance, and
+        aware datetimes (no pytz, whose zones need ``normalize`` after arithmetic) for
+        its start and end and the span's, each in order."""
+        recurrence = self.recurrence
+        if not recurrence.has_core or self.this_and_future or recurrence.replace_ends:
+            return False
+        core = recurrence.core
+        times = (core.start, core.end, span_start, span_stop)
+        return (
+            all(isinstance(t, datetime) and _zoneinfo_like(t.tzinfo) for t in times)
+            and core.start <= core.end
+            and span_start < span_stop  # an empty span has rules of its own
+        )
+
+
+def _zoneinfo_like(zone: tzinfo | None) -> bool:
+    """An aware zone that needs no pytz ``localize``/``normalize`` after arithmetic."""
+    return zone is not None and not hasattr(zone, "localize")
 
 
 def diagnose(adapters: list[Adapter], exc: BaseException) -> tuple[int, str]:
