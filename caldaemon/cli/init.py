@@ -23,7 +23,7 @@ from caldaemon.errors import ConfigError, Error
 
 if TYPE_CHECKING:
     from caldaemon.config import Settings
-    from caldaemon.config.template import Answers, CalendarAnswer
+    from caldaemon.config.init_answers import Answers, CalendarAnswer
 
 
 def _checked(text: str, target: Path) -> Settings:
@@ -52,7 +52,7 @@ def _service_step(target: Path, option: str, system: bool) -> str:
 def _secret_names(answers: Answers, folder: Path) -> tuple[tuple[str, str], ...]:
     """For a system config, each file named bare (written name, answered path); two files
     that would take one name are refused before anything is written."""
-    from caldaemon.config.template import secret_files
+    from caldaemon.config.init_answers import secret_files
 
     files = secret_files(answers)
     seen: dict[str, str] = {}
@@ -91,7 +91,7 @@ def _sign_in(calendar: CalendarAnswer, clinician: str, option: str, system: Path
     words = f"auth {calendar.provider} --clinician {clinician} --calendar {calendar.id}{option}"
     if system is None:
         return f"  caldaemon {words}   sign in to this calendar"
-    from caldaemon.config.template import SECRET_KEYS
+    from caldaemon.config.init_answers import SECRET_KEYS
     from caldaemon.service.install import running_command
 
     names = [Path(value).name for key, value, _ in calendar.keys if key in SECRET_KEYS]

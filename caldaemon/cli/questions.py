@@ -21,7 +21,7 @@ from typing import TypeVar
 import click
 
 from caldaemon.config import answers as parse
-from caldaemon.config.template import Answers, CalendarAnswer, ClinicianAnswer, SmtpAnswer
+from caldaemon.config.init_answers import Answers, CalendarAnswer, ClinicianAnswer, SmtpAnswer
 from caldaemon.errors import Error
 from caldaemon.providers.registry import PROVIDERS
 from caldaemon.text import WEEKDAYS

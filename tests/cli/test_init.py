@@ -291,7 +291,8 @@ def test_the_command_line_starts_without_the_dialogue_or_the_config_models(
     probe = (
         "import sys, caldaemon.cli; "
         "print(sorted(m for m in ('caldaemon.cli.questions', 'caldaemon.config.template', "
-        "'caldaemon.config.answers', 'caldaemon.config.write') if m in sys.modules))"
+        "'caldaemon.config.init_answers', 'caldaemon.config.answers', "
+        "'caldaemon.config.write') if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, cwd=cwd, capture_output=True, text=True

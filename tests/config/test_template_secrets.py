@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from caldaemon.config.template import (
+from caldaemon.config.init_answers import (
     SECRET_KEYS,
     Answers,
     CalendarAnswer,
     ClinicianAnswer,
-    render,
     secret_files,
 )
+from caldaemon.config.template import render
 from caldaemon.fields import PathRole, path_role
 from caldaemon.providers.registry import PROVIDERS
 
