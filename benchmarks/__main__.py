@@ -269,6 +269,17 @@ def main(argv: list[str] | None = None) -> int:
         "on the same loaded machine. The benchmark itself stopped the daemons with the last "
         "busy round's cycles still queued, which counted the stop as their lag (busy round "
         "2: p99 96 s with p50 1.7 s); it now waits for them.",
+        "- `check` at the floor (issue 15): against the lean reference it cost 1.20–1.28×. "
+        "Profiled by phase: reading 1.73 s (the reference: 2.99 s), rendering 0.46 s, rule "
+        "evaluation 1.3 s. recurring-ical-events' `Series.between` works out per occurrence "
+        "what only RDATE periods and RANGE=THISANDFUTURE need; a series of the common kind "
+        "now takes a shorter path with the same occurrences (differential test on the corpus,"
+        " the practice and 400 generated series): the practice's series 0.86 → 0.70 s. "
+        "Evaluation converted every session's times to UTC in each rule and searched planned "
+        "blocks linearly (holds quadratic: 15 s on a year with `protect`); now once per "
+        "event, bisected: 1.34 → 0.78 s. Rendering made each fingerprint's sha256 twice and "
+        "read `Severity.value` through enum's slow property: 0.42 → 0.34 s. check vs the lean"
+        " reference: 1.20× → 0.97×, byte-identical `check --json`.",
         "",
     ]
     from .runs import recorded
