@@ -3,6 +3,11 @@ prints. Pure over the core's results: the classified events and the evaluation o
 :class:`~caldaemon.core.assess.Assessment`. No event text ever enters: a block is its
 times, its kind and its level; a violation is its rule, severity, times and the message
 the rules wrote (times, kinds and levels only).
+
+The figures are the core's own, so the report and the rules cannot disagree: sessions,
+load and sessions per level are counted by core/rules/counts.py (a session on the day it
+starts), and hours by core/hours.py (split at local midnights, so a session from 23:00
+to 01:00, or a night across the week's end, counts its part in each day and week).
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from caldaemon.core.assess import Assessment, P
+from caldaemon.core.hours import tally
 from caldaemon.core.policy import ClassificationSettings
 from caldaemon.core.rules.context import Context
+from caldaemon.core.rules.counts import at_level, load, week_sessions, work_days
 from caldaemon.core.rules.hours import is_day_off
 from caldaemon.model import Classified, Kind, Violation
 
@@ -34,10 +41,6 @@ class Block:
     kind: str
     level: str | None = None
     flagged: bool = False  # part of an unaccepted violation
-
-    @property
-    def hours(self) -> float:
-        return (self.end - self.start).total_seconds() / 3600
 
 
 @dataclass(frozen=True)
@@ -145,19 +148,16 @@ def build(
         else:
             week_marks.append(mark)
     days = []
-    weights = ctx.classification.weights
     for n in range(7):
         day = start + timedelta(days=n)
         blocks = tuple(sorted(blocks_by_day.get(day, ()), key=lambda b: (b.start, b.end)))
-        sessions = [b for b in blocks if b.kind == Kind.SESSION.value]
+        sessions = ctx.sessions_by_day.get(day, [])
         counts = [
             Count("sessions", len(sessions), rules.max_sessions_per_day),
-            Count(
-                "load", sum(weights.get(b.level or "", 0) for b in sessions), rules.max_daily_load
-            ),
+            Count("load", load(ctx, sessions), rules.max_daily_load),
         ]
         for level, limit in rules.level_limits.items():
-            at_least = [b for b in sessions if ctx.at_least(b.level, level)]
+            at_least = at_level(ctx, sessions, level)
             counts.append(Count(f"{level} sessions", len(at_least), limit.max_per_day))
         ranges = (rules.working_hours or {}).get(day.weekday(), ())
         days.append(
@@ -170,22 +170,14 @@ def build(
                 counts=tuple(counts),
             )
         )
-    week_blocks = [b for d in days for b in d.blocks]
-    sessions = [b for b in week_blocks if b.kind == Kind.SESSION.value]
+    sessions = week_sessions(ctx, start)
     week_counts = [
         Count("sessions", len(sessions), rules.max_sessions_per_week),
-        Count(
-            "days with sessions",
-            len({b.start.astimezone(tz).date() for b in sessions}),
-            rules.max_work_days_per_week,
-        ),
+        Count("days with sessions", len(work_days(sessions)), rules.max_work_days_per_week),
     ]
     for level, limit in rules.level_limits.items():
-        at_least = [b for b in sessions if ctx.at_least(b.level, level)]
+        at_least = at_level(ctx, sessions, level)
         week_counts.append(Count(f"{level} sessions", len(at_least), limit.max_per_week))
-    hours = {"client": round(sum(b.hours for b in sessions), 2)}
-    for kind in COUNTED_KINDS:
-        hours[kind.value] = round(sum(b.hours for b in week_blocks if b.kind == kind.value), 2)
     return WeekView(
         clinician=clinician.id,
         name=name,
@@ -193,9 +185,32 @@ def build(
         start=start,
         days=tuple(days),
         counts=tuple(week_counts),
-        hours=hours,
+        hours=_hours(assessment, classification, start),
         marks=tuple(week_marks),
     )
+
+
+def _hours(
+    assessment: Assessment[P], classification: ClassificationSettings, start: date
+) -> dict[str, float]:
+    """Client hours and the hours of each counted kind in the whole week, planned time
+    included, as ``caldaemon hours`` counts them."""
+    clinician = assessment.clinician
+    last = start + timedelta(days=6)
+    week = tally(
+        clinician.id,
+        assessment.classified,
+        tz=clinician.tz,
+        week_starts=clinician.rules.week_starts,
+        first=start,
+        last=last,
+        until=datetime.combine(last + timedelta(days=1), time(), clinician.tz),
+        levels=classification.levels,
+    ).total
+    hours = {"client": week.cents[Kind.SESSION] / 100}
+    for kind in COUNTED_KINDS:
+        hours[kind.value] = week.cents[kind] / 100
+    return hours
 
 
 def _block(c: Classified, flagged: set[str]) -> Block | None:
