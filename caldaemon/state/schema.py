@@ -4,7 +4,7 @@ by :meth:`caldaemon.state.db.State._migrate`; the version is their count."""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Each entry upgrades the schema by one version; never edit a released entry, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -95,5 +95,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE holders (holder TEXT PRIMARY KEY, expires TEXT NOT NULL);
     ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
     ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
+    """,
+    # 7: a violation read back is the one that was judged: its subject (what its fingerprint
+    # is made from; what a digest merges a session's boundaries by) and its phrase (its
+    # clause in a merged line). Both hold no event text (DESIGN.md §7): a subject is event
+    # keys (``calendar/uid@stamp``), a period or a kind; a phrase times, kinds, levels,
+    # counts and a buffer's configured title (caldaemon/core/rules/*.py, Context.violation).
+    # Rows from before stay NULL until their violation is seen again
+    # (caldaemon.state.violations).
+    """
+    ALTER TABLE violations ADD COLUMN subject TEXT;
+    ALTER TABLE violations ADD COLUMN phrase TEXT;
     """,
 )

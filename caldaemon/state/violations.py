@@ -15,8 +15,9 @@ from caldaemon.state.dialect import Connection, Row
 
 @dataclass(frozen=True)
 class ViolationRecord:
-    """A violation as state remembers it. ``violation.subject`` is not kept: the
-    ``fingerprint`` made from it is."""
+    """A violation as state remembers it: the one that was judged, with its subject and
+    phrase, so ``violation.fingerprint == fingerprint`` and a digest merges and words
+    its lines as ``check`` does."""
 
     fingerprint: str
     violation: Violation
@@ -28,21 +29,30 @@ class ViolationRecord:
 
 
 def _record(row: Row) -> ViolationRecord:
+    violation = Violation(
+        clinician=row["clinician"],
+        rule=row["rule"],
+        severity=Severity(row["severity"]),
+        date=date.fromisoformat(row["date"]),
+        start=parse_iso(row["start"]),
+        end=parse_iso(row["end"]),
+        message=row["message"],
+        events=tuple(json.loads(row["events"])),
+        level=row["level"],
+        kind=row["kind"],
+        subject=row["subject"] or "",
+        phrase=row["phrase"] or "",
+        accepted=bool(row["accepted"]),
+    )
+    if row["subject"] is None:
+        # Recorded before schema 7 and not seen since: its subject is lost (only the hash
+        # made from it was kept), so the fingerprint made here from "" would be another
+        # violation's. It keeps the stored one; with no subject it stands alone in a
+        # merged listing (caldaemon.core.facts) and, with no phrase, says its message.
+        object.__setattr__(violation, "fingerprint", row["fingerprint"])
     return ViolationRecord(
         fingerprint=row["fingerprint"],
-        violation=Violation(
-            clinician=row["clinician"],
-            rule=row["rule"],
-            severity=Severity(row["severity"]),
-            date=date.fromisoformat(row["date"]),
-            start=parse_iso(row["start"]),
-            end=parse_iso(row["end"]),
-            message=row["message"],
-            events=tuple(json.loads(row["events"])),
-            level=row["level"],
-            kind=row["kind"],
-            accepted=bool(row["accepted"]),
-        ),
+        violation=violation,
         first_seen=parse_iso(row["first_seen"]),
         last_seen=parse_iso(row["last_seen"]),
         last_notified=optional_iso(row["last_notified"]),
@@ -93,14 +103,17 @@ class Violations:
         return int(row.fetchone()[0])
 
     def seen(self, violation: Violation, now: datetime) -> None:
-        """Record a violation found this cycle (again open, if it had resolved)."""
+        """Record a violation found this cycle (again open, if it had resolved). A row
+        from before schema 7 gets its subject and phrase back here."""
         self.db.execute(
             'INSERT INTO violations (clinician, fingerprint, rule, severity, date, start, "end", '
-            "message, events, level, kind, first_seen, last_seen, accepted) VALUES (:clinician, "
-            ":fingerprint, :rule, :severity, :date, :start, :end, :message, :events, :level, "
-            ":kind, :now, :now, :accepted) ON CONFLICT (clinician, fingerprint) DO UPDATE SET "
+            "message, events, level, kind, subject, phrase, first_seen, last_seen, accepted) "
+            "VALUES (:clinician, :fingerprint, :rule, :severity, :date, :start, :end, :message, "
+            ":events, :level, :kind, :subject, :phrase, :now, :now, :accepted) "
+            "ON CONFLICT (clinician, fingerprint) DO UPDATE SET "
             "severity=excluded.severity, date=excluded.date, start=excluded.start, "
             '"end"=excluded."end", message=excluded.message, events=excluded.events, '
+            "subject=excluded.subject, phrase=excluded.phrase, "
             "last_seen=excluded.last_seen, accepted=excluded.accepted, resolved_at=NULL, "
             "resolution_notified=0",
             {
@@ -115,6 +128,10 @@ class Violations:
                 "events": json.dumps(list(violation.events)),
                 "level": violation.level,
                 "kind": violation.kind,
+                # Event keys or a period, and times, kinds, levels and counts: no event
+                # text (DESIGN.md §7; made in caldaemon/core/rules/, see schema 7).
+                "subject": violation.subject,
+                "phrase": violation.phrase,
                 "now": iso(now),
                 "accepted": int(violation.accepted),
             },

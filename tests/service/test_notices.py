@@ -166,8 +166,8 @@ def test_a_violation_accepted_after_its_notice_is_neither_repeated_nor_called_re
 
 
 def test_a_digest_names_each_session_outside_hours_on_its_own_day(ws):
-    # The digest is written from state, which keeps no subject: two sessions on two days
-    # were once merged into one line under the first day.
+    # The digest is written from state: two sessions on two days were once merged into
+    # one line under the first day.
     ws.sessions = [
         Session("late-mon@practice", MON_10 + timedelta(hours=8)),
         Session("late-tue@practice", MON_10 + timedelta(days=1, hours=8)),
@@ -186,3 +186,42 @@ def test_a_digest_names_each_session_outside_hours_on_its_own_day(ws):
     assert text.count("a session outside your working hours") == 2
     assert "Mon 30 Nov\n  - Mon 30 Nov, 18:00–18:50: " in text
     assert "Tue 1 Dec\n  - Tue 1 Dec, 18:00–18:50: " in text
+
+
+class LateWorkspace(Workspace):
+    """The workspace's rules, and high-intensity work kept before 15:00: a late heavy
+    session crosses two boundaries."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config.read_text()
+        limits = "level_limits: {high: {max_per_day: 1}}"
+        assert limits in text
+        late = 'level_limits: {high: {max_per_day: 1, latest_start: "15:00"}}'
+        self.config.write_text(text.replace(limits, late))
+
+
+def test_a_digest_names_two_boundaries_of_one_session_in_one_line_as_check_does(tmp_path):
+    # The digest is written from state: it merges a session's boundaries only if state
+    # kept what each violation is about (its subject) and its short phrase.
+    ws = LateWorkspace(
+        tmp_path, sessions=[Session("late@practice", MON_10 + timedelta(hours=6, minutes=30))]
+    )
+    line = (
+        "Mon 30 Nov, 16:30–17:20: outside your hours (09:00–17:00) and after 15:00 for "
+        "high-intensity work"
+    )
+    with SmtpServer(security="starttls") as server:
+        ws.notices = smtp_notices(server, mode="digest")
+        ws.cycle(NOW)
+        checked = CliRunner().invoke(
+            main, ["check", "--config", str(ws.config), "--now", NOW.isoformat()]
+        )
+        service = ws.daemon(NOW + timedelta(minutes=1))
+        service.digest("lee")
+        service.close()
+        [digest] = server.received
+    text = digest.message.get_body(("plain",)).get_content()
+    assert checked.exit_code == 1 and f" {line}  [" in checked.output
+    assert f"Mon 30 Nov\n  - {line}\n" in text and text.count("\n  - ") == 1
+    assert CANARY not in digest.message.as_string()
