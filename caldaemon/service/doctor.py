@@ -247,12 +247,12 @@ def _database(settings: Settings, folder: Finding) -> Finding:
 def _open(location: Path | PostgresLocation, fix: str) -> State | Finding:
     """The state opened read-only, or the failed check: ``fix`` unless it was written by
     a newer caldaemon."""
-    from caldaemon.state import State
+    from caldaemon.state import NewerStateError, State
 
     try:
         return State(location, read_only=True)
     except Error as exc:
-        if "newer caldaemon" in str(exc):
+        if isinstance(exc, NewerStateError):
             fix = "run the caldaemon that wrote it (or a newer one)"
         return Finding(False, "state", str(exc), fix)
 

@@ -21,6 +21,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
+from caldaemon.config.load import SYSTEM_CONFIG_DIR
 from caldaemon.errors import Error
 
 Platform = Literal["linux", "darwin"]
@@ -31,7 +32,7 @@ USER_TEMPLATE = "caldaemon-user.service"
 SYSTEM_TEMPLATE = "caldaemon.service"
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 # The folder ConfigurationDirectory=caldaemon gives the system unit (systemd.exec(5)).
-SYSTEM_CONFIG = Path("/etc/caldaemon/config.yaml")
+SYSTEM_CONFIG = SYSTEM_CONFIG_DIR / "config.yaml"
 AGENT_LABEL = "org.caldaemon.agent"
 
 # Seconds each command may take. Starting waits for READY (Type=notify; systemd gives a

@@ -4,7 +4,7 @@ file. This package holds every SQL statement caldaemon runs: :mod:`.schema` the 
 its migrations, :mod:`.db` opening and transactions, one module per table family beside
 them."""
 
-from caldaemon.state.db import State, StateError, Tables
+from caldaemon.state.db import NewerStateError, State, StateError, Tables
 from caldaemon.state.schema import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "State", "StateError", "Tables"]
+__all__ = ["SCHEMA_VERSION", "NewerStateError", "State", "StateError", "Tables"]

@@ -59,6 +59,14 @@ class StateError(Error):
         super().__init__(f"{path}: {reason}")
 
 
+class NewerStateError(StateError):
+    """A state whose schema is newer than this caldaemon's: never read or changed (a
+    downgrade would misread it); ``doctor`` tells to run the caldaemon that wrote it."""
+
+    def __init__(self, path: Path | PostgresLocation, version: int) -> None:
+        super().__init__(path, f"written by a newer caldaemon (schema {version})")
+
+
 # Delivered notices are kept this long (``status`` counts them), without their text.
 KEEP_DELIVERED = timedelta(days=30)
 # Buffers that ended this long ago are never looked at again (nothing before now is
@@ -178,7 +186,7 @@ class State:
                 self.db.execute("PRAGMA synchronous=FULL")
                 self._migrate()
             elif version > SCHEMA_VERSION:
-                raise StateError(path, "written by a newer caldaemon")
+                raise NewerStateError(path, version)
             elif version < SCHEMA_VERSION:
                 # An older file that the daemon has not upgraded yet: read an upgraded
                 # copy in memory, never the file in place.
@@ -213,7 +221,7 @@ class State:
         with self._errors():
             version = self.found_version = self.schema_version()
             if version > SCHEMA_VERSION:
-                raise StateError(location, f"written by a newer caldaemon (schema {version})")
+                raise NewerStateError(location, version)
             if memory_copy or (read_only and version < SCHEMA_VERSION):
                 # A dry run, or a database the daemon has not upgraded yet: an in-memory
                 # SQLite copy, the server's rows in the schema of their version, upgraded.
@@ -268,9 +276,7 @@ class State:
                 )
                 version = self.schema_version()
                 if version > SCHEMA_VERSION:
-                    raise StateError(
-                        self.location, f"written by a newer caldaemon (schema {version})"
-                    )
+                    raise NewerStateError(self.location, version)
                 for number in range(version, target):
                     for statement in MIGRATIONS[number].split(";"):
                         if statement.strip():
