@@ -39,7 +39,7 @@ from caldaemon.providers.ics.series import (
     rule_steps,
     too_many,
 )
-from caldaemon.providers.ics.text import EventText
+from caldaemon.providers.ics.text import EventText, declined
 from caldaemon.providers.ics.zones import fix_zones
 
 # A file can make a warning per event; past this many, the rest are counted, not listed.
@@ -315,7 +315,9 @@ class Reader:
         if known is None:
             # What all occurrences of a VEVENT share: its text, and how far a moved
             # instance with RANGE=THISANDFUTURE shifts the ones it generates.
-            text = EventText(adapter.vevent, cancelled, self._declined(adapter.vevent))
+            text = EventText(
+                adapter.vevent, cancelled, declined(adapter.vevent, self.self_addresses)
+            )
             shift = adapter.move_recurrences_by if recurring else timedelta(0)
             known = texts[id(adapter)] = (text, shift)
         text, shift = known
@@ -373,17 +375,6 @@ class Reader:
             u = self._moment(value).astimezone(UTC)
             return f"{u.year}{u.month:02}{u.day:02}T{u.hour:02}{u.minute:02}{u.second:02}Z"
         return f"{value.year}{value.month:02}{value.day:02}"
-
-    def _declined(self, vevent: icalendar.Component) -> bool:
-        if not self.self_addresses:
-            return False
-        attendees = vevent.get("ATTENDEE", [])
-        for attendee in attendees if isinstance(attendees, list) else [attendees]:
-            address = str(attendee).lower().removeprefix("mailto:")
-            partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "")).upper()
-            if address in self.self_addresses and partstat == "DECLINED":
-                return True
-        return False
 
     def _anonymous_id(self, vevent: icalendar.Component) -> str:
         """Events without a UID (RFC 5545 §3.8.4.7 requires one, some exporters omit it):

@@ -43,6 +43,20 @@ class EventText:
         self.etag = buffer_etag(vevent) if marker is not None else None
 
 
+def declined(vevent: icalendar.Component, self_addresses: frozenset[str]) -> bool:
+    """Whether one of the clinician's addresses (lower case) declined the event: its
+    ATTENDEE with PARTSTAT=DECLINED (RFC 5545 §3.2.12)."""
+    if not self_addresses:
+        return False
+    attendees = vevent.get("ATTENDEE", [])
+    for attendee in attendees if isinstance(attendees, list) else [attendees]:
+        address = str(attendee).lower().removeprefix("mailto:")
+        partstat = str(getattr(attendee, "params", {}).get("PARTSTAT", "")).upper()
+        if address in self_addresses and partstat == "DECLINED":
+            return True
+    return False
+
+
 def categories(vevent: icalendar.Component) -> tuple[str, ...]:
     found: list[str] = []
     values = vevent.get("CATEGORIES", [])
