@@ -181,3 +181,19 @@ def test_an_old_row_that_resolved_before_the_upgrade_is_still_announced_by_its_f
     assert sorted(r.violation.fingerprint for r in resolved) == sorted(
         v.fingerprint for v in judged
     )
+
+
+def test_a_reader_of_a_state_of_schema_6_sees_its_violations_and_leaves_it_at_6(
+    location: Location,
+) -> None:
+    # ``status`` before the daemon has upgraded the state: an upgraded copy is read.
+    judged = late_session_violations()
+    _schema_6_with(location, judged, notified=False)
+    reader = State(location, read_only=True)
+    with reader.read() as tables:
+        old = tables.violations.all_open()
+    reader.close()
+    assert sorted(r.violation.fingerprint for r in old) == sorted(v.fingerprint for v in judged)
+    again = State(location, read_only=True)
+    assert again.found_version == 6
+    again.close()
