@@ -83,9 +83,9 @@ def _merge_same_session(violations: Sequence[Violation]) -> list[_Draft]:
     for v in violations:
         key: str | None = None
         if v.rule in _PER_SESSION:
-            # Read back from state (digests, resolved lines) a violation has no subject:
-            # state keeps the fingerprint made from it. Its session unknown, it stands
-            # alone rather than merging with every other such violation under "".
+            # A violation recorded in state before schema 7 is read back (digests,
+            # resolved lines) without its subject. Its session unknown, it stands alone
+            # rather than merging with every other such violation under "".
             key = v.subject or None
         elif v.rule == "buffers" and v.subject in by_gap:
             key = by_gap[v.subject].subject  # folded into the back-to-back line
