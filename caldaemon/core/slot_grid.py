@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from caldaemon.core.intervals import Intervals
 from caldaemon.core.policy import ClassificationSettings
 from caldaemon.core.rules.context import Context, Session
+from caldaemon.core.rules.counts import load
 from caldaemon.core.rules.hours import is_day_off, minute_of_day
 from caldaemon.core.rules.registry import rules_on
 from caldaemon.model import Severity
@@ -164,7 +165,7 @@ class Grid:
             (
                 "max_daily_load",
                 rules.max_daily_load,
-                sum(weights[s.level] for s in sessions) + weights[level],
+                load(ctx, sessions) + weights[level],
             ),
         ]
         after += [

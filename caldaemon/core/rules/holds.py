@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from caldaemon.core.rules.buffers import BusyIndex
 from caldaemon.core.rules.context import Context, Session
+from caldaemon.core.rules.counts import load
 from caldaemon.core.rules.hours import is_day_off
 from caldaemon.model import Buffer, Kind
 
@@ -54,9 +55,7 @@ def _day_full(ctx: Context, sessions: list[Session]) -> bool:
     rules = ctx.clinician.rules
     if rules.max_sessions_per_day is not None and len(sessions) >= rules.max_sessions_per_day:
         return True
-    weights = ctx.classification.weights
-    load = sum(weights[s.level] for s in sessions)
-    return rules.max_daily_load is not None and load >= rules.max_daily_load
+    return rules.max_daily_load is not None and load(ctx, sessions) >= rules.max_daily_load
 
 
 def _week_full(ctx: Context, week: date, sessions: list[Session]) -> list[tuple[date, str]]:
