@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 from caldaemon.core.intervals import Intervals
 from caldaemon.core.policy import ClassificationSettings
-from caldaemon.core.rules.context import Context, Session
-from caldaemon.core.rules.counts import load
+from caldaemon.core.rules.context import Context
+from caldaemon.core.rules.counts import at_level, load, week_sessions
 from caldaemon.core.rules.hours import is_day_off, minute_of_day
 from caldaemon.core.rules.registry import rules_on
 from caldaemon.model import Severity
@@ -70,9 +70,6 @@ class Grid:
     def __post_init__(self) -> None:
         self.on = errors_on(self.ctx)
         self.tz = self.ctx.tz
-        self.week_sessions: dict[date, list[Session]] = {}
-        for session in self.ctx.sessions:
-            self.week_sessions.setdefault(self.ctx.week_start(session.day), []).append(session)
 
     def starts(self) -> Iterator[datetime]:
         """The starts left, in time order (UTC)."""
@@ -143,13 +140,9 @@ class Grid:
         week past, when its violation is an error (each rule: "more than allowed")."""
         ctx, rules, level = self.ctx, self.ctx.clinician.rules, self.level
         sessions = ctx.sessions_by_day.get(day, [])
-        in_week = self.week_sessions.get(ctx.week_start(day), [])
+        in_week = week_sessions(ctx, ctx.week_start(day))
         weights = self.classification.weights
         worked = {s.day for s in in_week}
-
-        def at(found: list[Session], threshold: str) -> int:
-            return sum(1 for s in found if ctx.at_least(s.level, threshold))
-
         # The week's limits first: they close every day of it, the better reason to give.
         after: list[tuple[str, int | None, int]] = [
             ("max_sessions_per_week", rules.max_sessions_per_week, len(in_week) + 1),
@@ -157,7 +150,7 @@ class Grid:
         ]
         reached = [(t, lim) for t, lim in rules.level_limits.items() if ctx.at_least(level, t)]
         after += [
-            ("level_limits.max_per_week", lim.max_per_week, at(in_week, t) + 1)
+            ("level_limits.max_per_week", lim.max_per_week, len(at_level(ctx, in_week, t)) + 1)
             for t, lim in reached
         ]
         after += [
@@ -169,7 +162,8 @@ class Grid:
             ),
         ]
         after += [
-            ("level_limits.max_per_day", lim.max_per_day, at(sessions, t) + 1) for t, lim in reached
+            ("level_limits.max_per_day", lim.max_per_day, len(at_level(ctx, sessions, t)) + 1)
+            for t, lim in reached
         ]
         for rule, limit, value in after:
             if rule not in self.on or limit is None or value <= limit:
