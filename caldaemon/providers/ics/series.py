@@ -133,15 +133,22 @@ class Series(recurring_ical_events.Series):
         """Whether the series and the span are of the kind :meth:`between`'s shorter path
         reads exactly as the library does: a VEVENT that is not a moved instance, and
         aware datetimes (no pytz, whose zones need ``normalize`` after arithmetic) for
-        its start and end and the span's, each in order."""
+        its start and end and the span's, the span in order.
+
+        dateutil's rruleset yields DTSTART and each RDATE as they are given (its rule's
+        own times have fold=0), and the library adds ``timedelta(0)`` to every start it
+        yields, which sets fold to 0: a fold=1 start (the second 01:30 of a night the
+        clocks go back, as X-WR-TIMEZONE's ``astimezone`` makes of a UTC DTSTART) comes
+        out an hour earlier there, so such a series goes the library's way too."""
         recurrence = self.recurrence
         if not recurrence.has_core or self.this_and_future or recurrence.replace_ends:
             return False
         core = recurrence.core
         times = (core.start, core.end, span_start, span_stop)
+        given = (recurrence.start, *recurrence.rdates)
         return (
             all(isinstance(t, datetime) and _zoneinfo_like(t.tzinfo) for t in times)
-            and core.start <= core.end
+            and all(_zoneinfo_like(t.tzinfo) and not t.fold for t in given)
             and span_start < span_stop  # an empty span has rules of its own
         )
 

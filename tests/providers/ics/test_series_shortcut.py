@@ -59,12 +59,19 @@ def _expanded(
     return [
         (
             next(i for i, v in enumerate(vevents) if v is o.adapter.vevent),
-            o.start,
-            o.end,
+            _exactly(o.start),
+            _exactly(o.end),
             o.generated,
         )
         for o in found
     ]
+
+
+def _exactly(value: date | datetime) -> tuple[date | datetime, str]:
+    """A time and its repr: two aware times of one zone are equal when their wall times
+    are, whatever their fold, so a start an hour off in the repeated hour needs the repr
+    (which shows fold=1) to tell."""
+    return value, repr(value)
 
 
 def _series_of(data: bytes, window: Window) -> list[list[Adapter]]:
@@ -131,6 +138,25 @@ def test_the_shortcut_is_taken_for_a_weekly_series_with_moved_and_cancelled_inst
     weekly = [s for s in series if s.recurrence.has_core and "RRULE" in s.recurrence.core.vevent]
     assert len(weekly) == 20
     assert all(s._plain_times(window.start, window.end) for s in weekly)
+
+
+def test_a_series_starting_in_the_repeated_hour_with_fold_1_expands_as_the_library_does() -> None:
+    """X-WR-TIMEZONE turns a UTC DTSTART into local time with ``astimezone``, which marks
+    the second 01:30 of the night the clocks go back with fold=1; the library yields that
+    first start with fold=0 (an hour earlier), and so must the shortcut."""
+    data = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n"
+        b"X-WR-TIMEZONE:America/New_York\r\n"
+        b"BEGIN:VEVENT\r\nUID:f@x\r\nDTSTAMP:20260101T000000Z\r\n"
+        b"DTSTART:20261101T063000Z\r\nDTEND:20261101T072000Z\r\n"
+        b"RRULE:FREQ=DAILY;COUNT=3\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    zone = ZoneInfo("America/New_York")
+    start = datetime(2026, 10, 31, tzinfo=zone)
+    assert _same_both_ways(data, start, start + timedelta(days=5)) == 3
+    in_utc = ZoneInfo("UTC")
+    near = datetime(2026, 11, 1, 6, 25, tzinfo=in_utc)
+    assert _same_both_ways(data, near, near + timedelta(minutes=10)) == 1
 
 
 # -- generated series -------------------------------------------------------------------
