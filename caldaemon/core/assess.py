@@ -96,7 +96,7 @@ def evaluate(
             violations.extend(check(ctx))
     busy = BusyIndex(ctx)
     buffers, no_room = plan_buffers(ctx, busy)
-    holds = plan_holds(ctx, busy)
+    holds = plan_holds(ctx, busy, buffers)
     violations.extend(no_room)
     violations.sort(key=attrgetter("date", "start", "rule", "subject"))
     return Evaluation(tuple(violations), tuple(buffers), tuple(holds))

@@ -44,9 +44,6 @@ class BusyIndex:
         # search looks at the blocks from there on, not at all of them (holds ask
         # thousands of times, with a block planned after each session of the year).
         self.longest = timedelta(0)
-        # Blocks taken but not yet in ``planned``: the buffers, and their UTC starts and
-        # ends. Most clinicians plan no holds, and nothing then asks about them.
-        self.pending: tuple[list[Buffer], list[datetime], list[datetime]] = ([], [], [])
 
     def overlaps(self, start: datetime, end: datetime) -> bool:
         return self.busy_between(start.astimezone(UTC), end.astimezone(UTC))
@@ -88,7 +85,6 @@ class BusyIndex:
         self, utc_start: datetime, utc_end: datetime
     ) -> list[tuple[datetime, datetime, datetime, datetime]]:
         """The planned blocks that overlap [utc_start, utc_end), in their order."""
-        self._settle()
         planned = self.planned
         if not planned:  # while buffers are planned: they never block each other
             return []
@@ -98,7 +94,6 @@ class BusyIndex:
 
     def take(self, start: datetime, end: datetime) -> None:
         """A block planned here is busy for what is planned after it."""
-        self._settle()
         utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
         block = (utc_start, utc_end, start, end)
         at = bisect_right(self.planned, block)  # after its equals, as insort puts it
@@ -106,25 +101,11 @@ class BusyIndex:
         self.planned_starts.insert(at, utc_start)
         self.longest = max(self.longest, utc_end - utc_start)
 
-    def take_all(
-        self, buffers: list[Buffer], utc_starts: list[datetime], utc_ends: list[datetime]
-    ) -> None:
-        """Buffers, with their UTC starts and ends, busy for what is planned after them."""
-        pending_buffers, pending_starts, pending_ends = self.pending
-        pending_buffers += buffers
-        pending_starts += utc_starts
-        pending_ends += utc_ends
-
-    def _settle(self) -> None:
-        """The blocks taken with :meth:`take_all`, into ``planned``."""
-        buffers, utc_starts, utc_ends = self.pending
+    def take_all(self, buffers: list[Buffer]) -> None:
+        """:meth:`take` for each of ``buffers``."""
         if not buffers:
             return
-        blocks = [
-            (utc_start, utc_end, buffer.start, buffer.end)
-            for buffer, utc_start, utc_end in zip(buffers, utc_starts, utc_ends, strict=True)
-        ]
-        self.pending = ([], [], [])
+        blocks = [(b.start.astimezone(UTC), b.end.astimezone(UTC), b.start, b.end) for b in buffers]
         # One sort instead of an insort each: sorting is stable, so equal blocks keep the
         # order one insort after another would give them.
         self.planned += blocks
@@ -163,8 +144,7 @@ def _wanted(ctx: Context, rules: list[BufferRule], level: str) -> tuple[_Wanted,
 
 def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Violation]]:
     """The buffers wanted around the sessions from now to the horizon's end, and the
-    ``buffers`` violations and warnings of those without room. The buffers are then busy
-    in ``busy`` for what is planned after them (holds)."""
+    ``buffers`` violations and warnings of those without room."""
     rules = list(ctx.clinician.rules.buffers)
     if not rules:
         return [], []
@@ -174,8 +154,6 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
     local_now = ctx.now.tzinfo is tz
     now = ctx.now if local_now else ctx.now.astimezone(UTC)
     buffers: list[Buffer] = []
-    utc_starts: list[datetime] = []
-    utc_ends: list[datetime] = []
     violations: list[Violation] = []
     # The rules a level reaches, chosen once per level (there are a handful of levels
     # and tens of thousands of sessions in a year).
@@ -198,7 +176,7 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
                     violations.append(problem)
                 if placed is None:
                     continue
-                utc_start, utc_end = placed.start.astimezone(UTC), placed.end.astimezone(UTC)
+                utc_start = placed.start.astimezone(UTC)
             else:  # nothing else there: the whole length (most buffers)
                 placed = _buffer(
                     ctx, session, want, utc_start.astimezone(tz), utc_end.astimezone(tz)
@@ -207,9 +185,6 @@ def plan_buffers(ctx: Context, busy: BusyIndex) -> tuple[list[Buffer], list[Viol
             # excepted); holds, planned after them, never cover them.
             if (placed.start if local_now else utc_start) >= now:
                 buffers.append(placed)
-                utc_starts.append(utc_start)
-                utc_ends.append(utc_end)
-    busy.take_all(buffers, utc_starts, utc_ends)
     return buffers, violations
 
 

@@ -27,10 +27,12 @@ from caldaemon.model import Buffer, Kind
 SHORTEST_HOLD = timedelta(minutes=15)
 
 
-def plan_holds(ctx: Context, busy: BusyIndex) -> list[Buffer]:
+def plan_holds(ctx: Context, busy: BusyIndex, buffers: list[Buffer]) -> list[Buffer]:
+    """The holds over protected time, around ``busy`` and the ``buffers`` planned."""
     protect = ctx.clinician.rules.protect
     if protect is None or ctx.clinician.buffers_to is None:
         return []
+    busy.take_all(buffers)  # holds never cover a buffer
     holds: list[Buffer] = []
     full: dict[date, str] = {}
     if protect.full_days:
