@@ -213,11 +213,20 @@ def series_text(draw: st.DrawFn) -> tuple[bytes, datetime]:
         until_date=f"{until:%Y%m%d}",
         until_local=_stamp(until),
     )
+    # X-WR-TIMEZONE (Google, Apple exports): a UTC DTSTART (and UTC EXDATEs and
+    # RECURRENCE-IDs) read in that zone; the later of two equal wall times, so the
+    # DTSTART is fold=1 in the repeated hour of the night the clocks go back.
+    x_wr = draw(st.integers(0, 3)) == 0
+    if x_wr:
+        in_utc = first.replace(tzinfo=ZoneInfo(zone), fold=1).astimezone(ZoneInfo("UTC"))
+        dtstart = f"DTSTART:{_stamp(in_utc)}Z"
+    else:
+        dtstart = f"DTSTART;TZID={zone}:{_stamp(first)}"
     master = [
         "BEGIN:VEVENT",
         "UID:s@x",
         "DTSTAMP:20260101T000000Z",
-        f"DTSTART;TZID={zone}:{_stamp(first)}",
+        dtstart,
         draw(
             st.sampled_from(
                 [
@@ -254,6 +263,7 @@ def series_text(draw: st.DrawFn) -> tuple[bytes, datetime]:
             block.append("RRULE:FREQ=DAILY;COUNT=2")
         blocks.append([*block, "END:VEVENT"])
     lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//EN"]
+    lines += [f"X-WR-TIMEZONE:{zone}"] if x_wr else []
     lines += [line for block in blocks for line in block] + ["END:VCALENDAR", ""]
     span_start = datetime.combine(day, time()) + timedelta(hours=draw(st.integers(-30, 200)))
     return "\r\n".join(lines).encode(), span_start.replace(tzinfo=ZoneInfo(zone))
