@@ -201,12 +201,8 @@ def _session(
     signals: _Signals,
     marks: Mapping[str, str] | None,
 ) -> Classified:
-    mark = (
-        marks.get(event.key)
-        or (marks.get(f"{event.calendar}/{event.series}") if event.series else None)
-        if marks  # most clinicians mark nothing: no keys to make for each event
-        else None
-    )
+    # Most clinicians mark nothing: no keys to make for each event.
+    mark = _mark(event, settings, marks) if marks else None
     if mark is not None:
         return Classified(event, Kind.SESSION, mark, f"marked {mark}", signals.accepted)
     # Worked out once for the events that share these signals (a series, above all).
@@ -216,6 +212,17 @@ def _session(
         verdict = signals.verdicts[seen] = _verdict(event, settings, signals)
     kind, level, why = verdict
     return Classified(event, kind, level, why, signals.accepted)
+
+
+def _mark(event: Event, settings: ClassificationSettings, marks: Mapping[str, str]) -> str | None:
+    """The level ``caldaemon mark`` gave the event, else its series. A mark whose level the
+    config no longer has (a level renamed or removed since) counts as no mark: the event
+    is classified as if unmarked, never compared with levels that have no rank."""
+    for key in (event.key, f"{event.calendar}/{event.series}" if event.series else None):
+        level = marks.get(key) if key is not None else None
+        if level is not None and level in settings.levels:
+            return level
+    return None
 
 
 def _verdict(

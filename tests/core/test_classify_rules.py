@@ -91,6 +91,15 @@ def test_a_mark_on_the_series_marks_every_occurrence_and_one_on_an_instance_only
     assert classify(second, SETTINGS, marks=one).level == "low"
 
 
+def test_a_mark_whose_level_the_config_no_longer_has_counts_as_no_mark():
+    first = dataclasses.replace(appointment("EMDR #heavy", series="weekly"), id="weekly@1")
+    stale = {first.key: "extreme"}
+    assert classify(first, SETTINGS, marks=stale).level == classify(first, SETTINGS).level
+    # A stale mark on the occurrence leaves the series' mark in force.
+    both = {first.key: "extreme", "practice/weekly": "low"}
+    assert classify(first, SETTINGS, marks=both).level == "low"
+
+
 def test_a_mark_makes_an_event_nothing_else_calls_a_session_a_session():
     lunch = session(MONDAY, "12:00", "12:50", "Lunch with Sam")
     assert classify(lunch, SETTINGS).kind is Kind.OTHER
