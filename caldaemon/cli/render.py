@@ -62,33 +62,51 @@ def hold_json(b: Buffer) -> dict[str, Any]:
     }
 
 
+# The lists of ``check --json``, in the order they are written.
+CHECK_LISTS = ("violations", "buffers", "holds", "incomplete", "warnings", "errors")
+
+
 def check_json(now: datetime, results: list[Assessment[ClinicianSettings]]) -> str:
+    return check_json_joined(now, [check_json_items(results)])
+
+
+def check_json_items(results: list[Assessment[ClinicianSettings]]) -> dict[str, str]:
+    """Each of :data:`CHECK_LISTS` for ``results``, as the JSON of its items without the
+    brackets: what :func:`check_json_joined` puts together, so clinicians judged in
+    several processes print what one process prints."""
     judged = [r for r in results if not r.errors]
+    lists: dict[str, list[Any]] = {
+        "violations": [
+            violation_json(v, group)
+            for r in judged
+            for group, grouped in groups(r.evaluation.violations, r.clinician.tz)
+            for v in grouped
+        ],
+        "buffers": [buffer_json(b) for r in judged for b in r.evaluation.buffers],
+        "holds": [hold_json(b) for r in judged for b in r.evaluation.holds],
+        # Clinicians with a calendar that could not be read: judged on nothing.
+        "incomplete": [
+            {"clinician": r.clinician.id, "calendar": e.calendar, "error": str(e)}
+            for r in results
+            for e in r.errors
+        ],
+        "warnings": [w for r in results for w in r.warnings],
+        "errors": [str(e) for r in results for e in r.errors],
+    }
     # Compact: json's C encoder only runs without indent, and a year of a practice is
     # tens of thousands of records (pipe through `jq` to read it). No cycle check: the
     # tree is built here and has none, and the check costs a lookup per record.
-    return json.dumps(
-        {
-            "now": now.isoformat(),
-            "violations": [
-                violation_json(v, group)
-                for r in judged
-                for group, grouped in groups(r.evaluation.violations, r.clinician.tz)
-                for v in grouped
-            ],
-            "buffers": [buffer_json(b) for r in judged for b in r.evaluation.buffers],
-            "holds": [hold_json(b) for r in judged for b in r.evaluation.holds],
-            # Clinicians with a calendar that could not be read: judged on nothing.
-            "incomplete": [
-                {"clinician": r.clinician.id, "calendar": e.calendar, "error": str(e)}
-                for r in results
-                for e in r.errors
-            ],
-            "warnings": [w for r in results for w in r.warnings],
-            "errors": [str(e) for r in results for e in r.errors],
-        },
-        check_circular=False,
-    )
+    return {name: json.dumps(items, check_circular=False)[1:-1] for name, items in lists.items()}
+
+
+def check_json_joined(now: datetime, parts: list[dict[str, str]]) -> str:
+    """The JSON object of ``check --json`` from :func:`check_json_items` of consecutive
+    groups of clinicians: json separates items with ", " at any depth."""
+    fields = [f'"now": {json.dumps(now.isoformat())}']
+    for name in CHECK_LISTS:
+        items = ", ".join(part[name] for part in parts if part[name])
+        fields.append(f'"{name}": [{items}]')
+    return "{" + ", ".join(fields) + "}"
 
 
 def _fact_line(fact: Fact) -> str:
@@ -101,6 +119,15 @@ def _fact_line(fact: Fact) -> str:
 
 
 def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
+    return check_text_joined([check_lines(results)])
+
+
+def check_text_joined(parts: list[list[str]]) -> str:
+    """The text of ``check`` from :func:`check_lines` of consecutive groups of clinicians."""
+    return "\n".join(line for part in parts for line in part).rstrip() + "\n"
+
+
+def check_lines(results: list[Assessment[ClinicianSettings]]) -> list[str]:
     lines: list[str] = []
     for result in results:
         tz, who = result.clinician.tz, result.clinician.who
@@ -159,7 +186,7 @@ def check_text(results: list[Assessment[ClinicianSettings]]) -> str:
                     f"{clock(b.end.astimezone(tz))}  {b.title}"
                 )
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def events_json(now: datetime, results: list[Assessment[ClinicianSettings]], redact: bool) -> str:
