@@ -63,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows.append(
             _row(
+                f"`caldaemon check --json` as a command, wall time: one process vs {e['jobs']} "
+                "(`--jobs`)",
+                f"{e['wall_one_s']:.2f} s vs {e['wall_jobs_s']:.2f} s "
+                f"({e['wall_one_s'] / e['wall_jobs_s']:.2f}× faster)",
+                "—",
+                "—",
+            )
+        )
+        rows.append(
+            _row(
                 "pure rule evaluation (normalized events)",
                 f"{e['events_per_s']:,.0f} events/s ({e['events']:,} events in "
                 f"{e['evaluate_s']:.2f} s)",
