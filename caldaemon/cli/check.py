@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from caldaemon.core.assess import Assessment
 
 # Processes ``check`` judges clinicians in, at most: each holds a copy of the config and
-# its clinicians' year in memory (a year of a 40-clinician practice: 2.9 s in one
-# process, 1.9 s in two on 2 cores; benchmarks/RESULTS.md).
+# its clinicians' year in memory (a year of a 40-clinician practice: 3.4 s in one
+# process, 2.0 s in two on 2 cores; benchmarks/RESULTS.md).
 MAX_JOBS = 8
 
 
