@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -108,8 +109,22 @@ def _judge_in_parallel(settings: Settings, now: datetime, jobs: int, as_json: bo
     runs = [ids[i : i + size] for i in range(0, len(ids), size)]
     _SHARED.update(settings=settings, now=now, as_json=as_json)
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(len(runs), mp_context=context) as pool:
-        return list(pool.map(_judge_shared, runs))
+    with ProcessPoolExecutor(len(runs), mp_context=context, initializer=_leave_ctrl_c) as pool:
+        try:
+            return list(pool.map(_judge_shared, runs))
+        except KeyboardInterrupt:
+            # Stopped now rather than after their reads; the pool then ends at once.
+            for process in multiprocessing.active_children():
+                process.terminate()
+            raise
+
+
+def _leave_ctrl_c() -> None:
+    """Each process of a parallel ``check`` leaves Ctrl-C to the one that prints: a
+    KeyboardInterrupt in a process waiting for work (python 3.11) can leave the pool's
+    queue lock taken, and the command then hung with every process waiting on it, or
+    printed their tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _jobs(requested: int | None, settings: Settings, clinician_id: str | None) -> int:
