@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
 # its clinicians' year in memory (a year of a 40-clinician practice: 3.4 s in one
 # process, 2.0 s in two on 2 cores; benchmarks/RESULTS.md).
 MAX_JOBS = 8
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def _print_problems(results: list[Assessment[ClinicianSettings]]) -> int:
@@ -97,7 +97,12 @@ def _judge_shared(ids: list[str | None]) -> _Shown:
     try:
         return _judge(_SHARED["settings"], _SHARED["now"], ids, _SHARED["as_json"])
     except Error as exc:  # caldaemon's errors do not all survive pickling
-        return _Shown({}, [], [], unread=False, errors=False, failure=(str(exc), exc.exit_code))
+        failure = (str(exc), exc.exit_code)
+    except Exception:  # a bug: its traceback, and exit 1, as Python's own ends one process
+        import traceback
+
+        failure = (traceback.format_exc().rstrip(), 1)
+    return _Shown({}, [], [], unread=False, errors=False, failure=failure)
 
 
 def _judge_in_parallel(settings: Settings, now: datetime, jobs: int, as_json: bool) -> list[_Shown]:
@@ -107,7 +112,11 @@ def _judge_in_parallel(settings: Settings, now: datetime, jobs: int, as_json: bo
     ids: list[str | None] = [c.id for c in settings.clinicians]
     size = -(-len(ids) // jobs)
     runs = [ids[i : i + size] for i in range(0, len(ids), size)]
-    _SHARED.update(settings=settings, now=now, as_json=as_json)
+    # Imported here: `caldaemon --help` and a one-process check never need them.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _SHARED.update(settings=settings, now=now, as_json=as_json, parent=os.getpid())
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(len(runs), mp_context=context, initializer=_leave_ctrl_c) as pool:
         try:
@@ -123,15 +132,25 @@ def _leave_ctrl_c() -> None:
     """Each process of a parallel ``check`` leaves Ctrl-C to the one that prints: a
     KeyboardInterrupt in a process waiting for work (python 3.11) can leave the pool's
     queue lock taken, and the command then hung with every process waiting on it, or
-    printed their tracebacks."""
+    printed their tracebacks. And it ends with that process: killed alone (``kill``, a
+    CI runner's timeout, the OOM killer), it would leave them waiting for work forever,
+    holding the pipe a ``| jq`` reads from (prctl(2) PR_SET_PDEATHSIG)."""
+    import ctypes
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != _SHARED["parent"]:  # it ended before the line above
+        os._exit(1)
 
 
 def _jobs(requested: int | None, settings: Settings, clinician_id: str | None) -> int:
     """How many processes judge the clinicians: one for one clinician, else ``--jobs``,
     else one per CPU (up to 8). Processes are forked, which only Linux does safely."""
     many = len(settings.clinicians) if clinician_id is None else 1
-    if many < 2 or not sys.platform.startswith("linux"):
+    # A fork copies one thread: never from a process where others run (a caller that
+    # runs the command in its own process).
+    if many < 2 or not sys.platform.startswith("linux") or threading.active_count() > 1:
         return 1
     if requested is not None:
         return max(1, min(requested, many))
@@ -147,7 +166,8 @@ def _jobs(requested: int | None, settings: Settings, clinician_id: str | None) -
     "--jobs",
     type=click.IntRange(1, 64),
     default=None,
-    help="Clinicians judged in this many processes at once (default: one per CPU, up to 8).",
+    help="Clinicians judged in this many processes at once (default: one per CPU, up to 8; "
+    "Linux only, elsewhere one process).",
 )
 @user_errors
 def check(
