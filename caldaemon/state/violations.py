@@ -16,16 +16,20 @@ from caldaemon.state.dialect import Connection, Row
 @dataclass(frozen=True)
 class ViolationRecord:
     """A violation as state remembers it: the one that was judged, with its subject and
-    phrase, so ``violation.fingerprint == fingerprint`` and a digest merges and words
-    its lines as ``check`` does."""
+    phrase, so a digest merges and words its lines as ``check`` does."""
 
-    fingerprint: str
     violation: Violation
     first_seen: datetime
     last_seen: datetime
     last_notified: datetime | None
     resolved_at: datetime | None
     resolution_notified: bool
+
+    @property
+    def fingerprint(self) -> str:
+        """The key of its row: the violation's own (for a row from before schema 7, the
+        stored one, see :func:`_record`)."""
+        return self.violation.fingerprint
 
 
 def _record(row: Row) -> ViolationRecord:
@@ -51,7 +55,6 @@ def _record(row: Row) -> ViolationRecord:
         # merged listing (caldaemon.core.facts) and, with no phrase, says its message.
         object.__setattr__(violation, "fingerprint", row["fingerprint"])
     return ViolationRecord(
-        fingerprint=row["fingerprint"],
         violation=violation,
         first_seen=parse_iso(row["first_seen"]),
         last_seen=parse_iso(row["last_seen"]),
